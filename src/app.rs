@@ -1,0 +1,77 @@
+//! Building and running the service: connect to MongoDB, create indexes, open
+//! every route's change stream, bind the listener, then serve until the
+//! shutdown future completes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::StartupError;
+use crate::gateway::{routes, Context};
+use crate::registry::Registry;
+use crate::relay::Relay;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// How long shutdown waits for sessions to send their close frames.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    context: Arc<Context>,
+    relay: Relay,
+}
+
+impl Application {
+    /// Connects, prepares the database and opens the change streams; the
+    /// listener is bound last, so a client that connects is served for real.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let store = Store::connect(&settings.mongo).await?;
+        store.ensure_indexes().await?;
+        let registry = Arc::new(Registry::default());
+        let shutdown = CancellationToken::new();
+        let relay = Relay::start(&settings.routes, &store, registry.clone(), shutdown.clone()).await?;
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).await?;
+        let address = listener.local_addr()?;
+        tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
+        let context = Arc::new(Context::new(store, registry, &settings, shutdown));
+        Ok(Application { listener, port: address.port(), context, relay })
+    }
+
+    /// The bound port, useful when `server.port` is 0.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) {
+        self.run(crate::shutdown::signal()).await
+    }
+
+    /// Serves until `stop` completes, then closes every client with 1001 and
+    /// stops the routes.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
+        let shutdown = self.context.shutdown.clone();
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                stop.await;
+                shutdown.cancel();
+            }
+        });
+        let server = warp::serve(routes::routes(self.context.clone()))
+            .incoming(self.listener)
+            .graceful(shutdown.clone().cancelled_owned());
+        server.run().await;
+        self.context.sessions.close();
+        if tokio::time::timeout(CLOSE_GRACE, self.context.sessions.wait()).await.is_err() {
+            tracing::warn!("some sessions did not close in time");
+        }
+        self.relay.stopped().await;
+        tracing::info!("stopped");
+    }
+}

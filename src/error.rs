@@ -1,0 +1,143 @@
+//! Error types of the library. `ErrorCode` is the public, stable list of codes
+//! that `error` frames carry (docs/protocol.md lists them); the other types
+//! describe start-up and storage failures and convert into codes at the edge.
+
+use std::fmt;
+
+/// Stable snake_case codes sent in `{"type":"error","code":...}` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    MalformedJson,
+    UnknownType,
+    InvalidField,
+    InvalidRoom,
+    NotJoined,
+    TooLarge,
+    TooDeep,
+    NotFound,
+    Forbidden,
+    Pending,
+    UnsupportedFrame,
+    DbUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::TooDeep => "too_deep",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Pending => "pending",
+            ErrorCode::UnsupportedFrame => "unsupported_frame",
+            ErrorCode::DbUnavailable => "db_unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request the gateway refuses: the code and a human-readable message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal { code, message: message.into() }
+    }
+}
+
+/// A configuration problem, always naming the key at fault.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), message: message.into() }
+    }
+}
+
+/// Failures of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("message not found")]
+    NotFound,
+    #[error("only the author may change a message")]
+    Forbidden,
+    #[error("the original send with this client_id is not committed yet")]
+    Pending,
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] mongodb::error::Error),
+    #[error("database error: {0}")]
+    Database(#[source] mongodb::error::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// Sorts a driver error into "try again later" and everything else.
+    pub fn from_driver(error: mongodb::error::Error) -> Self {
+        use mongodb::error::ErrorKind;
+        let unavailable =
+            matches!(
+                *error.kind,
+                ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+            ) || matches!(*error.kind, ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)))
+                || error.contains_label("RetryableWriteError")
+                || error.contains_label("TransientTransactionError");
+        if unavailable {
+            StoreError::Unavailable(error)
+        } else {
+            StoreError::Database(error)
+        }
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        let code = match &error {
+            StoreError::NotFound => ErrorCode::NotFound,
+            StoreError::Forbidden => ErrorCode::Forbidden,
+            StoreError::Pending => ErrorCode::Pending,
+            StoreError::Unavailable(_) => ErrorCode::DbUnavailable,
+            StoreError::Invalid(_) => ErrorCode::InvalidField,
+            StoreError::Database(_) => ErrorCode::Internal,
+        };
+        let message = match &error {
+            StoreError::Unavailable(_) => "the database is unavailable; nothing was written, retry".to_string(),
+            StoreError::Database(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        Refusal::new(code, message)
+    }
+}
+
+/// Failures while building the application.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot reach MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("cannot bind the listener: {0}")]
+    Bind(#[from] std::io::Error),
+}

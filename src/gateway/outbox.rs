@@ -1,0 +1,137 @@
+//! The per-connection ordering logic between the queue and the socket. While a
+//! join reads its replay, the room's live events are held; once the replay is
+//! ready the writer sends `joined`, the replay, then the held events, dropping
+//! any insert at or below the replay's high-water seq. That is what makes the
+//! seam between history and live events free of gaps and duplicates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warp::ws::Message;
+
+use crate::registry::{Change, Outbound, RoomEvent};
+
+enum RoomState {
+    Pending(Vec<Arc<RoomEvent>>),
+    Live { high_water: i64 },
+}
+
+/// What the writer should do after absorbing an item.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    /// More live events were held during a join than the queue may hold.
+    Overflow,
+}
+
+pub struct Outbox {
+    rooms: HashMap<String, RoomState>,
+    hold_limit: usize,
+}
+
+impl Outbox {
+    pub fn new(hold_limit: usize) -> Self {
+        Outbox { rooms: HashMap::new(), hold_limit }
+    }
+
+    /// Turns one queued item into the frames to write, in order, onto `out`.
+    pub fn absorb(&mut self, item: Outbound, out: &mut Vec<Message>) -> Verdict {
+        match item {
+            Outbound::Room(event) => match self.rooms.get_mut(&event.room) {
+                // Not (or no longer) joined: an event that raced a leave.
+                None => {}
+                Some(RoomState::Pending(held)) => {
+                    if held.len() >= self.hold_limit {
+                        return Verdict::Overflow;
+                    }
+                    held.push(event);
+                }
+                Some(RoomState::Live { high_water }) => deliver(&event, high_water, out),
+            },
+            Outbound::User(frame) | Outbound::Reply(frame) => out.push(frame),
+            Outbound::JoinStarted(room) => {
+                self.rooms.insert(room, RoomState::Pending(Vec::new()));
+            }
+            Outbound::JoinReady { room, frames, mut high_water } => {
+                out.extend(frames);
+                if let Some(RoomState::Pending(held)) = self.rooms.remove(&room) {
+                    for event in held {
+                        deliver(&event, &mut high_water, out);
+                    }
+                }
+                self.rooms.insert(room, RoomState::Live { high_water });
+            }
+            Outbound::JoinFailed { room, error } => {
+                self.rooms.remove(&room);
+                out.push(error);
+            }
+            Outbound::Left { room, frame } => {
+                self.rooms.remove(&room);
+                out.push(frame);
+            }
+        }
+        Verdict::Continue
+    }
+}
+
+/// Inserts are delivered once each, in seq order; edits and deletions always.
+fn deliver(event: &RoomEvent, high_water: &mut i64, out: &mut Vec<Message>) {
+    match event.change {
+        Change::Insert if event.seq <= *high_water => {}
+        Change::Insert => {
+            *high_water = event.seq;
+            out.push(event.frame.clone());
+        }
+        Change::Update => out.push(event.frame.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64, change: Change) -> Outbound {
+        let frame = Message::text(format!("{seq}{change:?}"));
+        Outbound::Room(Arc::new(RoomEvent { room: "r".into(), seq, change, frame }))
+    }
+
+    fn texts(out: &[Message]) -> Vec<&str> {
+        out.iter().map(|m| m.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn seam_has_no_gap_and_no_duplicate() {
+        let mut outbox = Outbox::new(10);
+        let mut out = Vec::new();
+        outbox.absorb(Outbound::JoinStarted("r".into()), &mut out);
+        outbox.absorb(event(3, Change::Insert), &mut out);
+        outbox.absorb(event(4, Change::Insert), &mut out);
+        outbox.absorb(event(2, Change::Update), &mut out);
+        assert!(out.is_empty(), "events of a pending room are held");
+        let frames = vec![Message::text("joined"), Message::text("2Insert"), Message::text("3Insert")];
+        outbox.absorb(Outbound::JoinReady { room: "r".into(), frames, high_water: 3 }, &mut out);
+        outbox.absorb(event(4, Change::Insert), &mut out);
+        outbox.absorb(event(5, Change::Insert), &mut out);
+        assert_eq!(texts(&out), ["joined", "2Insert", "3Insert", "4Insert", "2Update", "5Insert"]);
+    }
+
+    #[test]
+    fn events_of_rooms_not_joined_are_dropped() {
+        let mut outbox = Outbox::new(10);
+        let mut out = Vec::new();
+        outbox.absorb(event(1, Change::Insert), &mut out);
+        outbox.absorb(Outbound::JoinReady { room: "r".into(), frames: vec![], high_water: 1 }, &mut out);
+        outbox.absorb(Outbound::Left { room: "r".into(), frame: Message::text("left") }, &mut out);
+        outbox.absorb(event(2, Change::Insert), &mut out);
+        assert_eq!(texts(&out), ["left"]);
+    }
+
+    #[test]
+    fn holding_too_much_overflows() {
+        let mut outbox = Outbox::new(1);
+        let mut out = Vec::new();
+        outbox.absorb(Outbound::JoinStarted("r".into()), &mut out);
+        assert_eq!(outbox.absorb(event(1, Change::Insert), &mut out), Verdict::Continue);
+        assert_eq!(outbox.absorb(event(2, Change::Insert), &mut out), Verdict::Overflow);
+    }
+}

@@ -1,0 +1,67 @@
+//! HTTP routes (warp filters) and the mapping of every rejection to a JSON
+//! body, so a refused handshake always says why: `{"error":CODE,"message":TEXT}`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use super::{session, Context};
+use crate::auth::{authenticate, AuthError};
+
+/// Every route the server answers.
+pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let websocket = warp::path("ws")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_user(context.clone()))
+        .and(warp::ws())
+        .and(with_context(context))
+        .map(upgrade);
+    let healthz = warp::path("healthz")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| warp::reply::json(&json!({ "status": "ok" })));
+    websocket.or(healthz).recover(rejection_to_json)
+}
+
+fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,), Error = Infallible> + Clone {
+    warp::any().map(move || context.clone())
+}
+
+/// Authenticates before the upgrade, so a refused client gets an HTTP status.
+fn with_user(context: Arc<Context>) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+    warp::query::<HashMap<String, String>>().and_then(move |query: HashMap<String, String>| {
+        let result = authenticate(&context.auth, &query).map_err(warp::reject::custom);
+        async move { result }
+    })
+}
+
+fn upgrade(user: String, ws: warp::ws::Ws, context: Arc<Context>) -> impl Reply {
+    let limit = context.limits.max_frame_bytes;
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
+        let tracker = context.sessions.clone();
+        tracker.track_future(session::serve(socket, context, user))
+    })
+}
+
+async fn rejection_to_json(rejection: Rejection) -> Result<impl Reply, Infallible> {
+    let (status, code, message) = if let Some(error) = rejection.find::<AuthError>() {
+        (StatusCode::UNAUTHORIZED, "unauthorized", error.to_string())
+    } else if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not_found", "no such route".to_string())
+    } else if rejection.find::<warp::ws::MissingConnectionUpgrade>().is_some() {
+        (StatusCode::UPGRADE_REQUIRED, "upgrade_required", "GET /ws must be a WebSocket upgrade".to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed".to_string())
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        (StatusCode::BAD_REQUEST, "invalid_query", "the query string cannot be decoded".to_string())
+    } else {
+        (StatusCode::BAD_REQUEST, "bad_request", format!("{rejection:?}"))
+    };
+    let body = warp::reply::json(&json!({ "error": code, "message": message }));
+    Ok(warp::reply::with_status(body, status))
+}

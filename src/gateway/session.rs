@@ -1,0 +1,287 @@
+//! One WebSocket connection. The reader task decodes client frames and runs
+//! them against the store; the writer task owns the socket and drains the
+//! connection's bounded queue, batching frames (feed, then one flush). Live
+//! frames reach the queue from the relay only; a send is never echoed here.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+use warp::ws::{Message, WebSocket};
+
+use super::frames::{self, ClientFrame, ServerFrame};
+use super::outbox::{Outbox, Verdict};
+use super::Context;
+use crate::error::{ErrorCode, Refusal};
+use crate::registry::{CloseReason, Connection, Outbound};
+use crate::store::MessageDoc;
+
+/// Most queued items written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Serves one upgraded socket until either side closes it.
+pub async fn serve(socket: WebSocket, context: Arc<Context>, user: String) {
+    let (queue, queued) = mpsc::channel(context.limits.send_queue_frames);
+    let connection = Connection::new(context.next_connection_id(), user, queue);
+    let span = tracing::info_span!("connection", id = connection.id, user = %connection.user);
+    async move {
+        tracing::debug!("connected");
+        let (sink, stream) = socket.split();
+        context.registry.add_user(&connection);
+        let writer = tokio::spawn(
+            write_loop(sink, queued, connection.clone(), context.clone()).instrument(tracing::Span::current()),
+        );
+        let mut session = Session { context, connection, rooms: HashSet::new() };
+        session.read_loop(stream).await;
+        session.leave_everything();
+        // Wakes the writer if the client ended the conversation.
+        session.connection.closing().cancel();
+        let _ = writer.await;
+        tracing::debug!(reason = ?session.connection.close_reason(), "disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Session {
+    context: Arc<Context>,
+    connection: Arc<Connection>,
+    rooms: HashSet<String>,
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
+        let idle_timeout = self.context.server.idle_timeout;
+        let mut deadline = Instant::now() + idle_timeout;
+        let closing = self.connection.closing().clone();
+        let shutdown = self.context.shutdown.clone();
+        loop {
+            let incoming = tokio::select! {
+                biased;
+                _ = closing.cancelled() => return,
+                _ = shutdown.cancelled() => return self.connection.close(CloseReason::GoingAway),
+                _ = tokio::time::sleep_until(deadline) => return self.connection.close(CloseReason::IdleTimeout),
+                incoming = stream.next() => incoming,
+            };
+            let message = match incoming {
+                None => return,
+                Some(Err(error)) => {
+                    if let Some(reason) = close_reason_for(&error) {
+                        self.connection.close(reason);
+                    }
+                    return;
+                }
+                Some(Ok(message)) => message,
+            };
+            deadline = Instant::now() + idle_timeout;
+            if message.is_close() {
+                return;
+            }
+            if let Ok(text) = message.to_str() {
+                self.handle_text(text).await;
+            } else if message.is_binary() {
+                let refusal =
+                    Refusal::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text");
+                self.reply(frames::error(&refusal, None)).await;
+            }
+        }
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        let frame = match frames::decode(text) {
+            Ok(frame) => frame,
+            Err(rejected) => {
+                return self.reply(frames::error(&rejected.refusal, rejected.reference.as_ref())).await;
+            }
+        };
+        let reference = reference_of(&frame);
+        if let Err(refusal) = self.handle(frame).await {
+            self.reply(frames::error(&refusal, reference.as_ref())).await;
+        }
+    }
+
+    async fn handle(&mut self, frame: ClientFrame) -> Result<(), Refusal> {
+        match frame {
+            ClientFrame::Ping => self.reply(ServerFrame::Pong.encode()).await,
+            ClientFrame::Join { room, since } => self.join(room, since).await,
+            ClientFrame::Leave { room } => self.leave(room).await?,
+            ClientFrame::Send { room, client_id, body } => {
+                self.require_joined(&room)?;
+                let body = frames::body_to_bson(&body, &self.context.limits)?;
+                let ack = self.context.store.insert_message(&room, &self.connection.user, &client_id, body).await?;
+                self.reply(frames::ack(Some(&client_id), &ack)).await;
+            }
+            ClientFrame::Edit { room, id, body, client_id } => {
+                self.require_joined(&room)?;
+                let body = frames::body_to_bson(&body, &self.context.limits)?;
+                let ack = self.context.store.edit_message(&room, &id, &self.connection.user, body).await?;
+                self.reply(frames::ack(client_id.as_deref(), &ack)).await;
+            }
+            ClientFrame::Delete { room, id, client_id } => {
+                self.require_joined(&room)?;
+                let ack = self.context.store.delete_message(&room, &id, &self.connection.user).await?;
+                self.reply(frames::ack(client_id.as_deref(), &ack)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn require_joined(&self, room: &str) -> Result<(), Refusal> {
+        if self.rooms.contains(room) {
+            Ok(())
+        } else {
+            Err(Refusal::new(ErrorCode::NotJoined, format!("join room {room} first")))
+        }
+    }
+
+    /// Subscribes before reading the replay, so nothing committed in between is missed;
+    /// the writer drops what the replay already covered.
+    async fn join(&mut self, room: String, since: Option<i64>) {
+        self.connection.reply(Outbound::JoinStarted(room.clone())).await;
+        if self.rooms.insert(room.clone()) {
+            self.context.registry.join_room(&room, &self.connection);
+        }
+        match self.replay(&room, since).await {
+            Ok((frames, high_water)) => {
+                self.connection.reply(Outbound::JoinReady { room, frames, high_water }).await;
+            }
+            Err(refusal) => {
+                self.rooms.remove(&room);
+                self.context.registry.leave_room(&room, self.connection.id);
+                let reference = serde_json::json!({ "room": room });
+                let error = frames::error(&refusal, Some(&reference));
+                self.connection.reply(Outbound::JoinFailed { room, error }).await;
+            }
+        }
+    }
+
+    async fn replay(&self, room: &str, since: Option<i64>) -> Result<(Vec<Message>, i64), Refusal> {
+        let store = &self.context.store;
+        let current = store.current_seq(room).await?;
+        let cap = self.context.limits.max_replay;
+        let (after, recovered) = match since {
+            None => (current, false),
+            Some(since) if since > current => (current, false),
+            Some(since) if current - since > cap => (current - cap, false),
+            Some(since) => (since, true),
+        };
+        let mut frames = vec![ServerFrame::Joined { room, seq: current, recovered }.encode()];
+        if after < current {
+            for document in store.history(room, after, current).await? {
+                match MessageDoc::from_document(&document) {
+                    Ok(message) => frames.push(frames::message(message)),
+                    Err(why) => tracing::warn!(room, why, "stored document is not a message; not replayed"),
+                }
+            }
+        }
+        Ok((frames, current))
+    }
+
+    async fn leave(&mut self, room: String) -> Result<(), Refusal> {
+        self.require_joined(&room)?;
+        self.rooms.remove(&room);
+        self.context.registry.leave_room(&room, self.connection.id);
+        let frame = ServerFrame::Left { room: &room }.encode();
+        self.connection.reply(Outbound::Left { room, frame }).await;
+        Ok(())
+    }
+
+    fn leave_everything(&mut self) {
+        for room in self.rooms.drain() {
+            self.context.registry.leave_room(&room, self.connection.id);
+        }
+        self.context.registry.remove_user(&self.connection);
+    }
+
+    async fn reply(&self, frame: Message) {
+        self.connection.reply(Outbound::Reply(frame)).await;
+    }
+}
+
+fn reference_of(frame: &ClientFrame) -> Option<Value> {
+    let (room, client_id) = match frame {
+        ClientFrame::Ping => return None,
+        ClientFrame::Join { room, .. } | ClientFrame::Leave { room } => (room, None),
+        ClientFrame::Send { room, client_id, .. } => (room, Some(client_id)),
+        ClientFrame::Edit { room, client_id, .. } | ClientFrame::Delete { room, client_id, .. } => {
+            (room, client_id.as_ref())
+        }
+    };
+    let mut reference = serde_json::json!({ "room": room });
+    if let Some(client_id) = client_id {
+        reference["client_id"] = Value::String(client_id.clone());
+    }
+    Some(reference)
+}
+
+/// Which close code a read error deserves; `None` when the peer is simply gone.
+fn close_reason_for(error: &warp::Error) -> Option<CloseReason> {
+    use tokio_tungstenite::tungstenite::Error;
+    let inner = std::error::Error::source(error)?.downcast_ref::<Error>()?;
+    match inner {
+        Error::Capacity(_) => Some(CloseReason::TooBig),
+        Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
+        Error::Protocol(_) => Some(CloseReason::ProtocolError),
+        _ => None,
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queued: mpsc::Receiver<Outbound>,
+    connection: Arc<Connection>,
+    context: Arc<Context>,
+) {
+    let mut outbox = Outbox::new(context.limits.send_queue_frames);
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + context.server.ping_interval, context.server.ping_interval);
+    let closing = connection.closing().clone();
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            _ = closing.cancelled() => break,
+            item = queued.recv() => {
+                let Some(item) = item else { break };
+                let mut verdict = outbox.absorb(item, &mut batch);
+                for _ in 1..WRITE_BATCH {
+                    match queued.try_recv() {
+                        Ok(item) if verdict == Verdict::Continue => verdict = outbox.absorb(item, &mut batch),
+                        _ => break,
+                    }
+                }
+                if verdict == Verdict::Overflow {
+                    connection.close(CloseReason::SlowConsumer);
+                    break;
+                }
+            }
+            _ = ping.tick() => batch.push(Message::ping(Vec::new())),
+        }
+        let written = tokio::select! {
+            biased;
+            // A client that stopped reading must not pin this task on a full socket.
+            _ = closing.cancelled() => break,
+            written = write_all(&mut sink, &mut batch) => written,
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+    if let Some(reason) = connection.close_reason() {
+        let close = Message::close_with(reason.code(), reason.text());
+        let _ = tokio::time::timeout(context.server.ping_interval, sink.send(close)).await;
+    }
+    let _ = tokio::time::timeout(context.server.ping_interval, sink.close()).await;
+}
+
+async fn write_all(sink: &mut SplitSink<WebSocket, Message>, batch: &mut Vec<Message>) -> Result<(), warp::Error> {
+    for frame in batch.drain(..) {
+        sink.feed(frame).await?;
+    }
+    sink.flush().await
+}

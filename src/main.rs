@@ -1,0 +1,22 @@
+//! The roomcast binary: load the configuration, start logging, serve.
+
+use std::path::PathBuf;
+
+use roomcast::settings::Settings;
+use roomcast::{telemetry, Application};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config_dir = std::env::var_os("ROOMCAST_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| "config".into());
+    let (settings, environment) = match Settings::load(&config_dir) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("roomcast: {error}");
+            std::process::exit(2);
+        }
+    };
+    telemetry::init(environment);
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await;
+    Ok(())
+}

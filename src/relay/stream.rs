@@ -1,0 +1,156 @@
+//! One route's change stream: its pipeline, and the loop that follows it and
+//! reopens it from the last resume token after any error, with backoff and
+//! jitter, for as long as it takes. The token is taken only after a call to
+//! `next_if_any` completed (the driver panics on `resume_token()` after a
+//! cancelled `next()`), and that call returns after each round trip, so the
+//! post-batch token of an idle stream is kept too.
+
+use std::time::Duration;
+
+use bson::{doc, Document};
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
+use mongodb::change_stream::ChangeStream;
+use mongodb::options::FullDocumentType;
+use mongodb::{Collection, Database};
+use tokio_util::sync::CancellationToken;
+
+use super::dispatch::Dispatcher;
+use crate::settings::{Operation, RouteSettings};
+
+/// How long an idle `getMore` waits; also bounds how long shutdown waits for a route.
+const MAX_AWAIT: Duration = Duration::from_millis(500);
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// ChangeStreamHistoryLost: the resume point has left the oplog.
+const HISTORY_LOST: i32 = 286;
+
+type Events = ChangeStream<ChangeStreamEvent<Document>>;
+
+/// The route's pipeline: a leading `$match` on `operationType` (and the
+/// route's own filter) that MongoDB pushes down into the oplog scan.
+pub fn pipeline(route: &RouteSettings) -> Vec<Document> {
+    let operations: Vec<&str> = route.operations.iter().map(|op| op.as_str()).collect();
+    let by_operation = doc! { "operationType": { "$in": operations } };
+    let filter = match &route.filter {
+        None => by_operation,
+        Some(extra) => {
+            let extra = bson::to_document(extra).expect("route filters are checked at start-up");
+            doc! { "$and": [by_operation, extra] }
+        }
+    };
+    vec![doc! { "$match": filter }]
+}
+
+pub struct RouteStream {
+    name: String,
+    collection: Collection<Document>,
+    pipeline: Vec<Document>,
+    lookup: bool,
+    token: Option<ResumeToken>,
+}
+
+impl RouteStream {
+    pub fn new(route: &RouteSettings, database: &Database) -> Self {
+        RouteStream {
+            name: route.name.clone(),
+            collection: database.collection(&route.collection),
+            pipeline: pipeline(route),
+            lookup: route.operations.contains(&Operation::Update),
+            token: None,
+        }
+    }
+
+    /// Opens the stream where the last one left off, or at "now" the first time.
+    #[tracing::instrument(skip(self), fields(route = %self.name, resuming = self.token.is_some()))]
+    pub async fn open(&self) -> Result<Events, mongodb::error::Error> {
+        let mut watch = self.collection.watch().pipeline(self.pipeline.clone()).max_await_time(MAX_AWAIT);
+        if self.lookup {
+            watch = watch.full_document(FullDocumentType::UpdateLookup);
+        }
+        if let Some(token) = &self.token {
+            watch = watch.start_after(token.clone());
+        }
+        watch.await
+    }
+}
+
+/// Follows the route until shutdown, reopening it after every failure.
+pub async fn follow(mut route: RouteStream, opened: Events, dispatcher: Dispatcher, shutdown: CancellationToken) {
+    let mut events = Some(opened);
+    let mut backoff = BACKOFF_FIRST;
+    while !shutdown.is_cancelled() {
+        let stream = match events.take() {
+            Some(stream) => stream,
+            None => match route.open().await {
+                Ok(stream) => {
+                    tracing::info!(route = %route.name, "change stream reopened");
+                    backoff = BACKOFF_FIRST;
+                    stream
+                }
+                Err(error) => {
+                    if is_history_lost(&error) {
+                        route.forget_position();
+                    }
+                    tracing::warn!(route = %route.name, %error, retry_in = ?backoff, "cannot open change stream");
+                    tokio::select! {
+                        _ = tokio::time::sleep(jitter(backoff)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        drain(&mut route, stream, &dispatcher, &shutdown).await;
+    }
+}
+
+/// Reads until the stream fails, ends or shutdown is requested.
+async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &Dispatcher, shutdown: &CancellationToken) {
+    loop {
+        match stream.next_if_any().await {
+            Ok(Some(event)) => {
+                if event.operation_type == OperationType::Invalidate {
+                    // The collection was dropped or renamed: what it held is gone,
+                    // so continue from the current state.
+                    tracing::warn!(route = %route.name, "change stream invalidated; restarting from now");
+                    route.forget_position();
+                    return;
+                }
+                route.token = Some(event.id.clone());
+                dispatcher.dispatch(event);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                if is_history_lost(&error) {
+                    tracing::error!(route = %route.name, %error, "resume point lost; restarting from now");
+                    route.forget_position();
+                } else {
+                    tracing::warn!(route = %route.name, %error, "change stream failed; resuming");
+                }
+                return;
+            }
+        }
+        if let Some(token) = stream.resume_token() {
+            route.token = Some(token);
+        }
+        if shutdown.is_cancelled() || !stream.is_alive() {
+            return;
+        }
+    }
+}
+
+impl RouteStream {
+    fn forget_position(&mut self) {
+        self.token = None;
+    }
+}
+
+fn is_history_lost(error: &mongodb::error::Error) -> bool {
+    matches!(&*error.kind, mongodb::error::ErrorKind::Command(e) if e.code == HISTORY_LOST)
+}
+
+/// Spreads reconnects of many replicas over the interval.
+fn jitter(backoff: Duration) -> Duration {
+    backoff / 2 + backoff.mul_f64(fastrand::f64() / 2.0)
+}

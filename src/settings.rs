@@ -1,0 +1,242 @@
+//! Layered configuration. `config/base.yaml` is read first, then
+//! `config/{ROOMCAST_ENV}.yaml` (default `local`), then environment variables
+//! named `ROOMCAST__SECTION__KEY`. Unknown keys are refused, and every error
+//! names the offending key in one line, so a typo never silently falls back
+//! to a default.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// The environment a process runs in, chosen by `ROOMCAST_ENV`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Production => "production",
+        }
+    }
+
+    fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("ROOMCAST_ENV").as_deref() {
+            Err(_) | Ok("local") => Ok(Environment::Local),
+            Ok("production") => Ok(Environment::Production),
+            Ok(other) => {
+                Err(ConfigError::new("ROOMCAST_ENV", format!("`{other}` is not one of `local`, `production`")))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub mongo: MongoSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub routes: Vec<RouteSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// How often the server sends a WebSocket ping.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSettings {
+    pub uri: String,
+    pub database: String,
+    /// Bound on server selection, so a send during an outage fails fast with
+    /// `db_unavailable` instead of hanging for the driver's default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// The user id is taken from the `user` query parameter. Local use only.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest accepted WebSocket message; larger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Largest `body`, measured as compact JSON.
+    pub max_body_bytes: usize,
+    /// Deepest accepted `body` nesting (MongoDB itself stops at 100 levels).
+    pub max_body_depth: usize,
+    /// Most messages replayed on a join with `since`.
+    pub max_replay: i64,
+    /// Frames a connection may have queued before it counts as a slow consumer.
+    pub send_queue_frames: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Room,
+    User,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Insert,
+    Update,
+    Replace,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Replace => "replace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    pub name: String,
+    pub collection: String,
+    pub channel: Channel,
+    pub key: String,
+    pub operations: Vec<Operation>,
+    /// An extra MongoDB filter on the change event, ANDed after `operationType`.
+    #[serde(default, rename = "match")]
+    pub filter: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Settings {
+    /// Reads `base.yaml`, the environment's file and `ROOMCAST__*` variables.
+    pub fn load(config_dir: &Path) -> Result<(Settings, Environment), ConfigError> {
+        let environment = Environment::from_env()?;
+        let raw = config::Config::builder()
+            .add_source(config::File::from(config_dir.join("base.yaml")).required(true))
+            .add_source(config::File::from(config_dir.join(format!("{}.yaml", environment.as_str()))).required(false))
+            .add_source(
+                config::Environment::with_prefix("ROOMCAST").prefix_separator("__").separator("__").try_parsing(true),
+            )
+            .build()
+            .map_err(|e| ConfigError::new("config", e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(raw).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::new(path, e.into_inner().to_string())
+        })?;
+        settings.validate(environment)?;
+        Ok((settings, environment))
+    }
+
+    /// Checks what types alone cannot express.
+    pub fn validate(&self, environment: Environment) -> Result<(), ConfigError> {
+        if environment == Environment::Production && self.auth.mode == AuthMode::None {
+            return Err(ConfigError::new(
+                "auth.mode",
+                "`none` is for local use only and is refused when ROOMCAST_ENV=production",
+            ));
+        }
+        if !self.mongo.uri.starts_with("mongodb://") && !self.mongo.uri.starts_with("mongodb+srv://") {
+            return Err(ConfigError::new("mongo.uri", "must start with mongodb:// or mongodb+srv://"));
+        }
+        if self.mongo.database.is_empty() || self.mongo.database.contains(['/', '.', ' ', '$']) {
+            return Err(ConfigError::new("mongo.database", "must be a non-empty MongoDB database name"));
+        }
+        let positive = [
+            ("limits.max_frame_bytes", self.limits.max_frame_bytes),
+            ("limits.max_body_bytes", self.limits.max_body_bytes),
+            ("limits.max_body_depth", self.limits.max_body_depth),
+            ("limits.send_queue_frames", self.limits.send_queue_frames),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::new(*key, "must be greater than 0"));
+        }
+        if self.limits.max_replay < 0 {
+            return Err(ConfigError::new("limits.max_replay", "must not be negative"));
+        }
+        if self.server.ping_interval.is_zero() || self.server.idle_timeout <= self.server.ping_interval {
+            return Err(ConfigError::new(
+                "server.idle_timeout",
+                "must be longer than server.ping_interval, which must be above 0",
+            ));
+        }
+        self.validate_routes()
+    }
+
+    fn validate_routes(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        let mut room_routes = 0;
+        for (i, route) in self.routes.iter().enumerate() {
+            let at = |field: &str| format!("routes[{i}].{field}");
+            if route.name.is_empty() || !names.insert(route.name.as_str()) {
+                return Err(ConfigError::new(at("name"), "must be non-empty and unique"));
+            }
+            if route.collection.is_empty() || route.collection.starts_with("system.") {
+                return Err(ConfigError::new(at("collection"), "must name a user collection"));
+            }
+            if route.key.is_empty() || route.key.starts_with('$') {
+                return Err(ConfigError::new(at("key"), "must name a document field"));
+            }
+            if route.operations.is_empty() {
+                return Err(ConfigError::new(at("operations"), "must list at least one operation"));
+            }
+            if let Some(filter) = &route.filter {
+                if let Err(e) = bson::to_document(filter) {
+                    return Err(ConfigError::new(at("match"), e.to_string()));
+                }
+            }
+            if route.channel == Channel::Room {
+                room_routes += 1;
+                // Room fan-out promises one gap-free seq stream per room, which only
+                // holds when a single route feeds rooms from the collection that
+                // sends are written to and history is read from.
+                if route.collection != crate::store::MESSAGES {
+                    return Err(ConfigError::new(
+                        at("collection"),
+                        format!("a room route must watch `{}`", crate::store::MESSAGES),
+                    ));
+                }
+                if route.key != "room" {
+                    return Err(ConfigError::new(at("key"), "a room route's key must be `room`"));
+                }
+            }
+        }
+        if room_routes > 1 {
+            return Err(ConfigError::new("routes", "at most one route may have channel `room`"));
+        }
+        Ok(())
+    }
+
+    pub fn route(&self, name: &str) -> Option<&RouteSettings> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}

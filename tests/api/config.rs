@@ -1,0 +1,31 @@
+use std::process::Command;
+
+fn start_with(env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("ROOMCAST_ENV");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run roomcast");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).trim().to_string())
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
+    let cases = [
+        (vec![("ROOMCAST__SERVER__PORT", "eighty")], "server.port"),
+        (vec![("ROOMCAST__SERVER__PROT", "80")], "prot"),
+        (vec![("ROOMCAST__MONGO__URI", "postgres://x")], "mongo.uri"),
+        (vec![("ROOMCAST__LIMITS__MAX_BODY_BYTES", "0")], "limits.max_body_bytes"),
+        (vec![("ROOMCAST__AUTH__MODE", "magic")], "auth.mode"),
+        (vec![("ROOMCAST_ENV", "production")], "auth.mode"),
+        (vec![("ROOMCAST_ENV", "staging")], "ROOMCAST_ENV"),
+    ];
+    for (env, key) in cases {
+        let (code, stderr) = start_with(&env);
+        assert_eq!(code, 2, "{env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");
+        assert!(stderr.starts_with("roomcast: invalid configuration: "), "{stderr}");
+        assert!(stderr.contains(key), "{env:?} should name {key}: {stderr}");
+    }
+}

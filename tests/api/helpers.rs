@@ -1,0 +1,129 @@
+//! Starting the relay for a test: in-process on port 0 with a database of its
+//! own (`spawn_app`), or as a real child process of the built binary
+//! (`spawn_process`), plus a plain MongoDB client for direct writes and checks.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bson::Document;
+use mongodb::{Collection, Database};
+use roomcast::settings::Settings;
+use roomcast::Application;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::client::{Client, PATIENCE};
+use crate::db;
+
+pub struct TestApp {
+    pub port: u16,
+    pub database: Database,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestApp {
+    pub async fn client(&self, user: &str) -> Client {
+        Client::connect(self.port, user).await
+    }
+
+    pub fn messages(&self) -> Collection<Document> {
+        self.database.collection("messages")
+    }
+
+    pub fn notifications(&self) -> Collection<Document> {
+        self.database.collection("notifications")
+    }
+
+    pub async fn message_count(&self) -> u64 {
+        self.messages().count_documents(bson::doc! {}).await.unwrap()
+    }
+}
+
+fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A database name no other test uses.
+pub fn unique_database() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The project's settings (base + local), pointed at the test database.
+pub fn test_settings(database_name: &str) -> Settings {
+    let (mut settings, _) = Settings::load(&project_dir().join("config")).expect("project configuration loads");
+    settings.server.port = 0;
+    settings.mongo.uri = db::uri();
+    settings.mongo.database = database_name.to_string();
+    settings
+}
+
+pub async fn mongo(database_name: &str) -> Database {
+    let client = mongodb::Client::with_uri_str(db::uri()).await.expect("mongo client");
+    client.database(database_name)
+}
+
+/// Starts the relay in this process with its own database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        roomcast::telemetry::init(roomcast::settings::Environment::Local);
+    }
+    let database_name = unique_database();
+    let mut settings = test_settings(&database_name);
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("application builds");
+    let port = app.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { port, database: mongo(&database_name).await, _stop: stop }
+}
+
+/// A relay running as a separate process of the built binary.
+pub struct RelayProcess {
+    pub port: u16,
+    _child: tokio::process::Child,
+}
+
+impl RelayProcess {
+    pub async fn client(&self, user: &str) -> Client {
+        Client::connect(self.port, user).await
+    }
+}
+
+/// Starts `target/.../roomcast` on port 0 against the given database and
+/// returns once it logged the address it listens on.
+pub async fn spawn_process(database_name: &str) -> RelayProcess {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .current_dir(project_dir())
+        .env("ROOMCAST_ENV", "local")
+        .env("ROOMCAST__SERVER__PORT", "0")
+        .env("ROOMCAST__MONGO__URI", db::uri())
+        .env("ROOMCAST__MONGO__DATABASE", database_name)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the roomcast binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(address) = line.split("addr=").nth(1) {
+                let address = address.split_whitespace().next().unwrap();
+                return address.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+            }
+        }
+        panic!("roomcast exited before listening");
+    })
+    .await
+    .expect("roomcast did not listen in time");
+    // Keep draining its output so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    RelayProcess { port, _child: child }
+}

@@ -1,0 +1,15 @@
+//! Integration tests: real WebSocket clients against the relay on port 0, and
+//! a real MongoDB-compatible server process started by the tests, with one
+//! database per test.
+
+mod client;
+mod db;
+mod helpers;
+
+mod config;
+mod edits;
+mod errors;
+mod history;
+mod notifications;
+mod rooms;
+mod sends;
