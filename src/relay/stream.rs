@@ -108,7 +108,14 @@ pub async fn follow(mut route: RouteStream, opened: Events, dispatcher: Dispatch
 /// Reads until the stream fails, ends or shutdown is requested.
 async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &Dispatcher, shutdown: &CancellationToken) {
     loop {
-        match stream.next_if_any().await {
+        let next = tokio::select! {
+            biased;
+            // Dropping an unfinished `next_if_any` is safe here only because the
+            // stream is dropped with it and its token is never read again.
+            _ = shutdown.cancelled() => return,
+            next = stream.next_if_any() => next,
+        };
+        match next {
             Ok(Some(event)) => {
                 if event.operation_type == OperationType::Invalidate {
                     // The collection was dropped or renamed: what it held is gone,
@@ -134,7 +141,7 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &Dispatc
         if let Some(token) = stream.resume_token() {
             route.token = Some(token);
         }
-        if shutdown.is_cancelled() || !stream.is_alive() {
+        if !stream.is_alive() {
             return;
         }
     }

@@ -87,10 +87,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 /// A relay running as a separate process of the built binary.
 pub struct RelayProcess {
     pub port: u16,
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
 }
 
 impl RelayProcess {
+    /// SIGKILL, and wait until the process is gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill roomcast");
+    }
+
     pub async fn client(&self, user: &str) -> Client {
         Client::connect(self.port, user).await
     }
@@ -125,5 +130,5 @@ pub async fn spawn_process(database_name: &str) -> RelayProcess {
     .expect("roomcast did not listen in time");
     // Keep draining its output so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    RelayProcess { port, _child: child }
+    RelayProcess { port, child }
 }

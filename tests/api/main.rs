@@ -7,9 +7,11 @@ mod db;
 mod helpers;
 
 mod config;
+mod crash;
 mod edits;
 mod errors;
 mod history;
 mod notifications;
 mod rooms;
 mod sends;
+mod timeouts;
