@@ -176,19 +176,6 @@ impl Registry {
         }
         members.len()
     }
-
-    pub fn connection_count(&self) -> usize {
-        self.users.read().expect("registry poisoned").values().map(HashMap::len).sum()
-    }
-
-    /// Closes every connection, for shutdown.
-    pub fn close_all(&self, reason: CloseReason) {
-        for members in self.users.read().expect("registry poisoned").values() {
-            for connection in members.values() {
-                connection.close(reason);
-            }
-        }
-    }
 }
 
 fn add(map: &RwLock<HashMap<String, Members>>, key: &str, connection: &Arc<Connection>) {

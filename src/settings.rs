@@ -235,8 +235,4 @@ impl Settings {
         }
         Ok(())
     }
-
-    pub fn route(&self, name: &str) -> Option<&RouteSettings> {
-        self.routes.iter().find(|r| r.name == name)
-    }
 }

@@ -156,11 +156,16 @@ fn validate(frame: &ClientFrame) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn depth(value: &Value) -> usize {
+/// Nesting depth of a body, or `None` if a key holds a NUL byte, which a
+/// BSON field name cannot.
+fn depth(value: &Value) -> Option<usize> {
     match value {
-        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-        _ => 0,
+        Value::Array(items) => items.iter().try_fold(0, |deepest, item| Some(deepest.max(depth(item)?))).map(|d| d + 1),
+        Value::Object(map) => map
+            .iter()
+            .try_fold(0, |deepest, (key, item)| (!key.contains('\0')).then_some(deepest.max(depth(item)?)))
+            .map(|d| d + 1),
+        _ => Some(0),
     }
 }
 
@@ -173,7 +178,10 @@ pub fn body_to_bson(body: &Value, limits: &LimitSettings) -> Result<Bson, Refusa
             format!("body is {size} bytes, the limit is {}", limits.max_body_bytes),
         ));
     }
-    if depth(body) > limits.max_body_depth {
+    let Some(depth) = depth(body) else {
+        return Err(Refusal::new(ErrorCode::InvalidField, "body: keys must not contain NUL bytes"));
+    };
+    if depth > limits.max_body_depth {
         return Err(Refusal::new(
             ErrorCode::TooDeep,
             format!("body nests deeper than {} levels", limits.max_body_depth),

@@ -63,7 +63,7 @@ impl MessageDoc {
 }
 
 /// Reads an integer stored by any driver: Int32, Int64, or an integral Double.
-pub fn as_i64(value: &Bson) -> Option<i64> {
+fn as_i64(value: &Bson) -> Option<i64> {
     match value {
         Bson::Int32(v) => Some(i64::from(*v)),
         Bson::Int64(v) => Some(*v),

@@ -12,7 +12,7 @@ use bson::{doc, Document};
 use mongodb::options::{ClientOptions, CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-pub use messages::{as_i64, id_string, Ack, MessageDoc};
+pub use messages::{id_string, Ack, MessageDoc};
 pub use seqs::SeqWriters;
 
 use crate::settings::MongoSettings;

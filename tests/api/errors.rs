@@ -50,6 +50,8 @@ async fn bad_frames_get_their_error_code_change_nothing_and_the_connection_keeps
     assert_eq!(alice.error().await["code"], "too_deep");
     alice.send(json!({"type": "send", "room": "lobby", "client_id": "huge", "body": 18446744073709551615_u64})).await;
     assert_eq!(alice.error().await["code"], "invalid_field");
+    alice.send(json!({"type": "send", "room": "lobby", "client_id": "nul", "body": {"a\u{0}b": 1}})).await;
+    assert_eq!(alice.error().await["code"], "invalid_field");
     alice.socket.send(Message::binary(vec![0_u8, 1, 2])).await.unwrap();
     assert_eq!(alice.error().await["code"], "unsupported_frame");
 
