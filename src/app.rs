@@ -34,11 +34,11 @@ impl Application {
         store.ensure_indexes().await?;
         let registry = Arc::new(Registry::default());
         let shutdown = CancellationToken::new();
-        let relay = Relay::start(&settings.routes, &store, registry.clone(), shutdown.clone()).await?;
+        let relay = Relay::start(&settings, &store, registry.clone(), shutdown.clone()).await?;
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).await?;
         let address = listener.local_addr()?;
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
-        let context = Arc::new(Context::new(store, registry, &settings, shutdown));
+        let context = Arc::new(Context::new(store, registry, &settings, relay.rings.clone(), shutdown));
         Ok(Application { listener, port: address.port(), context, relay })
     }
 

@@ -2,8 +2,6 @@
 //! only) the user id is the `user` query parameter of the upgrade request; it
 //! is checked like a room name so it can never act as a query operator.
 
-use std::collections::HashMap;
-
 use crate::settings::{AuthMode, AuthSettings};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -17,10 +15,10 @@ pub enum AuthError {
 impl warp::reject::Reject for AuthError {}
 
 /// Identifies the user of an upgrade request, before the upgrade.
-pub fn authenticate(settings: &AuthSettings, query: &HashMap<String, String>) -> Result<String, AuthError> {
+pub fn authenticate(settings: &AuthSettings, query: &[(String, String)]) -> Result<String, AuthError> {
     match settings.mode {
         AuthMode::None => {
-            let user = query.get("user").ok_or(AuthError::MissingUser)?;
+            let user = query.iter().find(|(key, _)| key == "user").map(|(_, v)| v).ok_or(AuthError::MissingUser)?;
             if valid_user(user) {
                 Ok(user.clone())
             } else {

@@ -4,11 +4,14 @@
 //! connection can only overflow its own queue, never delay the others.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warp::ws::Message;
+
+use crate::recovery::Position;
 
 /// Why a connection is being closed by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +64,21 @@ pub struct RoomEvent {
     pub frame: Message,
 }
 
+/// One change-stream event of a user route, serialized once for all its recipients.
+#[derive(Debug)]
+pub struct UserEvent {
+    pub route: String,
+    pub position: Position,
+    pub frame: Message,
+}
+
 /// What a connection's writer task receives, in order.
 #[derive(Debug)]
 pub enum Outbound {
     /// A live room event from the relay.
     Room(Arc<RoomEvent>),
-    /// A live user-channel frame from the relay.
-    User(Message),
+    /// A live user-route event from the relay.
+    User(Arc<UserEvent>),
     /// A direct answer to this connection (ack, error, pong, left).
     Reply(Message),
     /// A join started: hold the room's live events until `JoinReady`.
@@ -78,6 +89,22 @@ pub enum Outbound {
     JoinFailed { room: String, error: Message },
     /// The room was left: stop sending its events, then send `left`.
     Left { room: String, frame: Message },
+    /// A notification recovery started: hold the route's live events.
+    RecoveryStarted(String),
+    /// The recovery is read: send its frames, then the held events above `high_water`.
+    RecoveryReady { route: String, frames: Vec<Message>, high_water: Position },
+}
+
+impl Outbound {
+    /// Bytes a live frame occupies in the queue; replies are not counted, they
+    /// are bounded by the reader waiting for room instead.
+    fn live_bytes(&self) -> usize {
+        match self {
+            Outbound::Room(event) => event.frame.as_bytes().len(),
+            Outbound::User(event) => event.frame.as_bytes().len(),
+            _ => 0,
+        }
+    }
 }
 
 /// The fan-out side of one WebSocket connection.
@@ -86,20 +113,45 @@ pub struct Connection {
     pub id: u64,
     pub user: String,
     queue: mpsc::Sender<Outbound>,
+    queued_bytes: AtomicUsize,
+    max_queued_bytes: usize,
     closing: CancellationToken,
     reason: OnceLock<CloseReason>,
 }
 
 impl Connection {
-    pub fn new(id: u64, user: String, queue: mpsc::Sender<Outbound>) -> Arc<Connection> {
-        Arc::new(Connection { id, user, queue, closing: CancellationToken::new(), reason: OnceLock::new() })
+    pub fn new(id: u64, user: String, queue: mpsc::Sender<Outbound>, max_queued_bytes: usize) -> Arc<Connection> {
+        Arc::new(Connection {
+            id,
+            user,
+            queue,
+            queued_bytes: AtomicUsize::new(0),
+            max_queued_bytes,
+            closing: CancellationToken::new(),
+            reason: OnceLock::new(),
+        })
     }
 
-    /// Queues a live frame without waiting; a full queue closes the connection.
+    /// Queues a live frame without waiting; a queue full in frames or bytes
+    /// closes the connection instead (slow consumer).
     pub fn offer(&self, item: Outbound) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(item) {
-            self.close(CloseReason::SlowConsumer);
+        let bytes = item.live_bytes();
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if queued > self.max_queued_bytes {
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return self.close(CloseReason::SlowConsumer);
         }
+        if let Err(error) = self.queue.try_send(item) {
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            if let mpsc::error::TrySendError::Full(_) = error {
+                self.close(CloseReason::SlowConsumer);
+            }
+        }
+    }
+
+    /// The writer took an item off the queue.
+    pub fn dequeued(&self, item: &Outbound) {
+        self.queued_bytes.fetch_sub(item.live_bytes(), Ordering::AcqRel);
     }
 
     /// Queues a direct reply, waiting for room: back-pressure on the reader only.
@@ -125,28 +177,77 @@ impl Connection {
 
 type Members = HashMap<u64, Arc<Connection>>;
 
+const NO_SEQ: i64 = i64::MIN;
+
+/// The listeners of one room, and the highest seq relayed to them: after a
+/// lost change-stream history, the room is re-filled from there.
+#[derive(Default)]
+struct Room {
+    members: Members,
+    relayed_seq: AtomicI64,
+}
+
 /// Who listens to which room and which user, for one process.
 #[derive(Default)]
 pub struct Registry {
-    rooms: RwLock<HashMap<String, Members>>,
+    rooms: RwLock<HashMap<String, Room>>,
     users: RwLock<HashMap<String, Members>>,
 }
 
 impl Registry {
     pub fn join_room(&self, room: &str, connection: &Arc<Connection>) {
-        add(&self.rooms, room, connection);
+        let mut rooms = self.rooms.write().expect("registry poisoned");
+        let entry = rooms
+            .entry(room.to_string())
+            .or_insert_with(|| Room { members: Members::new(), relayed_seq: AtomicI64::new(NO_SEQ) });
+        entry.members.insert(connection.id, connection.clone());
     }
 
     pub fn leave_room(&self, room: &str, connection_id: u64) {
-        remove(&self.rooms, room, connection_id);
+        let mut rooms = self.rooms.write().expect("registry poisoned");
+        if let Some(entry) = rooms.get_mut(room) {
+            entry.members.remove(&connection_id);
+            if entry.members.is_empty() {
+                rooms.remove(room);
+            }
+        }
+    }
+
+    /// A join's replay reached `seq`: the room is known to be delivered up to
+    /// there if nothing was relayed to it yet.
+    pub fn joined_at(&self, room: &str, seq: i64) {
+        if let Some(entry) = self.rooms.read().expect("registry poisoned").get(room) {
+            let _ = entry.relayed_seq.compare_exchange(NO_SEQ, seq, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// Rooms with listeners and the seq after which they may have missed messages.
+    pub fn rooms_to_refill(&self) -> Vec<(String, i64)> {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        rooms
+            .iter()
+            .map(|(room, entry)| (room.clone(), entry.relayed_seq.load(Ordering::Acquire)))
+            .filter(|(_, seq)| *seq != NO_SEQ)
+            .collect()
     }
 
     pub fn add_user(&self, connection: &Arc<Connection>) {
-        add(&self.users, &connection.user, connection);
+        let mut users = self.users.write().expect("registry poisoned");
+        users.entry(connection.user.clone()).or_default().insert(connection.id, connection.clone());
     }
 
     pub fn remove_user(&self, connection: &Connection) {
-        remove(&self.users, &connection.user, connection.id);
+        let mut users = self.users.write().expect("registry poisoned");
+        if let Some(members) = users.get_mut(&connection.user) {
+            members.remove(&connection.id);
+            if members.is_empty() {
+                users.remove(&connection.user);
+            }
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.users.read().expect("registry poisoned").values().map(HashMap::len).sum()
     }
 
     pub fn has_room(&self, room: &str) -> bool {
@@ -160,35 +261,36 @@ impl Registry {
     /// Offers the event to every subscriber of its room; returns how many.
     pub fn publish_room(&self, event: Arc<RoomEvent>) -> usize {
         let rooms = self.rooms.read().expect("registry poisoned");
-        let Some(members) = rooms.get(&event.room) else { return 0 };
-        for connection in members.values() {
+        let Some(entry) = rooms.get(&event.room) else { return 0 };
+        if event.change == Change::Insert {
+            entry.relayed_seq.fetch_max(event.seq, Ordering::AcqRel);
+        }
+        for connection in entry.members.values() {
             connection.offer(Outbound::Room(event.clone()));
         }
-        members.len()
+        entry.members.len()
     }
 
-    /// Offers the frame to every open connection of the user; returns how many.
-    pub fn publish_user(&self, user: &str, frame: &Message) -> usize {
+    /// Offers the event to every open connection of the user; returns how many.
+    pub fn publish_user(&self, user: &str, event: Arc<UserEvent>) -> usize {
         let users = self.users.read().expect("registry poisoned");
         let Some(members) = users.get(user) else { return 0 };
         for connection in members.values() {
-            connection.offer(Outbound::User(frame.clone()));
+            connection.offer(Outbound::User(event.clone()));
         }
         members.len()
     }
-}
 
-fn add(map: &RwLock<HashMap<String, Members>>, key: &str, connection: &Arc<Connection>) {
-    let mut map = map.write().expect("registry poisoned");
-    map.entry(key.to_string()).or_default().insert(connection.id, connection.clone());
-}
-
-fn remove(map: &RwLock<HashMap<String, Members>>, key: &str, connection_id: u64) {
-    let mut map = map.write().expect("registry poisoned");
-    if let Some(members) = map.get_mut(key) {
-        members.remove(&connection_id);
-        if members.is_empty() {
-            map.remove(key);
+    /// Offers a frame to every open connection (a `resync`).
+    pub fn publish_everyone(&self, frame: &Message) {
+        for members in self.users.read().expect("registry poisoned").values() {
+            for connection in members.values() {
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    connection.queue.try_send(Outbound::Reply(frame.clone()))
+                {
+                    connection.close(CloseReason::SlowConsumer);
+                }
+            }
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Settings {
     pub mongo: MongoSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub recovery: RecoverySettings,
+    pub relay: RelaySettings,
     pub routes: Vec<RouteSettings>,
 }
 
@@ -97,6 +99,26 @@ pub struct LimitSettings {
     pub max_replay: i64,
     /// Frames a connection may have queued before it counts as a slow consumer.
     pub send_queue_frames: usize,
+    /// Bytes of live frames a connection may have queued, likewise.
+    pub send_queue_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySettings {
+    /// How long each replica keeps user-route notifications for `since_cursor`.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Most notifications kept per user route, whatever the window.
+    pub max_events: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Longest wait between two attempts to reopen a broken change stream.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -176,12 +198,16 @@ impl Settings {
             ("limits.max_body_bytes", self.limits.max_body_bytes),
             ("limits.max_body_depth", self.limits.max_body_depth),
             ("limits.send_queue_frames", self.limits.send_queue_frames),
+            ("limits.send_queue_bytes", self.limits.send_queue_bytes),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::new(*key, "must be greater than 0"));
         }
         if self.limits.max_replay < 0 {
             return Err(ConfigError::new("limits.max_replay", "must not be negative"));
+        }
+        if self.relay.max_backoff < Duration::from_millis(100) {
+            return Err(ConfigError::new("relay.max_backoff", "must be at least 100ms"));
         }
         if self.server.ping_interval.is_zero() || self.server.idle_timeout <= self.server.ping_interval {
             return Err(ConfigError::new(

@@ -216,6 +216,15 @@ pub enum ServerFrame<'a> {
         reference: Option<&'a Value>,
     },
     Pong,
+    /// Answers a `since_cursor`: whether every notification after it follows.
+    Recovery {
+        route: &'a str,
+        recovered: bool,
+    },
+    /// The route's notifications may have been lost: refetch them elsewhere.
+    Resync {
+        route: &'a str,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -226,6 +235,10 @@ impl ServerFrame<'_> {
 
 pub fn ack(client_id: Option<&str>, ack: &Ack) -> Message {
     ServerFrame::Ack { client_id, room: &ack.room, seq: ack.seq, id: &ack.id }.encode()
+}
+
+pub fn resync(route: &str) -> Message {
+    ServerFrame::Resync { route }.encode()
 }
 
 pub fn error(refusal: &Refusal, reference: Option<&Value>) -> Message {
@@ -274,19 +287,16 @@ struct NotificationFrame<'a> {
     kind: &'static str,
     route: &'a str,
     id: &'a str,
+    cursor: &'a str,
     data: Value,
 }
 
 /// The `notification` frame of a document: relaxed Extended JSON, `_id` as a string.
-pub fn notification(route: &str, mut document: Document) -> Message {
+pub fn notification(route: &str, cursor: &str, mut document: Document) -> Message {
     let id = document.get("_id").map(id_string).unwrap_or_default();
     document.insert("_id", id.clone());
-    let frame = NotificationFrame {
-        kind: "notification",
-        route,
-        id: &id,
-        data: Bson::Document(document).into_relaxed_extjson(),
-    };
+    let data = Bson::Document(document).into_relaxed_extjson();
+    let frame = NotificationFrame { kind: "notification", route, id: &id, cursor, data };
     Message::text(serde_json::to_string(&frame).expect("notification frames always serialize"))
 }
 

@@ -7,12 +7,14 @@ mod outbox;
 pub mod routes;
 mod session;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::recovery::Ring;
 use crate::registry::Registry;
 use crate::settings::{AuthSettings, LimitSettings, ServerSettings};
 use crate::store::Store;
@@ -24,6 +26,8 @@ pub struct Context {
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub auth: AuthSettings,
+    /// The notification recovery ring of each user route.
+    pub rings: HashMap<String, Arc<Ring>>,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
     /// Tracks open sessions, so shutdown can wait for their close frames.
@@ -36,6 +40,7 @@ impl Context {
         store: Store,
         registry: Arc<Registry>,
         settings: &crate::settings::Settings,
+        rings: HashMap<String, Arc<Ring>>,
         shutdown: CancellationToken,
     ) -> Self {
         Context {
@@ -44,6 +49,7 @@ impl Context {
             server: settings.server.clone(),
             limits: settings.limits.clone(),
             auth: settings.auth.clone(),
+            rings,
             shutdown,
             sessions: TaskTracker::new(),
             next_connection_id: AtomicU64::new(1),

@@ -2,18 +2,26 @@
 //! join reads its replay, the room's live events are held; once the replay is
 //! ready the writer sends `joined`, the replay, then the held events, dropping
 //! any insert at or below the replay's high-water seq. That is what makes the
-//! seam between history and live events free of gaps and duplicates.
+//! seam between history and live events free of gaps and duplicates. A
+//! notification recovery works the same way per user route, keyed by stream
+//! position instead of seq.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use warp::ws::Message;
 
-use crate::registry::{Change, Outbound, RoomEvent};
+use crate::recovery::Position;
+use crate::registry::{Change, Outbound, RoomEvent, UserEvent};
 
 enum RoomState {
     Pending(Vec<Arc<RoomEvent>>),
     Live { high_water: i64 },
+}
+
+enum RouteState {
+    Pending(Vec<Arc<UserEvent>>),
+    Live { high_water: Position },
 }
 
 /// What the writer should do after absorbing an item.
@@ -26,12 +34,14 @@ pub enum Verdict {
 
 pub struct Outbox {
     rooms: HashMap<String, RoomState>,
+    /// Only routes this connection recovered; others are delivered as they come.
+    routes: HashMap<String, RouteState>,
     hold_limit: usize,
 }
 
 impl Outbox {
     pub fn new(hold_limit: usize) -> Self {
-        Outbox { rooms: HashMap::new(), hold_limit }
+        Outbox { rooms: HashMap::new(), routes: HashMap::new(), hold_limit }
     }
 
     /// Turns one queued item into the frames to write, in order, onto `out`.
@@ -48,7 +58,31 @@ impl Outbox {
                 }
                 Some(RoomState::Live { high_water }) => deliver(&event, high_water, out),
             },
-            Outbound::User(frame) | Outbound::Reply(frame) => out.push(frame),
+            Outbound::User(event) => match self.routes.get_mut(&event.route) {
+                None => out.push(event.frame.clone()),
+                Some(RouteState::Pending(held)) => {
+                    if held.len() >= self.hold_limit {
+                        return Verdict::Overflow;
+                    }
+                    held.push(event);
+                }
+                Some(RouteState::Live { high_water }) => {
+                    if event.position > *high_water {
+                        out.push(event.frame.clone());
+                    }
+                }
+            },
+            Outbound::Reply(frame) => out.push(frame),
+            Outbound::RecoveryStarted(route) => {
+                self.routes.insert(route, RouteState::Pending(Vec::new()));
+            }
+            Outbound::RecoveryReady { route, frames, high_water } => {
+                out.extend(frames);
+                if let Some(RouteState::Pending(held)) = self.routes.remove(&route) {
+                    out.extend(held.iter().filter(|e| e.position > high_water).map(|e| e.frame.clone()));
+                }
+                self.routes.insert(route, RouteState::Live { high_water });
+            }
             Outbound::JoinStarted(room) => {
                 self.rooms.insert(room, RoomState::Pending(Vec::new()));
             }
@@ -124,6 +158,25 @@ mod tests {
         outbox.absorb(Outbound::Left { room: "r".into(), frame: Message::text("left") }, &mut out);
         outbox.absorb(event(2, Change::Insert), &mut out);
         assert_eq!(texts(&out), ["left"]);
+    }
+
+    #[test]
+    fn recovered_notifications_are_not_repeated_live() {
+        let position = |time| Position { time, increment: 1, index: 0 };
+        let event = |time| {
+            let frame = Message::text(format!("n{time}"));
+            Outbound::User(Arc::new(UserEvent { route: "notes".into(), position: position(time), frame }))
+        };
+        let mut outbox = Outbox::new(10);
+        let mut out = Vec::new();
+        outbox.absorb(Outbound::RecoveryStarted("notes".into()), &mut out);
+        outbox.absorb(event(5), &mut out);
+        outbox.absorb(event(6), &mut out);
+        let frames = vec![Message::text("recovery"), Message::text("n4"), Message::text("n5")];
+        outbox.absorb(Outbound::RecoveryReady { route: "notes".into(), frames, high_water: position(5) }, &mut out);
+        outbox.absorb(event(5), &mut out);
+        outbox.absorb(event(7), &mut out);
+        assert_eq!(texts(&out), ["recovery", "n4", "n5", "n6", "n7"]);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! HTTP routes (warp filters) and the mapping of every rejection to a JSON
 //! body, so a refused handshake always says why: `{"error":CODE,"message":TEXT}`.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -9,7 +8,8 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{session, Context};
+use super::session::{self, Handshake};
+use super::Context;
 use crate::auth::{authenticate, AuthError};
 
 /// Every route the server answers.
@@ -17,7 +17,7 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
     let websocket = warp::path("ws")
         .and(warp::path::end())
         .and(warp::get())
-        .and(with_user(context.clone()))
+        .and(with_handshake(context.clone()))
         .and(warp::ws())
         .and(with_context(context))
         .map(upgrade);
@@ -32,19 +32,25 @@ fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,),
     warp::any().map(move || context.clone())
 }
 
-/// Authenticates before the upgrade, so a refused client gets an HTTP status.
-fn with_user(context: Arc<Context>) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
-    warp::query::<HashMap<String, String>>().and_then(move |query: HashMap<String, String>| {
-        let result = authenticate(&context.auth, &query).map_err(warp::reject::custom);
+/// Authenticates before the upgrade, so a refused client gets an HTTP status,
+/// and collects the `since_cursor` parameters (one per user route).
+fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), Error = Rejection> + Clone {
+    warp::query::<Vec<(String, String)>>().and_then(move |query: Vec<(String, String)>| {
+        let result = authenticate(&context.auth, &query)
+            .map(|user| {
+                let cursors = query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
+                Handshake { user, cursors }
+            })
+            .map_err(warp::reject::custom);
         async move { result }
     })
 }
 
-fn upgrade(user: String, ws: warp::ws::Ws, context: Arc<Context>) -> impl Reply {
+fn upgrade(handshake: Handshake, ws: warp::ws::Ws, context: Arc<Context>) -> impl Reply {
     let limit = context.limits.max_frame_bytes;
     ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
         let tracker = context.sessions.clone();
-        tracker.track_future(session::serve(socket, context, user))
+        tracker.track_future(session::serve(socket, context, handshake))
     })
 }
 

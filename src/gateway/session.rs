@@ -18,25 +18,34 @@ use super::frames::{self, ClientFrame, ServerFrame};
 use super::outbox::{Outbox, Verdict};
 use super::Context;
 use crate::error::{ErrorCode, Refusal};
+use crate::recovery::Position;
 use crate::registry::{CloseReason, Connection, Outbound};
 use crate::store::MessageDoc;
 
 /// Most queued items written before one flush.
 const WRITE_BATCH: usize = 64;
 
+/// Who connected, and what they ask to recover, from the upgrade request.
+pub struct Handshake {
+    pub user: String,
+    /// `since_cursor` values: the last notification cursor seen, per user route.
+    pub cursors: Vec<String>,
+}
+
 /// Serves one upgraded socket until either side closes it.
-pub async fn serve(socket: WebSocket, context: Arc<Context>, user: String) {
+pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshake) {
     let (queue, queued) = mpsc::channel(context.limits.send_queue_frames);
-    let connection = Connection::new(context.next_connection_id(), user, queue);
+    let connection =
+        Connection::new(context.next_connection_id(), handshake.user, queue, context.limits.send_queue_bytes);
     let span = tracing::info_span!("connection", id = connection.id, user = %connection.user);
     async move {
         tracing::debug!("connected");
         let (sink, stream) = socket.split();
-        context.registry.add_user(&connection);
         let writer = tokio::spawn(
             write_loop(sink, queued, connection.clone(), context.clone()).instrument(tracing::Span::current()),
         );
         let mut session = Session { context, connection, rooms: HashSet::new() };
+        session.start(&handshake.cursors).await;
         session.read_loop(stream).await;
         session.leave_everything();
         // Wakes the writer if the client ended the conversation.
@@ -55,6 +64,37 @@ struct Session {
 }
 
 impl Session {
+    /// Registers the connection for its user's notifications, recovering what
+    /// it missed: the routes to recover are held before the registration and
+    /// released after the ring was read, as a join does for a room.
+    async fn start(&mut self, cursors: &[String]) {
+        let mut recoveries: Vec<(String, Position)> = Vec::new();
+        for cursor in cursors {
+            match Position::parse_cursor(cursor) {
+                Some((route, position)) if self.context.rings.contains_key(route) => {
+                    if !recoveries.iter().any(|(known, _)| known == route) {
+                        recoveries.push((route.to_string(), position));
+                    }
+                }
+                _ => {
+                    let refusal = Refusal::new(ErrorCode::InvalidField, "since_cursor is not a cursor of a user route");
+                    self.reply(frames::error(&refusal, Some(&serde_json::json!({ "since_cursor": cursor })))).await;
+                }
+            }
+        }
+        for (route, _) in &recoveries {
+            self.connection.reply(Outbound::RecoveryStarted(route.clone())).await;
+        }
+        self.context.registry.add_user(&self.connection);
+        for (route, after) in recoveries {
+            let replay = self.context.rings[&route].replay(&self.connection.user, after);
+            let recovered = replay.frames.is_some();
+            let mut frames = vec![ServerFrame::Recovery { route: &route, recovered }.encode()];
+            frames.extend(replay.frames.unwrap_or_default());
+            self.connection.reply(Outbound::RecoveryReady { route, frames, high_water: replay.high_water }).await;
+        }
+    }
+
     async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
         let idle_timeout = self.context.server.idle_timeout;
         let mut deadline = Instant::now() + idle_timeout;
@@ -148,6 +188,7 @@ impl Session {
         }
         match self.replay(&room, since).await {
             Ok((frames, high_water)) => {
+                self.context.registry.joined_at(&room, high_water);
                 self.connection.reply(Outbound::JoinReady { room, frames, high_water }).await;
             }
             Err(refusal) => {
@@ -248,10 +289,14 @@ async fn write_loop(
             _ = closing.cancelled() => break,
             item = queued.recv() => {
                 let Some(item) = item else { break };
+                connection.dequeued(&item);
                 let mut verdict = outbox.absorb(item, &mut batch);
                 for _ in 1..WRITE_BATCH {
                     match queued.try_recv() {
-                        Ok(item) if verdict == Verdict::Continue => verdict = outbox.absorb(item, &mut batch),
+                        Ok(item) if verdict == Verdict::Continue => {
+                            connection.dequeued(&item);
+                            verdict = outbox.absorb(item, &mut batch);
+                        }
                         _ => break,
                     }
                 }

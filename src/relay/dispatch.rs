@@ -1,14 +1,17 @@
-//! Turns one change event into one frame and hands it to the registry. The
-//! frame is built only if someone in this process listens, and built once
-//! for all listeners.
+//! Turns one change event into one frame and hands it to the registry. Room
+//! frames are built only if someone in this process listens, and built once
+//! for all listeners. User-route frames are always built, because the
+//! recovery ring keeps them for users who are away.
 
 use std::sync::Arc;
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, Timestamp};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 
+use crate::error::StoreError;
 use crate::gateway::frames;
-use crate::registry::{Change, Registry, RoomEvent};
+use crate::recovery::{Positions, Ring};
+use crate::registry::{Change, Registry, RoomEvent, UserEvent};
 use crate::settings::{Channel, RouteSettings};
 use crate::store::{MessageDoc, Store};
 
@@ -18,32 +21,68 @@ pub struct Dispatcher {
     key: String,
     store: Store,
     registry: Arc<Registry>,
+    ring: Option<Arc<Ring>>,
+    positions: Positions,
 }
 
 impl Dispatcher {
-    pub fn new(settings: &RouteSettings, store: Store, registry: Arc<Registry>) -> Self {
+    pub fn new(settings: &RouteSettings, store: Store, registry: Arc<Registry>, ring: Option<Arc<Ring>>) -> Self {
         Dispatcher {
             route: settings.name.clone(),
             channel: settings.channel,
             key: settings.key.clone(),
             store,
             registry,
+            ring,
+            positions: Positions::default(),
         }
     }
 
-    pub fn dispatch(&self, event: ChangeStreamEvent<Document>) {
+    pub fn dispatch(&mut self, event: ChangeStreamEvent<Document>) {
         let Some(document) = event.full_document else {
             // updateLookup finds nothing when the document was deleted since.
             tracing::debug!(route = %self.route, "event without a full document; nothing to relay");
             return;
         };
         match self.channel {
-            Channel::Room => self.to_room(event.operation_type, &document),
-            Channel::User => self.to_user(document),
+            Channel::Room => self.relay_to_room(event.operation_type, &document),
+            Channel::User => self.relay_to_user(event.cluster_time, document),
         }
     }
 
-    fn to_room(&self, operation: OperationType, document: &Document) {
+    /// The stream (re)started at `start` with nothing before it. After a lost
+    /// history, rooms are re-filled from the database and user channels are
+    /// told to resync, so nothing is skipped silently.
+    pub async fn started_at(&mut self, start: Timestamp, after_loss: bool) -> Result<(), StoreError> {
+        self.positions = Positions::default();
+        if let Some(ring) = &self.ring {
+            ring.restart(start);
+        }
+        if !after_loss {
+            return Ok(());
+        }
+        match self.channel {
+            Channel::Room => self.refill_rooms().await,
+            Channel::User => {
+                tracing::warn!(route = %self.route, "notifications may have been lost; telling every connection to resync");
+                self.registry.publish_everyone(&frames::resync(&self.route));
+                Ok(())
+            }
+        }
+    }
+
+    async fn refill_rooms(&mut self) -> Result<(), StoreError> {
+        for (room, after) in self.registry.rooms_to_refill() {
+            let missed = self.store.history(&room, after, i64::MAX).await?;
+            tracing::warn!(route = %self.route, room, after, count = missed.len(), "re-filling room after lost history");
+            for document in missed {
+                self.relay_to_room(OperationType::Insert, &document);
+            }
+        }
+        Ok(())
+    }
+
+    fn relay_to_room(&self, operation: OperationType, document: &Document) {
         let message = match MessageDoc::from_document(document) {
             Ok(message) => message,
             Err(why) => {
@@ -60,7 +99,7 @@ impl Dispatcher {
         self.registry.publish_room(Arc::new(event));
     }
 
-    fn to_user(&self, document: Document) {
+    fn relay_to_user(&mut self, cluster_time: Option<Timestamp>, document: Document) {
         let user = match document.get(&self.key) {
             Some(Bson::String(user)) => user.clone(),
             Some(Bson::ObjectId(oid)) => oid.to_hex(),
@@ -69,10 +108,18 @@ impl Dispatcher {
                 return;
             }
         };
-        if !self.registry.has_user(&user) {
+        let Some(cluster_time) = cluster_time else {
+            tracing::warn!(route = %self.route, "event without clusterTime; not relayed");
             return;
+        };
+        let position = self.positions.next(cluster_time);
+        let frame = frames::notification(&self.route, &position.cursor(&self.route), document);
+        if let Some(ring) = &self.ring {
+            ring.push(position, &user, &frame);
         }
-        let frame = frames::notification(&self.route, document);
-        self.registry.publish_user(&user, &frame);
+        if self.registry.has_user(&user) {
+            let event = UserEvent { route: self.route.clone(), position, frame };
+            self.registry.publish_user(&user, Arc::new(event));
+        }
     }
 }

@@ -7,13 +7,15 @@
 mod dispatch;
 mod stream;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::recovery::Ring;
 use crate::registry::Registry;
-use crate::settings::RouteSettings;
+use crate::settings::{Channel, Settings};
 use crate::store::Store;
 
 pub use stream::pipeline;
@@ -21,25 +23,33 @@ pub use stream::pipeline;
 /// The running routes of one process.
 pub struct Relay {
     tasks: Vec<JoinHandle<()>>,
+    /// The recovery ring of each user route, by route name.
+    pub rings: HashMap<String, Arc<Ring>>,
 }
 
 impl Relay {
     /// Opens every route's change stream, then follows them in the background.
     pub async fn start(
-        routes: &[RouteSettings],
+        settings: &Settings,
         store: &Store,
         registry: Arc<Registry>,
         shutdown: CancellationToken,
     ) -> Result<Relay, mongodb::error::Error> {
-        let mut tasks = Vec::with_capacity(routes.len());
-        for settings in routes {
-            let dispatcher = dispatch::Dispatcher::new(settings, store.clone(), registry.clone());
-            let route = stream::RouteStream::new(settings, store.database());
+        let mut tasks = Vec::with_capacity(settings.routes.len());
+        let mut rings = HashMap::new();
+        for route_settings in &settings.routes {
+            let ring = (route_settings.channel == Channel::User)
+                .then(|| Arc::new(Ring::new(settings.recovery.window, settings.recovery.max_events)));
+            if let Some(ring) = &ring {
+                rings.insert(route_settings.name.clone(), ring.clone());
+            }
+            let dispatcher = dispatch::Dispatcher::new(route_settings, store.clone(), registry.clone(), ring);
+            let route = stream::RouteStream::new(route_settings, store.database(), settings.relay.max_backoff);
             let opened = route.open().await?;
-            tracing::info!(route = %settings.name, collection = %settings.collection, "change stream open");
+            tracing::info!(route = %route_settings.name, collection = %route_settings.collection, "change stream open");
             tasks.push(tokio::spawn(stream::follow(route, opened, dispatcher, shutdown.clone())));
         }
-        Ok(Relay { tasks })
+        Ok(Relay { tasks, rings })
     }
 
     /// Waits until every route has stopped (after shutdown was requested).

@@ -3,11 +3,13 @@
 //! jitter, for as long as it takes. The token is taken only after a call to
 //! `next_if_any` completed (the driver panics on `resume_token()` after a
 //! cancelled `next()`), and that call returns after each round trip, so the
-//! post-batch token of an idle stream is kept too.
+//! post-batch token of an idle stream is kept too. Without a token (the first
+//! start, or after the history was lost) the stream starts at an operation
+//! time read just before, so the relay knows exactly where it begins.
 
 use std::time::Duration;
 
-use bson::{doc, Document};
+use bson::{doc, Document, Timestamp};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
 use mongodb::options::FullDocumentType;
@@ -20,7 +22,6 @@ use crate::settings::{Operation, RouteSettings};
 /// How long an idle `getMore` waits; also bounds how long shutdown waits for a route.
 const MAX_AWAIT: Duration = Duration::from_millis(500);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// ChangeStreamHistoryLost: the resume point has left the oplog.
 const HISTORY_LOST: i32 = 286;
 
@@ -43,70 +44,120 @@ pub fn pipeline(route: &RouteSettings) -> Vec<Document> {
 
 pub struct RouteStream {
     name: String,
+    database: Database,
     collection: Collection<Document>,
     pipeline: Vec<Document>,
     lookup: bool,
+    max_backoff: Duration,
     token: Option<ResumeToken>,
+    /// The last stream's history was lost: the next start must re-fill.
+    lost: bool,
+}
+
+/// An open stream, and where it started if it did not resume.
+pub struct Opened {
+    events: Events,
+    fresh_start: Option<Timestamp>,
 }
 
 impl RouteStream {
-    pub fn new(route: &RouteSettings, database: &Database) -> Self {
+    pub fn new(route: &RouteSettings, database: &Database, max_backoff: Duration) -> Self {
         RouteStream {
             name: route.name.clone(),
+            database: database.clone(),
             collection: database.collection(&route.collection),
             pipeline: pipeline(route),
             lookup: route.operations.contains(&Operation::Update),
+            max_backoff,
             token: None,
+            lost: false,
         }
     }
 
-    /// Opens the stream where the last one left off, or at "now" the first time.
+    /// Opens the stream where the last one left off, or at the current
+    /// operation time when there is nothing to resume from.
     #[tracing::instrument(skip(self), fields(route = %self.name, resuming = self.token.is_some()))]
-    pub async fn open(&self) -> Result<Events, mongodb::error::Error> {
+    pub async fn open(&self) -> Result<Opened, mongodb::error::Error> {
         let mut watch = self.collection.watch().pipeline(self.pipeline.clone()).max_await_time(MAX_AWAIT);
         if self.lookup {
             watch = watch.full_document(FullDocumentType::UpdateLookup);
         }
-        if let Some(token) = &self.token {
-            watch = watch.start_after(token.clone());
-        }
-        watch.await
+        let fresh_start = match &self.token {
+            Some(token) => {
+                watch = watch.start_after(token.clone());
+                None
+            }
+            None => {
+                let start = self.operation_time().await?;
+                watch = watch.start_at_operation_time(start);
+                Some(start)
+            }
+        };
+        Ok(Opened { events: watch.await?, fresh_start })
+    }
+
+    /// The cluster's current operation time, from a round trip.
+    async fn operation_time(&self) -> Result<Timestamp, mongodb::error::Error> {
+        let reply = self.database.run_command(doc! { "ping": 1 }).await?;
+        let time = reply
+            .get_timestamp("operationTime")
+            .or_else(|_| reply.get_document("$clusterTime").and_then(|c| c.get_timestamp("clusterTime")));
+        time.map_err(|_| {
+            mongodb::error::Error::custom("the server reported no operationTime; change streams need a replica set")
+        })
+    }
+
+    fn forget_position(&mut self) {
+        self.token = None;
+        self.lost = true;
     }
 }
 
 /// Follows the route until shutdown, reopening it after every failure.
-pub async fn follow(mut route: RouteStream, opened: Events, dispatcher: Dispatcher, shutdown: CancellationToken) {
-    let mut events = Some(opened);
+pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Dispatcher, shutdown: CancellationToken) {
+    let mut next = Some(opened);
     let mut backoff = BACKOFF_FIRST;
     while !shutdown.is_cancelled() {
-        let stream = match events.take() {
-            Some(stream) => stream,
-            None => match route.open().await {
-                Ok(stream) => {
-                    tracing::info!(route = %route.name, "change stream reopened");
-                    backoff = BACKOFF_FIRST;
-                    stream
-                }
-                Err(error) => {
-                    if is_history_lost(&error) {
-                        route.forget_position();
-                    }
-                    tracing::warn!(route = %route.name, %error, retry_in = ?backoff, "cannot open change stream");
-                    tokio::select! {
-                        _ = tokio::time::sleep(jitter(backoff)) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    continue;
-                }
-            },
+        let opened = match next.take() {
+            Some(opened) => Ok(opened),
+            None => route.open().await,
         };
-        drain(&mut route, stream, &dispatcher, &shutdown).await;
+        let started = match opened {
+            Ok(opened) => match opened.fresh_start {
+                None => Ok(opened.events),
+                Some(start) => dispatcher.started_at(start, route.lost).await.map(|()| opened.events).map_err(|e| {
+                    tracing::warn!(route = %route.name, error = %e, "cannot re-fill after lost history");
+                }),
+            },
+            Err(error) => {
+                if is_history_lost(&error) {
+                    tracing::error!(route = %route.name, %error, "resume point lost; restarting from now");
+                    route.forget_position();
+                } else {
+                    tracing::warn!(route = %route.name, %error, retry_in = ?backoff, "cannot open change stream");
+                }
+                Err(())
+            }
+        };
+        let Ok(events) = started else {
+            tokio::select! {
+                _ = tokio::time::sleep(jitter(backoff)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(route.max_backoff);
+            continue;
+        };
+        if backoff > BACKOFF_FIRST {
+            tracing::info!(route = %route.name, "change stream reopened");
+        }
+        backoff = BACKOFF_FIRST;
+        route.lost = false;
+        drain(&mut route, events, &mut dispatcher, &shutdown).await;
     }
 }
 
 /// Reads until the stream fails, ends or shutdown is requested.
-async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &Dispatcher, shutdown: &CancellationToken) {
+async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dispatcher, shutdown: &CancellationToken) {
     loop {
         let next = tokio::select! {
             biased;
@@ -118,8 +169,8 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &Dispatc
         match next {
             Ok(Some(event)) => {
                 if event.operation_type == OperationType::Invalidate {
-                    // The collection was dropped or renamed: what it held is gone,
-                    // so continue from the current state.
+                    // The collection was dropped or renamed: resuming is impossible,
+                    // so restart from now and re-fill.
                     tracing::warn!(route = %route.name, "change stream invalidated; restarting from now");
                     route.forget_position();
                     return;
@@ -144,12 +195,6 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &Dispatc
         if !stream.is_alive() {
             return;
         }
-    }
-}
-
-impl RouteStream {
-    fn forget_position(&mut self) {
-        self.token = None;
     }
 }
 
