@@ -38,7 +38,7 @@ impl Application {
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).await?;
         let address = listener.local_addr()?;
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
-        let context = Arc::new(Context::new(store, registry, &settings, relay.rings.clone(), shutdown));
+        let context = Arc::new(Context::new(store, registry, &settings, &relay, shutdown));
         Ok(Application { listener, port: address.port(), context, relay })
     }
 

@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod gateway;
+pub mod health;
 pub mod recovery;
 pub mod registry;
 pub mod relay;

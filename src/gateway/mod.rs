@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::health::RouteHealth;
 use crate::recovery::Ring;
 use crate::registry::Registry;
 use crate::settings::{AuthSettings, LimitSettings, ServerSettings};
@@ -28,6 +29,8 @@ pub struct Context {
     pub auth: AuthSettings,
     /// The notification recovery ring of each user route.
     pub rings: HashMap<String, Arc<Ring>>,
+    /// Each route's stream state, for `/readyz`.
+    pub routes: Vec<Arc<RouteHealth>>,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
     /// Tracks open sessions, so shutdown can wait for their close frames.
@@ -40,7 +43,7 @@ impl Context {
         store: Store,
         registry: Arc<Registry>,
         settings: &crate::settings::Settings,
-        rings: HashMap<String, Arc<Ring>>,
+        relay: &crate::relay::Relay,
         shutdown: CancellationToken,
     ) -> Self {
         Context {
@@ -49,7 +52,8 @@ impl Context {
             server: settings.server.clone(),
             limits: settings.limits.clone(),
             auth: settings.auth.clone(),
-            rings,
+            rings: relay.rings.clone(),
+            routes: relay.health.clone(),
             shutdown,
             sessions: TaskTracker::new(),
             next_connection_id: AtomicU64::new(1),

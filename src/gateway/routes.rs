@@ -11,6 +11,7 @@ use warp::{Filter, Rejection, Reply};
 use super::session::{self, Handshake};
 use super::Context;
 use crate::auth::{authenticate, AuthError};
+use crate::health;
 
 /// Every route the server answers.
 pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
@@ -19,13 +20,15 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
         .and(warp::get())
         .and(with_handshake(context.clone()))
         .and(warp::ws())
-        .and(with_context(context))
+        .and(with_context(context.clone()))
         .map(upgrade);
-    let healthz = warp::path("healthz")
-        .and(warp::path::end())
-        .and(warp::get())
-        .map(|| warp::reply::json(&json!({ "status": "ok" })));
-    websocket.or(healthz).recover(rejection_to_json)
+    let healthz = warp::path("healthz").and(warp::path::end()).and(warp::get()).and(with_context(context.clone())).map(
+        |context: Arc<Context>| {
+            warp::reply::json(&json!({ "status": "ok", "connections": context.registry.connection_count() }))
+        },
+    );
+    let readyz = warp::path("readyz").and(warp::path::end()).and(warp::get()).and(with_context(context)).map(readyz);
+    websocket.or(healthz).or(readyz).recover(rejection_to_json)
 }
 
 fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,), Error = Infallible> + Clone {
@@ -44,6 +47,12 @@ fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), 
             .map_err(warp::reject::custom);
         async move { result }
     })
+}
+
+fn readyz(context: Arc<Context>) -> impl Reply {
+    let (ready, body) = health::readiness(&context.routes);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    warp::reply::with_status(warp::reply::json(&body), status)
 }
 
 fn upgrade(handshake: Handshake, ws: warp::ws::Ws, context: Arc<Context>) -> impl Reply {

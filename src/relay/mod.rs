@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::RouteHealth;
 use crate::recovery::Ring;
 use crate::registry::Registry;
 use crate::settings::{Channel, Settings};
@@ -25,6 +26,8 @@ pub struct Relay {
     tasks: Vec<JoinHandle<()>>,
     /// The recovery ring of each user route, by route name.
     pub rings: HashMap<String, Arc<Ring>>,
+    /// Whether each route's stream is open, for readiness.
+    pub health: Vec<Arc<RouteHealth>>,
 }
 
 impl Relay {
@@ -37,6 +40,7 @@ impl Relay {
     ) -> Result<Relay, mongodb::error::Error> {
         let mut tasks = Vec::with_capacity(settings.routes.len());
         let mut rings = HashMap::new();
+        let mut health = Vec::new();
         for route_settings in &settings.routes {
             let ring = (route_settings.channel == Channel::User)
                 .then(|| Arc::new(Ring::new(settings.recovery.window, settings.recovery.max_events)));
@@ -44,12 +48,15 @@ impl Relay {
                 rings.insert(route_settings.name.clone(), ring.clone());
             }
             let dispatcher = dispatch::Dispatcher::new(route_settings, store.clone(), registry.clone(), ring);
-            let route = stream::RouteStream::new(route_settings, store.database(), settings.relay.max_backoff);
+            let route_health = RouteHealth::new(&route_settings.name);
+            health.push(route_health.clone());
+            let route =
+                stream::RouteStream::new(route_settings, store.database(), settings.relay.max_backoff, route_health);
             let opened = route.open().await?;
             tracing::info!(route = %route_settings.name, collection = %route_settings.collection, "change stream open");
             tasks.push(tokio::spawn(stream::follow(route, opened, dispatcher, shutdown.clone())));
         }
-        Ok(Relay { tasks, rings })
+        Ok(Relay { tasks, rings, health })
     }
 
     /// Waits until every route has stopped (after shutdown was requested).

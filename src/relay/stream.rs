@@ -7,6 +7,7 @@
 //! start, or after the history was lost) the stream starts at an operation
 //! time read just before, so the relay knows exactly where it begins.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Document, Timestamp};
@@ -17,6 +18,7 @@ use mongodb::{Collection, Database};
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Dispatcher;
+use crate::health::RouteHealth;
 use crate::settings::{Operation, RouteSettings};
 
 /// How long an idle `getMore` waits; also bounds how long shutdown waits for a route.
@@ -49,6 +51,7 @@ pub struct RouteStream {
     pipeline: Vec<Document>,
     lookup: bool,
     max_backoff: Duration,
+    health: Arc<RouteHealth>,
     token: Option<ResumeToken>,
     /// The last stream's history was lost: the next start must re-fill.
     lost: bool,
@@ -61,7 +64,7 @@ pub struct Opened {
 }
 
 impl RouteStream {
-    pub fn new(route: &RouteSettings, database: &Database, max_backoff: Duration) -> Self {
+    pub fn new(route: &RouteSettings, database: &Database, max_backoff: Duration, health: Arc<RouteHealth>) -> Self {
         RouteStream {
             name: route.name.clone(),
             database: database.clone(),
@@ -69,6 +72,7 @@ impl RouteStream {
             pipeline: pipeline(route),
             lookup: route.operations.contains(&Operation::Update),
             max_backoff,
+            health,
             token: None,
             lost: false,
         }
@@ -140,6 +144,7 @@ pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Disp
             }
         };
         let Ok(events) = started else {
+            route.health.set_open(false);
             tokio::select! {
                 _ = tokio::time::sleep(jitter(backoff)) => {}
                 _ = shutdown.cancelled() => return,
@@ -152,7 +157,9 @@ pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Disp
         }
         backoff = BACKOFF_FIRST;
         route.lost = false;
+        route.health.set_open(true);
         drain(&mut route, events, &mut dispatcher, &shutdown).await;
+        route.health.set_open(false);
     }
 }
 

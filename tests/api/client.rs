@@ -23,9 +23,19 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(port: u16, user: &str) -> Client {
-        let url = format!("ws://127.0.0.1:{port}/ws?user={user}");
+        Client::connect_query(port, &format!("user={user}")).await
+    }
+
+    /// Connects with a raw query string, e.g. `user=bob&since_cursor=...`.
+    pub async fn connect_query(port: u16, query: &str) -> Client {
+        let url = format!("ws://127.0.0.1:{port}/ws?{query}");
         let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
         Client { socket, seen: Vec::new(), claimed: Vec::new() }
+    }
+
+    /// Every notification frame seen so far, in arrival order.
+    pub fn notifications(&self) -> Vec<&Value> {
+        self.seen.iter().filter(|f| f["type"] == "notification").collect()
     }
 
     pub async fn send(&mut self, frame: Value) {

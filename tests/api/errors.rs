@@ -79,7 +79,7 @@ async fn an_oversized_frame_closes_only_that_connection_with_1009() {
     assert_eq!(bob.post("lobby", "c", json!("still here")).await["seq"], 1);
 }
 
-async fn http_get(port: u16, path: &str) -> String {
+pub async fn http_get(port: u16, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -106,7 +106,9 @@ async fn handshakes_without_a_valid_user_are_refused_with_401_before_the_upgrade
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
     assert!(plain.contains("upgrade_required"));
     let health = http_get(app.port, "/healthz").await;
-    assert!(health.starts_with("HTTP/1.1 200") && health.contains(r#"{"status":"ok"}"#), "{health}");
+    assert!(health.starts_with("HTTP/1.1 200") && health.contains(r#""status":"ok""#), "{health}");
+    let ready = http_get(app.port, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.1 200") && ready.contains(r#""status":"ready""#), "{ready}");
     let missing = http_get(app.port, "/nope").await;
     assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("not_found"), "{missing}");
 }

@@ -49,17 +49,21 @@ pub fn unique_database() -> String {
     format!("test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The project's settings (base + local), pointed at the test database.
-pub fn test_settings(database_name: &str) -> Settings {
+/// The project's settings (base + local), pointed at a test database.
+pub fn test_settings(uri: &str, database_name: &str) -> Settings {
     let (mut settings, _) = Settings::load(&project_dir().join("config")).expect("project configuration loads");
     settings.server.port = 0;
-    settings.mongo.uri = db::uri();
+    settings.mongo.uri = uri.to_string();
     settings.mongo.database = database_name.to_string();
     settings
 }
 
 pub async fn mongo(database_name: &str) -> Database {
-    let client = mongodb::Client::with_uri_str(db::uri()).await.expect("mongo client");
+    mongo_at(&db::uri(), database_name).await
+}
+
+pub async fn mongo_at(uri: &str, database_name: &str) -> Database {
+    let client = mongodb::Client::with_uri_str(uri).await.expect("mongo client");
     client.database(database_name)
 }
 
@@ -69,11 +73,16 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_at(&db::uri(), adjust).await
+}
+
+/// Starts the relay in this process against the server at `uri`.
+pub async fn spawn_app_at(uri: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         roomcast::telemetry::init(roomcast::settings::Environment::Local);
     }
     let database_name = unique_database();
-    let mut settings = test_settings(&database_name);
+    let mut settings = test_settings(uri, &database_name);
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("application builds");
     let port = app.port();
@@ -81,7 +90,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
-    TestApp { port, database: mongo(&database_name).await, _stop: stop }
+    TestApp { port, database: mongo_at(uri, &database_name).await, _stop: stop }
+}
+
+/// Waits until `GET path` answers with a body containing `needle`. Polls an
+/// observable condition; it never guesses how long something takes.
+pub async fn wait_for_http(port: u16, path: &str, needle: &str) {
+    let waiting = async {
+        loop {
+            if crate::errors::http_get(port, path).await.contains(needle) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE * 2, waiting).await.unwrap_or_else(|_| panic!("{path} never showed {needle}"));
 }
 
 /// A relay running as a separate process of the built binary.
@@ -104,18 +127,23 @@ impl RelayProcess {
 /// Starts `target/.../roomcast` on port 0 against the given database and
 /// returns once it logged the address it listens on.
 pub async fn spawn_process(database_name: &str) -> RelayProcess {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+    spawn_process_at(&db::uri(), database_name, &[]).await
+}
+
+pub async fn spawn_process_at(uri: &str, database_name: &str, env: &[(&str, &str)]) -> RelayProcess {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
+    command
         .current_dir(project_dir())
         .env("ROOMCAST_ENV", "local")
         .env("ROOMCAST__SERVER__PORT", "0")
-        .env("ROOMCAST__MONGO__URI", db::uri())
+        .env("ROOMCAST__MONGO__URI", uri)
         .env("ROOMCAST__MONGO__DATABASE", database_name)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the roomcast binary");
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("start the roomcast binary");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let port = tokio::time::timeout(PATIENCE, async {
         while let Some(line) = lines.next_line().await.unwrap() {

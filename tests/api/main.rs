@@ -12,6 +12,7 @@ mod edits;
 mod errors;
 mod history;
 mod notifications;
+mod outages;
 mod rooms;
 mod sends;
 mod timeouts;

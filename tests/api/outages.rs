@@ -1,0 +1,143 @@
+//! The database and the change streams failing under live clients. Each test
+//! has a database server of its own, so it can break it.
+
+use std::time::Duration;
+
+use bson::doc;
+use roomcast::settings::Settings;
+use serde_json::json;
+
+use crate::db::{DbOptions, DbServer};
+use crate::helpers::{spawn_app_at, wait_for_http};
+
+fn recover_fast(settings: &mut Settings) {
+    settings.relay.max_backoff = Duration::from_millis(200);
+    settings.mongo.timeout = Duration::from_secs(1);
+}
+
+fn notes(client: &crate::client::Client) -> Vec<i64> {
+    client.notifications().iter().map(|f| f["data"]["n"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_broken_stream_resumes_from_its_token_and_delivers_what_was_committed_meanwhile() {
+    let db = DbServer::start(DbOptions { test_commands: true, ..Default::default() });
+    let app = spawn_app_at(&db.uri, recover_fast).await;
+    let mut alice = app.client("alice").await;
+    let mut bob = app.client("bob").await;
+    alice.join("r").await;
+    bob.join("r").await;
+    alice.post("r", "m1", json!(1)).await;
+    bob.message("r", 1).await;
+
+    db.break_change_streams().await;
+    wait_for_http(app.port, "/readyz", "not_ready").await;
+    // Committed while no stream can be read: through the relay, and by other programs.
+    assert_eq!(alice.post("r", "m2", json!(2)).await["seq"], 2, "writes do not need the stream");
+    let sent_at = bson::DateTime::now();
+    app.messages()
+        .insert_one(doc! {"room": "r", "seq": 3_i64, "author": "bot", "body": 3, "sent_at": sent_at})
+        .await
+        .unwrap();
+    app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
+    db.heal_change_streams().await;
+
+    bob.message("r", 3).await;
+    bob.wait_for(|f| f["type"] == "notification").await;
+    wait_for_http(app.port, "/readyz", r#""status":"ready""#).await;
+    alice.post("r", "m4", json!(4)).await;
+    for client in [&mut alice, &mut bob] {
+        client.message("r", 4).await;
+        assert_eq!(client.seqs("r"), [1, 2, 3, 4], "once each, in order");
+    }
+    assert_eq!(notes(&bob), [1]);
+    assert!(alice.notifications().is_empty());
+}
+
+#[tokio::test]
+async fn after_lost_history_rooms_are_refilled_and_user_channels_are_told_to_resync() {
+    let db = DbServer::start(DbOptions { test_commands: true, oplog_max_entries: Some(10), ..Default::default() });
+    let app = spawn_app_at(&db.uri, recover_fast).await;
+    let mut alice = app.client("alice").await;
+    alice.join("r").await;
+    let mut bob = app.client("bob").await;
+    bob.ping().await;
+    alice.post("r", "m1", json!(1)).await;
+    alice.message("r", 1).await;
+
+    db.break_change_streams().await;
+    wait_for_http(app.port, "/readyz", "not_ready").await;
+    let sent_at = bson::DateTime::now();
+    for seq in 2..=25_i64 {
+        let message = doc! {"room": "r", "seq": seq, "author": "bot", "body": seq, "sent_at": sent_at};
+        app.messages().insert_one(message).await.unwrap();
+    }
+    app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
+    // The relay's resume point is now older than anything the oplog holds.
+    db.prune_oplog().await;
+    db.heal_change_streams().await;
+
+    alice.message("r", 25).await;
+    let expected: Vec<i64> = (1..=25).collect();
+    assert_eq!(alice.seqs("r"), expected, "re-filled from the messages collection, once each");
+    let resync = bob.wait_for(|f| f["type"] == "resync").await;
+    assert_eq!(resync, json!({"type": "resync", "route": "notifications"}));
+    alice.wait_for(|f| f["type"] == "resync").await;
+    // Live delivery goes on from the new stream.
+    alice.post("r", "m26", json!(26)).await;
+    alice.message("r", 26).await;
+    app.notifications().insert_one(doc! {"user": "bob", "n": 2}).await.unwrap();
+    bob.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 2).await;
+    assert_eq!(alice.seqs("r").len(), 26);
+}
+
+#[tokio::test]
+async fn a_database_restart_keeps_clients_connected_and_delivers_everything_committed() {
+    let storage = std::env::temp_dir().join(format!("roomcast-restart-{}", crate::helpers::unique_database()));
+    let mut db = DbServer::start(DbOptions { storage: Some(storage.clone()), ..Default::default() });
+    let app = spawn_app_at(&db.uri, recover_fast).await;
+    let mut alice = app.client("alice").await;
+    let mut bob = app.client("bob").await;
+    alice.join("r").await;
+    bob.join("r").await;
+    alice.post("r", "m1", json!(1)).await;
+    app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
+    bob.message("r", 1).await;
+    bob.wait_for(|f| f["type"] == "notification").await;
+
+    db.stop(libc::SIGKILL);
+    // During the outage: no false ack, and the connections stay open.
+    alice.send(json!({"type": "send", "room": "r", "client_id": "m2", "body": 2})).await;
+    let refused = alice.wait_for(|f| f["type"] == "error").await;
+    assert_eq!(refused["code"], "db_unavailable");
+    assert_eq!(refused["ref"]["client_id"], "m2");
+    alice.ping().await;
+    bob.ping().await;
+
+    db.restart();
+    // Committed right after the restart, while the relay may still be reconnecting.
+    let producer = db.client().await;
+    let notifications =
+        producer.database(&app.database.name().to_string()).collection::<bson::Document>("notifications");
+    notifications.insert_one(doc! {"user": "bob", "n": 2}).await.unwrap();
+    // The same send, retried with its client_id, goes through without reconnecting.
+    let ack = loop {
+        let answer = alice.post("r", "m2", json!(2)).await;
+        if answer["type"] == "ack" {
+            break answer;
+        }
+        assert_eq!(answer["code"], "db_unavailable");
+    };
+    assert_eq!(ack["seq"], 2);
+    bob.message("r", 2).await;
+    bob.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 2).await;
+    alice.post("r", "m3", json!(3)).await;
+    for client in [&mut alice, &mut bob] {
+        client.message("r", 3).await;
+        assert_eq!(client.seqs("r"), [1, 2, 3]);
+    }
+    assert_eq!(notes(&bob), [1, 2]);
+    let stored = app.messages().count_documents(doc! {"room": "r"}).await.unwrap();
+    assert_eq!(stored, 3);
+    let _ = std::fs::remove_dir_all(storage);
+}
