@@ -33,6 +33,17 @@ impl Client {
         Client { socket, seen: Vec::new(), claimed: Vec::new() }
     }
 
+    /// A client whose socket buffers almost nothing, so a client that stops
+    /// reading is really stuck after a few frames rather than after megabytes.
+    pub async fn connect_stingy(port: u16, user: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let url = format!("ws://127.0.0.1:{port}/ws?user={user}");
+        let (socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
+        Client { socket, seen: Vec::new(), claimed: Vec::new() }
+    }
+
     /// Every notification frame seen so far, in arrival order.
     pub fn notifications(&self) -> Vec<&Value> {
         self.seen.iter().filter(|f| f["type"] == "notification").collect()

@@ -24,7 +24,7 @@ pub fn uri() -> String {
     }
     SHARED
         .get_or_init(|| {
-            let server = DbServer::start(DbOptions::default());
+            let server = DbServer::start(DbOptions { sync_on_commit: false, ..DbOptions::default() });
             let uri = server.uri.clone();
             std::mem::forget(server);
             uri
@@ -33,14 +33,23 @@ pub fn uri() -> String {
 }
 
 /// How to start a dedicated server.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DbOptions {
+    /// Durable commits, so a SIGKILL loses nothing acknowledged (SecantusDB
+    /// needs the flag for that; it costs an fsync per commit).
+    pub sync_on_commit: bool,
     /// A directory that survives restarts; `None` keeps data in memory.
     pub storage: Option<PathBuf>,
     /// Enables `configureFailPoint`.
     pub test_commands: bool,
     /// Caps the oplog, so a stream's history can be lost on purpose.
     pub oplog_max_entries: Option<u32>,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions { sync_on_commit: true, storage: None, test_commands: false, oplog_max_entries: None }
+    }
 }
 
 /// A database server process this test controls.
@@ -199,7 +208,9 @@ fn server_command(options: &DbOptions, port: Option<u16>) -> (Command, String, A
             let mut command = Command::new(binary);
             command.args(["--host", "127.0.0.1", "--port", &port.unwrap_or(0).to_string(), "--storage-path"]);
             command.arg(storage.as_deref().unwrap_or(Path::new(":memory:")));
-            command.arg("--sync-on-commit");
+            if options.sync_on_commit {
+                command.arg("--sync-on-commit");
+            }
             if options.test_commands {
                 command.arg("--enable-test-commands");
             }

@@ -13,6 +13,8 @@ mod errors;
 mod history;
 mod notifications;
 mod outages;
+mod recovery;
 mod rooms;
 mod sends;
+mod slow;
 mod timeouts;

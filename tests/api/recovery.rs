@@ -1,0 +1,116 @@
+//! Notification recovery with `since_cursor`, on one replica and across two.
+
+use bson::doc;
+use serde_json::{json, Value};
+
+use crate::client::Client;
+use crate::helpers::{mongo, spawn_app, spawn_app_with, spawn_process, unique_database};
+
+fn numbers(frames: Vec<&Value>) -> Vec<i64> {
+    frames.iter().map(|f| f["data"]["n"].as_i64().unwrap()).collect()
+}
+
+fn encode(cursor: &Value) -> String {
+    cursor.as_str().unwrap().replace(':', "%3A")
+}
+
+/// bob receives n1 and leaves; n2 and n3 are committed while he is away; a
+/// second connection of bob's stays, so we know the relay has seen n3.
+async fn miss_two(port: u16, notifications: &mongodb::Collection<bson::Document>) -> (Value, Client) {
+    let mut watcher = Client::connect(port, "bob").await;
+    let mut away = Client::connect(port, "bob").await;
+    for client in [&mut watcher, &mut away] {
+        client.ping().await;
+    }
+    notifications.insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
+    let first = away.wait_for(|f| f["type"] == "notification").await;
+    let cursor = first["cursor"].clone();
+    assert!(cursor.as_str().unwrap().starts_with("notifications:"), "{first}");
+    drop(away);
+    for (user, n) in [("bob", 2), ("amy", 9), ("bob", 3)] {
+        notifications.insert_one(doc! {"user": user, "n": n}).await.unwrap();
+    }
+    watcher.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 3).await;
+    (cursor, watcher)
+}
+
+#[tokio::test]
+async fn a_reconnect_inside_the_window_recovers_every_missed_notification_once() {
+    let app = spawn_app().await;
+    let (cursor, _watcher) = miss_two(app.port, &app.notifications()).await;
+    let mut back = Client::connect_query(app.port, &format!("user=bob&since_cursor={}", encode(&cursor))).await;
+    let recovery = back.wait_for(|f| f["type"] == "recovery").await;
+    assert_eq!(recovery, json!({"type": "recovery", "route": "notifications", "recovered": true}));
+    app.notifications().insert_one(doc! {"user": "bob", "n": 4}).await.unwrap();
+    back.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 4).await;
+    assert_eq!(numbers(back.notifications()), [2, 3, 4], "missed ones in commit order, then live, no duplicate");
+    assert_eq!(back.seen[0]["type"], "recovery", "the answer comes first");
+}
+
+#[tokio::test]
+async fn outside_the_window_the_reply_says_recovered_false() {
+    for adjust in [
+        (|s: &mut roomcast::Settings| s.recovery.max_events = 2) as fn(&mut roomcast::Settings),
+        |s: &mut roomcast::Settings| s.recovery.window = std::time::Duration::ZERO,
+    ] {
+        let app = spawn_app_with(adjust).await;
+        let (cursor, mut watcher) = miss_two(app.port, &app.notifications()).await;
+        // One more, so the ring has dropped what came after the cursor.
+        app.notifications().insert_one(doc! {"user": "bob", "n": 4}).await.unwrap();
+        watcher.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 4).await;
+        let mut back = Client::connect_query(app.port, &format!("user=bob&since_cursor={}", encode(&cursor))).await;
+        let recovery = back.wait_for(|f| f["type"] == "recovery").await;
+        assert_eq!(recovery["recovered"], false);
+        app.notifications().insert_one(doc! {"user": "bob", "n": 5}).await.unwrap();
+        back.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 5).await;
+        assert_eq!(numbers(back.notifications()), [5], "no silent partial recovery");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_cursor_is_refused_and_the_connection_works() {
+    let app = spawn_app().await;
+    for cursor in ["nonsense", "unknown-route%3A1.2.3", "notifications%3A1.2"] {
+        let mut client = Client::connect_query(app.port, &format!("user=bob&since_cursor={cursor}")).await;
+        let error = client.error().await;
+        assert_eq!(error["code"], "invalid_field", "{cursor}");
+        client.ping().await;
+        assert!(client.seen.iter().all(|f| f["type"] != "recovery"));
+    }
+}
+
+#[tokio::test]
+async fn a_client_moving_between_replicas_gets_exactly_what_it_missed() {
+    let database = unique_database();
+    let first = spawn_process(&database).await;
+    let second = spawn_process(&database).await;
+    let notifications = mongo(&database).await.collection::<bson::Document>("notifications");
+    let mut alice = first.client("alice").await;
+    alice.join("r").await;
+    let mut bob = second.client("bob").await;
+    bob.join("r").await;
+    for i in 1..=3 {
+        alice.post("r", &format!("a{i}"), json!(i)).await;
+    }
+    notifications.insert_one(doc! {"user": "alice", "n": 1}).await.unwrap();
+    alice.message("r", 3).await;
+    let cursor = alice.wait_for(|f| f["type"] == "notification").await["cursor"].clone();
+    drop(alice);
+
+    for i in 4..=6 {
+        bob.post("r", &format!("b{i}"), json!(i)).await;
+    }
+    for n in 2..=3 {
+        notifications.insert_one(doc! {"user": "alice", "n": n}).await.unwrap();
+    }
+    let query = format!("user=alice&since_cursor={}", encode(&cursor));
+    let mut moved = Client::connect_query(second.port, &query).await;
+    assert_eq!(moved.join_since("r", 3).await["recovered"], true);
+    assert_eq!(moved.wait_for(|f| f["type"] == "recovery").await["recovered"], true);
+    bob.post("r", "b7", json!(7)).await;
+    notifications.insert_one(doc! {"user": "alice", "n": 4}).await.unwrap();
+    moved.message("r", 7).await;
+    moved.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 4).await;
+    assert_eq!(moved.seqs("r"), [4, 5, 6, 7]);
+    assert_eq!(numbers(moved.notifications()), [2, 3, 4]);
+}
