@@ -117,8 +117,7 @@ async fn a_database_restart_keeps_clients_connected_and_delivers_everything_comm
     db.restart();
     // Committed right after the restart, while the relay may still be reconnecting.
     let producer = db.client().await;
-    let notifications =
-        producer.database(&app.database.name().to_string()).collection::<bson::Document>("notifications");
+    let notifications = producer.database(app.database.name()).collection::<bson::Document>("notifications");
     notifications.insert_one(doc! {"user": "bob", "n": 2}).await.unwrap();
     // The same send, retried with its client_id, goes through without reconnecting.
     let ack = loop {
