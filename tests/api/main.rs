@@ -2,6 +2,7 @@
 //! a real MongoDB-compatible server process started by the tests, with one
 //! database per test.
 
+mod chatter;
 mod client;
 mod db;
 mod helpers;
