@@ -35,6 +35,8 @@ pub struct Chatter {
     pub worst_pause: Duration,
     last_ack: Option<Instant>,
     pub errors: Vec<Value>,
+    /// Bytes of filler in each body, to make messages heavy.
+    pub padding: usize,
 }
 
 impl Chatter {
@@ -52,6 +54,7 @@ impl Chatter {
             worst_pause: Duration::ZERO,
             last_ack: None,
             errors: Vec::new(),
+            padding: 0,
         };
         chatter.reconnect().await;
         chatter.reconnects = 0;
@@ -106,7 +109,7 @@ impl Chatter {
         while next < count || !self.unacked.is_empty() || self.last_seq < until_seq {
             while next < count && self.unacked.len() < window {
                 let client_id = format!("{}-{next}", self.user);
-                let body = json!({"from": self.user, "i": next});
+                let body = json!({"from": self.user, "i": next, "pad": "x".repeat(self.padding)});
                 self.unacked.insert(client_id.clone(), body.clone());
                 next += 1;
                 if !self.transmit(&client_id, &body).await {
@@ -114,7 +117,11 @@ impl Chatter {
                 }
             }
             match self.read().await {
-                Some(frame) => self.absorb(frame, &acks),
+                Some(frame) => {
+                    if let Some((client_id, body)) = self.absorb(frame, &acks) {
+                        self.transmit(&client_id, &body).await;
+                    }
+                }
                 None => self.reconnect().await,
             }
         }
@@ -138,7 +145,9 @@ impl Chatter {
         }
     }
 
-    fn absorb(&mut self, frame: Value, acks: &AtomicUsize) {
+    /// Takes in one frame; returns a send to retry, if the server refused one
+    /// for a reason that passes (the database was unreachable).
+    fn absorb(&mut self, frame: Value, acks: &AtomicUsize) -> Option<(String, Value)> {
         match frame["type"].as_str().unwrap_or("") {
             "message" if frame["room"] == self.room.as_str() => {
                 let seq = frame["seq"].as_i64().unwrap();
@@ -161,12 +170,17 @@ impl Chatter {
                 self.last_ack = Some(now);
             }
             "error" => {
-                // A send refused while the database was unreachable is resent on
-                // the next reconnect; a healthy run has none.
+                let retry = matches!(frame["code"].as_str(), Some("db_unavailable" | "pending"));
+                let client_id = frame["ref"]["client_id"].as_str().map(str::to_string);
                 self.errors.push(frame);
+                if let (true, Some(client_id)) = (retry, client_id) {
+                    // Each refusal took the server's database timeout, which paces these retries.
+                    return self.unacked.get(&client_id).map(|body| (client_id, body.clone()));
+                }
             }
             _ => {}
         }
+        None
     }
 
     /// Every seq this client received, across its connections, in order.

@@ -7,6 +7,7 @@ mod client;
 mod db;
 mod helpers;
 
+mod chaos;
 mod config;
 mod crash;
 mod edits;
