@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
@@ -38,7 +38,8 @@ pub struct DbOptions {
     /// Durable commits, so a SIGKILL loses nothing acknowledged (SecantusDB
     /// needs the flag for that; it costs an fsync per commit).
     pub sync_on_commit: bool,
-    /// A directory that survives restarts; `None` keeps data in memory.
+    /// A directory that survives restarts; `None` uses a private temporary
+    /// directory, removed when the server is dropped.
     pub storage: Option<PathBuf>,
     /// Enables `configureFailPoint`.
     pub test_commands: bool,
@@ -59,6 +60,8 @@ pub struct DbServer {
     options: DbOptions,
     pid: u32,
     exited: mpsc::Receiver<()>,
+    /// The temporary storage this server owns, if it was given none.
+    scratch: Option<PathBuf>,
 }
 
 fn project_dir() -> PathBuf {
@@ -90,8 +93,19 @@ fn which(name: &str) -> Option<PathBuf> {
 
 impl DbServer {
     /// Starts a server on a free loopback port and returns once it accepts connections.
-    pub fn start(options: DbOptions) -> DbServer {
-        DbServer::launch(options, None)
+    pub fn start(mut options: DbOptions) -> DbServer {
+        // Not `:memory:`: only the pip build knows it, and servers must never share a directory.
+        let scratch = options.storage.is_none().then(|| {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::env::temp_dir().join(format!("roomcast-db-{}-{n}", std::process::id()))
+        });
+        if let Some(scratch) = &scratch {
+            options.storage = Some(scratch.clone());
+        }
+        let mut server = DbServer::launch(options, None);
+        server.scratch = scratch;
+        server
     }
 
     fn launch(options: DbOptions, port: Option<u16>) -> DbServer {
@@ -145,7 +159,7 @@ impl DbServer {
         if uri.contains("replicaSet=rs0") {
             initiate_replica_set(&uri);
         }
-        DbServer { uri, port, options, pid, exited }
+        DbServer { uri, port, options, pid, exited, scratch: None }
     }
 
     /// Sends `signal` and waits until the process is gone.
@@ -158,8 +172,9 @@ impl DbServer {
 
     /// Starts the server again on the same port and storage.
     pub fn restart(&mut self) {
-        let again = DbServer::launch(self.options.clone(), Some(self.port));
+        let mut again = DbServer::launch(self.options.clone(), Some(self.port));
         assert_eq!(again.uri, self.uri);
+        again.scratch = self.scratch.take();
         // The old process is gone; forgetting it keeps Drop from signalling a reused pid.
         std::mem::forget(std::mem::replace(self, again));
     }
@@ -196,6 +211,10 @@ impl Drop for DbServer {
         unsafe {
             libc::kill(self.pid as i32, libc::SIGKILL);
         }
+        if let Some(scratch) = &self.scratch {
+            let _ = self.exited.recv_timeout(Duration::from_secs(10));
+            let _ = std::fs::remove_dir_all(scratch);
+        }
     }
 }
 
@@ -207,7 +226,7 @@ fn server_command(options: &DbOptions, port: Option<u16>) -> (Command, String, A
         Binary::Secantus(binary) => {
             let mut command = Command::new(binary);
             command.args(["--host", "127.0.0.1", "--port", &port.unwrap_or(0).to_string(), "--storage-path"]);
-            command.arg(storage.as_deref().unwrap_or(Path::new(":memory:")));
+            command.arg(storage.as_deref().expect("storage is always set by start()"));
             if options.sync_on_commit {
                 command.arg("--sync-on-commit");
             }
