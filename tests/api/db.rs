@@ -77,7 +77,13 @@ fn find_binary() -> Binary {
     if let Some(mongod) = which("mongod") {
         return Binary::Mongod(mongod);
     }
-    for candidate in [".dev/secantus/bin/secantusd-rs", ".dev/venv/bin/secantusd-py"] {
+    // ROOMCAST_DB=py or rs picks one build of SecantusDB, as scripts/install-db does.
+    let builds = match std::env::var("ROOMCAST_DB").as_deref() {
+        Ok("py") => vec![".dev/venv/bin/secantusd-py"],
+        Ok("rs") => vec![".dev/secantus/bin/secantusd-rs"],
+        _ => vec![".dev/secantus/bin/secantusd-rs", ".dev/venv/bin/secantusd-py"],
+    };
+    for candidate in builds {
         let path = project_dir().join(candidate);
         if path.exists() {
             return Binary::Secantus(path);
