@@ -31,8 +31,14 @@ type Events = ChangeStream<ChangeStreamEvent<Document>>;
 
 /// The route's pipeline: a leading `$match` on `operationType` (and the
 /// route's own filter) that MongoDB pushes down into the oplog scan.
+/// The collection's lifecycle events always pass the filter: a `$match` may
+/// otherwise hide the invalidation that ends a stream, and the relay must see
+/// it to re-fill rooms and tell user channels to resync.
+const LIFECYCLE: [&str; 4] = ["drop", "rename", "dropDatabase", "invalidate"];
+
 pub fn pipeline(route: &RouteSettings) -> Vec<Document> {
-    let operations: Vec<&str> = route.operations.iter().map(|op| op.as_str()).collect();
+    let mut operations: Vec<&str> = route.operations.iter().map(|op| op.as_str()).collect();
+    operations.extend(LIFECYCLE);
     let by_operation = doc! { "operationType": { "$in": operations } };
     let filter = match &route.filter {
         None => by_operation,
@@ -175,10 +181,17 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dis
         };
         match next {
             Ok(Some(event)) => {
-                if event.operation_type == OperationType::Invalidate {
-                    // The collection was dropped or renamed: resuming is impossible,
-                    // so restart from now and re-fill.
-                    tracing::warn!(route = %route.name, "change stream invalidated; restarting from now");
+                if matches!(
+                    event.operation_type,
+                    OperationType::Invalidate
+                        | OperationType::Drop
+                        | OperationType::Rename
+                        | OperationType::DropDatabase
+                ) {
+                    // The collection was dropped or renamed. MongoDB then invalidates
+                    // the stream, and some servers end it without saying so; either
+                    // way, restart from now, re-fill rooms and tell users to resync.
+                    tracing::warn!(route = %route.name, event = ?event.operation_type, "collection went away; restarting from now");
                     route.forget_position();
                     return;
                 }

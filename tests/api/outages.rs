@@ -140,3 +140,18 @@ async fn a_database_restart_keeps_clients_connected_and_delivers_everything_comm
     assert_eq!(stored, 3);
     let _ = std::fs::remove_dir_all(storage);
 }
+
+#[tokio::test]
+async fn a_dropped_collection_invalidates_the_stream_and_clients_are_told_to_resync() {
+    let app = crate::helpers::spawn_app_with(recover_fast).await;
+    let mut bob = app.client("bob").await;
+    bob.ping().await;
+    app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
+    bob.wait_for(|f| f["type"] == "notification").await;
+    app.notifications().drop().await.unwrap();
+    assert_eq!(bob.wait_for(|f| f["type"] == "resync").await["route"], "notifications");
+    // The route follows the collection again once it is recreated.
+    app.notifications().insert_one(doc! {"user": "bob", "n": 2}).await.unwrap();
+    bob.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 2).await;
+    assert_eq!(notes(&bob), [1, 2]);
+}
