@@ -9,11 +9,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
 use crate::error::StartupError;
 use crate::gateway::{routes, Context};
+use crate::membership::Memberships;
 use crate::registry::Registry;
 use crate::relay::Relay;
-use crate::settings::Settings;
+use crate::settings::{RoomPolicy, Settings};
 use crate::store::Store;
 
 /// How long shutdown waits for sessions to send their close frames.
@@ -30,15 +32,20 @@ impl Application {
     /// Connects, prepares the database and opens the change streams; the
     /// listener is bound last, so a client that connects is served for real.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let authenticator = Authenticator::from_settings(&settings.auth)?;
         let store = Store::connect(&settings.mongo).await?;
         store.ensure_indexes().await?;
+        if settings.auth.room_policy == RoomPolicy::Membership {
+            store.ensure_membership_index().await?;
+        }
         let registry = Arc::new(Registry::default());
+        let memberships = Arc::new(Memberships::default());
         let shutdown = CancellationToken::new();
-        let relay = Relay::start(&settings, &store, registry.clone(), shutdown.clone()).await?;
+        let relay = Relay::start(&settings, &store, registry.clone(), memberships.clone(), shutdown.clone()).await?;
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).await?;
         let address = listener.local_addr()?;
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
-        let context = Arc::new(Context::new(store, registry, &settings, &relay, shutdown));
+        let context = Arc::new(Context::new(store, registry, &settings, &relay, authenticator, memberships, shutdown));
         Ok(Application { listener, port: address.port(), context, relay })
     }
 
@@ -56,6 +63,7 @@ impl Application {
     /// stops the routes.
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let shutdown = self.context.shutdown.clone();
+        tokio::spawn(forget_idle_addresses(self.context.clone()));
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -73,5 +81,19 @@ impl Application {
         }
         self.relay.stopped().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Keeps the per-address handshake limiter from growing with every address ever seen.
+async fn forget_idle_addresses(context: Arc<Context>) {
+    let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every_minute.tick() => {
+                context.handshakes.retain_recent();
+                context.handshakes.shrink_to_fit();
+            }
+            _ = context.shutdown.cancelled() => return,
+        }
     }
 }

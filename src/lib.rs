@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod gateway;
 pub mod health;
+pub mod membership;
 pub mod recovery;
 pub mod registry;
 pub mod relay;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use roomcast::error::StartupError;
 use roomcast::settings::Settings;
 use roomcast::{telemetry, Application};
 
@@ -16,7 +17,15 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     telemetry::init(environment);
-    let app = Application::build(settings).await?;
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        // Keys named by the configuration are read while building: same one-line rule.
+        Err(StartupError::Config(error)) => {
+            eprintln!("roomcast: {error}");
+            std::process::exit(2);
+        }
+        Err(other) => return Err(other.into()),
+    };
     app.run_until_stopped().await;
     Ok(())
 }

@@ -3,9 +3,9 @@
 //! reference-count bump) through its bounded queue with `try_send`, so a slow
 //! connection can only overflow its own queue, never delay the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use crate::recovery::Position;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     SlowConsumer,
+    TokenExpired,
     IdleTimeout,
     GoingAway,
     TooBig,
@@ -32,6 +33,7 @@ impl CloseReason {
             CloseReason::InvalidUtf8 => 1007,
             CloseReason::TooBig => 1009,
             CloseReason::IdleTimeout => 4000,
+            CloseReason::TokenExpired => 4001,
             CloseReason::SlowConsumer => 4008,
         }
     }
@@ -43,6 +45,7 @@ impl CloseReason {
             CloseReason::InvalidUtf8 => "invalid utf-8",
             CloseReason::TooBig => "frame too large",
             CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::TokenExpired => "token expired",
             CloseReason::SlowConsumer => "slow consumer: send queue overflow",
         }
     }
@@ -89,6 +92,8 @@ pub enum Outbound {
     JoinFailed { room: String, error: Message },
     /// The room was left: stop sending its events, then send `left`.
     Left { room: String, frame: Message },
+    /// The right to the room was revoked: as `Left`, with reason `revoked`.
+    Revoked(String),
     /// A notification recovery started: hold the route's live events.
     RecoveryStarted(String),
     /// The recovery is read: send its frames, then the held events above `high_water`.
@@ -112,6 +117,8 @@ impl Outbound {
 pub struct Connection {
     pub id: u64,
     pub user: String,
+    /// The rooms joined; shared with the registry, which can revoke one.
+    joined: Mutex<HashSet<String>>,
     queue: mpsc::Sender<Outbound>,
     queued_bytes: AtomicUsize,
     max_queued_bytes: usize,
@@ -124,6 +131,7 @@ impl Connection {
         Arc::new(Connection {
             id,
             user,
+            joined: Mutex::new(HashSet::new()),
             queue,
             queued_bytes: AtomicUsize::new(0),
             max_queued_bytes,
@@ -147,6 +155,27 @@ impl Connection {
                 self.close(CloseReason::SlowConsumer);
             }
         }
+    }
+
+    pub fn has_joined(&self, room: &str) -> bool {
+        self.joined.lock().expect("rooms poisoned").contains(room)
+    }
+
+    pub fn joined_count(&self) -> usize {
+        self.joined.lock().expect("rooms poisoned").len()
+    }
+
+    /// Records a join; false if the room was joined already.
+    fn mark_joined(&self, room: &str) -> bool {
+        self.joined.lock().expect("rooms poisoned").insert(room.to_string())
+    }
+
+    fn mark_left(&self, room: &str) -> bool {
+        self.joined.lock().expect("rooms poisoned").remove(room)
+    }
+
+    fn joined_rooms(&self) -> Vec<String> {
+        self.joined.lock().expect("rooms poisoned").iter().cloned().collect()
     }
 
     /// The writer took an item off the queue.
@@ -195,22 +224,64 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn join_room(&self, room: &str, connection: &Arc<Connection>) {
+    /// Subscribes the connection to the room; false if it already was.
+    pub fn join_room(&self, room: &str, connection: &Arc<Connection>) -> bool {
+        if !connection.mark_joined(room) {
+            return false;
+        }
         let mut rooms = self.rooms.write().expect("registry poisoned");
         let entry = rooms
             .entry(room.to_string())
             .or_insert_with(|| Room { members: Members::new(), relayed_seq: AtomicI64::new(NO_SEQ) });
         entry.members.insert(connection.id, connection.clone());
+        true
     }
 
-    pub fn leave_room(&self, room: &str, connection_id: u64) {
+    /// Unsubscribes the connection; false if it was not in the room.
+    pub fn leave_room(&self, room: &str, connection: &Connection) -> bool {
+        if !connection.mark_left(room) {
+            return false;
+        }
         let mut rooms = self.rooms.write().expect("registry poisoned");
         if let Some(entry) = rooms.get_mut(room) {
-            entry.members.remove(&connection_id);
+            entry.members.remove(&connection.id);
             if entry.members.is_empty() {
                 rooms.remove(room);
             }
         }
+        true
+    }
+
+    /// Leaves every room and the user channel: the connection is gone.
+    pub fn disconnect(&self, connection: &Connection) {
+        for room in connection.joined_rooms() {
+            self.leave_room(&room, connection);
+        }
+        self.remove_user(connection);
+    }
+
+    /// Ends every subscription of `user` to `room`; each connection is told `left` (revoked).
+    pub fn revoke(&self, room: &str, user: &str) -> usize {
+        let revoked: Vec<Arc<Connection>> = match self.rooms.read().expect("registry poisoned").get(room) {
+            Some(entry) => entry.members.values().filter(|c| c.user == user).cloned().collect(),
+            None => Vec::new(),
+        };
+        for connection in &revoked {
+            if self.leave_room(room, connection) {
+                connection.offer(Outbound::Revoked(room.to_string()));
+            }
+        }
+        revoked.len()
+    }
+
+    /// Whether any connection of `user` is in `room`.
+    pub fn is_joined(&self, room: &str, user: &str) -> bool {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        rooms.get(room).is_some_and(|entry| entry.members.values().any(|c| c.user == user))
+    }
+
+    pub fn user_connection_count(&self, user: &str) -> usize {
+        self.users.read().expect("registry poisoned").get(user).map_or(0, HashMap::len)
     }
 
     /// A join's replay reached `seq`: the room is known to be delivered up to
@@ -236,7 +307,7 @@ impl Registry {
         users.entry(connection.user.clone()).or_default().insert(connection.id, connection.clone());
     }
 
-    pub fn remove_user(&self, connection: &Connection) {
+    fn remove_user(&self, connection: &Connection) {
         let mut users = self.users.write().expect("registry poisoned");
         if let Some(members) = users.get_mut(&connection.user) {
             members.remove(&connection.id);

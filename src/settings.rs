@@ -60,6 +60,14 @@ pub struct ServerSettings {
     /// A connection that sends nothing (not even a pong) for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Browsers' `Origin` values allowed to connect; empty allows any. Clients
+    /// that send no `Origin` (not browsers) are not affected.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// A header holding the client's address, set by a trusted proxy (for
+    /// example `x-forwarded-for`, whose first entry is used); else the peer address.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,12 +86,56 @@ pub struct MongoSettings {
 pub enum AuthMode {
     /// The user id is taken from the `user` query parameter. Local use only.
     None,
+    /// A signed JWT; the user id is its `sub`.
+    Jwt,
+}
+
+/// Who may join (and so send to) a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomPolicy {
+    Open,
+    /// The token's `rooms` claim lists room names or glob patterns.
+    Claim,
+    /// The `room_members` collection decides, and is watched for removals.
+    Membership,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub mode: AuthMode,
+    /// Whether a token may come in the `token` query parameter.
+    pub query_token: bool,
+    pub room_policy: RoomPolicy,
+    pub jwt: JwtSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    ES256,
+}
+
+/// Where keys come from. Only paths and variable names live here, never
+/// key material, so these settings can be logged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// HS256: a file holding the shared secret.
+    pub secret_file: Option<std::path::PathBuf>,
+    /// HS256: the name of an environment variable holding the shared secret.
+    pub secret_env: Option<String>,
+    /// RS256 / ES256: a PEM public key.
+    pub key_file: Option<std::path::PathBuf>,
+    /// A JSON Web Key Set; the token's `kid` selects the key.
+    pub jwks_file: Option<std::path::PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +153,17 @@ pub struct LimitSettings {
     pub send_queue_frames: usize,
     /// Bytes of live frames a connection may have queued, likewise.
     pub send_queue_bytes: usize,
+    pub max_rooms_per_connection: usize,
+    pub max_connections_per_user: usize,
+    /// Token bucket for send, edit and delete frames of one connection.
+    pub sends_per_second: u32,
+    pub send_burst: u32,
+    /// Token bucket for join frames of one connection.
+    pub joins_per_second: u32,
+    pub join_burst: u32,
+    /// Token bucket for WebSocket handshakes from one client address.
+    pub handshakes_per_second_per_ip: u32,
+    pub handshake_burst_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +189,9 @@ pub struct RelaySettings {
 pub enum Channel {
     Room,
     User,
+    /// Internal: the `room_members` watch of `room_policy: membership`.
+    #[serde(skip)]
+    Membership,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -134,6 +200,9 @@ pub enum Operation {
     Insert,
     Update,
     Replace,
+    /// Internal routes only: delete events carry no document to route by.
+    #[serde(skip)]
+    Delete,
 }
 
 impl Operation {
@@ -142,6 +211,7 @@ impl Operation {
             Operation::Insert => "insert",
             Operation::Update => "update",
             Operation::Replace => "replace",
+            Operation::Delete => "delete",
         }
     }
 }
@@ -167,7 +237,13 @@ impl Settings {
             .add_source(config::File::from(config_dir.join("base.yaml")).required(true))
             .add_source(config::File::from(config_dir.join(format!("{}.yaml", environment.as_str()))).required(false))
             .add_source(
-                config::Environment::with_prefix("ROOMCAST").prefix_separator("__").separator("__").try_parsing(true),
+                config::Environment::with_prefix("ROOMCAST")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("auth.jwt.algorithms")
+                    .with_list_parse_key("server.allowed_origins"),
             )
             .build()
             .map_err(|e| ConfigError::new("config", e.to_string()))?;
@@ -199,6 +275,14 @@ impl Settings {
             ("limits.max_body_depth", self.limits.max_body_depth),
             ("limits.send_queue_frames", self.limits.send_queue_frames),
             ("limits.send_queue_bytes", self.limits.send_queue_bytes),
+            ("limits.max_rooms_per_connection", self.limits.max_rooms_per_connection),
+            ("limits.max_connections_per_user", self.limits.max_connections_per_user),
+            ("limits.sends_per_second", self.limits.sends_per_second as usize),
+            ("limits.send_burst", self.limits.send_burst as usize),
+            ("limits.joins_per_second", self.limits.joins_per_second as usize),
+            ("limits.join_burst", self.limits.join_burst as usize),
+            ("limits.handshakes_per_second_per_ip", self.limits.handshakes_per_second_per_ip as usize),
+            ("limits.handshake_burst_per_ip", self.limits.handshake_burst_per_ip as usize),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::new(*key, "must be greater than 0"));
@@ -231,6 +315,9 @@ impl Settings {
             }
             if route.key.is_empty() || route.key.starts_with('$') {
                 return Err(ConfigError::new(at("key"), "must name a document field"));
+            }
+            if route.channel == Channel::Membership {
+                return Err(ConfigError::new(at("channel"), "must be `room` or `user`"));
             }
             if route.operations.is_empty() {
                 return Err(ConfigError::new(at("operations"), "must list at least one operation"));

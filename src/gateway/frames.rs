@@ -208,6 +208,8 @@ pub enum ServerFrame<'a> {
     },
     Left {
         room: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     Error {
         code: &'static str,

@@ -14,11 +14,22 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Authenticator;
 use crate::health::RouteHealth;
+use crate::membership::Memberships;
 use crate::recovery::Ring;
 use crate::registry::Registry;
 use crate::settings::{AuthSettings, LimitSettings, ServerSettings};
 use crate::store::Store;
+
+/// Handshakes allowed per client address.
+pub type HandshakeLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+/// A token bucket: `per_second` sustained, `burst` at once.
+pub fn quota(per_second: u32, burst: u32) -> governor::Quota {
+    let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("not zero");
+    governor::Quota::per_second(at_least_one(per_second)).allow_burst(at_least_one(burst))
+}
 
 /// What every connection shares.
 pub struct Context {
@@ -27,6 +38,9 @@ pub struct Context {
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub auth: AuthSettings,
+    pub authenticator: Authenticator,
+    pub handshakes: HandshakeLimiter,
+    pub memberships: Arc<Memberships>,
     /// The notification recovery ring of each user route.
     pub rings: HashMap<String, Arc<Ring>>,
     /// Each route's stream state, for `/readyz`.
@@ -44,14 +58,23 @@ impl Context {
         registry: Arc<Registry>,
         settings: &crate::settings::Settings,
         relay: &crate::relay::Relay,
+        authenticator: Authenticator,
+        memberships: Arc<Memberships>,
         shutdown: CancellationToken,
     ) -> Self {
+        let limits = &settings.limits;
         Context {
             store,
             registry,
             server: settings.server.clone(),
             limits: settings.limits.clone(),
             auth: settings.auth.clone(),
+            authenticator,
+            handshakes: governor::RateLimiter::keyed(quota(
+                limits.handshakes_per_second_per_ip,
+                limits.handshake_burst_per_ip,
+            )),
+            memberships,
             rings: relay.rings.clone(),
             routes: relay.health.clone(),
             shutdown,

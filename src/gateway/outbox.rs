@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use warp::ws::Message;
 
+use super::frames::ServerFrame;
 use crate::recovery::Position;
 use crate::registry::{Change, Outbound, RoomEvent, UserEvent};
 
@@ -102,6 +103,10 @@ impl Outbox {
             Outbound::Left { room, frame } => {
                 self.rooms.remove(&room);
                 out.push(frame);
+            }
+            Outbound::Revoked(room) => {
+                self.rooms.remove(&room);
+                out.push(ServerFrame::Left { room: &room, reason: Some("revoked") }.encode());
             }
         }
         Verdict::Continue

@@ -10,7 +10,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::session::{self, Handshake};
 use super::Context;
-use crate::auth::{authenticate, AuthError};
+use crate::auth::{AuthError, Credentials, SUBPROTOCOL};
 use crate::health;
 
 /// Every route the server answers.
@@ -35,18 +35,91 @@ fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,),
     warp::any().map(move || context.clone())
 }
 
-/// Authenticates before the upgrade, so a refused client gets an HTTP status,
-/// and collects the `since_cursor` parameters (one per user route).
+/// A handshake refused before the upgrade, with its HTTP status.
+#[derive(Debug)]
+struct Refused {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl warp::reject::Reject for Refused {}
+
+fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
+    warp::reject::custom(Refused { status, code, message: message.into() })
+}
+
+/// What the upgrade request says about its client.
+struct Request {
+    query: Vec<(String, String)>,
+    authorization: Option<String>,
+    protocols: Option<String>,
+    origin: Option<String>,
+    forwarded: Option<String>,
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// Checks a handshake before the upgrade, so every refusal is an HTTP status
+/// with a JSON body: the origin (403), the address's handshake rate (429),
+/// the credentials (401), then the user's connection count (429).
 fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), Error = Rejection> + Clone {
-    warp::query::<Vec<(String, String)>>().and_then(move |query: Vec<(String, String)>| {
-        let result = authenticate(&context.auth, &query)
-            .map(|user| {
-                let cursors = query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
-                Handshake { user, cursors }
-            })
-            .map_err(warp::reject::custom);
-        async move { result }
-    })
+    let forwarded_header = context.server.client_ip_header.clone();
+    warp::query::<Vec<(String, String)>>()
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("sec-websocket-protocol"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .map(move |query, authorization, protocols, origin, headers: warp::http::HeaderMap, peer| {
+            let forwarded = forwarded_header
+                .as_ref()
+                .and_then(|name| headers.get(name.as_str()))
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            Request { query, authorization, protocols, origin, forwarded, peer }
+        })
+        .and_then(move |request: Request| {
+            let result = check_handshake(&context, request);
+            async move { result }
+        })
+}
+
+fn check_handshake(context: &Context, request: Request) -> Result<Handshake, Rejection> {
+    let allowed = &context.server.allowed_origins;
+    if let Some(origin) = &request.origin {
+        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+            return Err(refuse(StatusCode::FORBIDDEN, "origin_not_allowed", "this Origin may not connect"));
+        }
+    }
+    let address = request
+        .forwarded
+        .as_deref()
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse().ok())
+        .or(request.peer.map(|peer| peer.ip()));
+    if let Some(address) = address {
+        if context.handshakes.check_key(&address).is_err() {
+            return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many handshakes from this address"));
+        }
+    }
+    let param = |name: &str| request.query.iter().find(|(key, _)| key == name).map(|(_, v)| v.clone());
+    let credentials = Credentials {
+        header_token: request.authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).map(str::to_string),
+        protocol_token: request.protocols.as_deref().and_then(Credentials::token_from_protocols),
+        query_token: param("token"),
+        query_user: param("user"),
+    };
+    let identity = context.authenticator.authenticate(&credentials).map_err(warp::reject::custom)?;
+    if context.registry.user_connection_count(&identity.user) >= context.limits.max_connections_per_user {
+        return Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            "this user has too many connections",
+        ));
+    }
+    let cursors = request.query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
+    let subprotocol = request.protocols.as_deref().is_some_and(Credentials::offers_subprotocol);
+    Ok(Handshake { identity, cursors, subprotocol })
 }
 
 fn readyz(context: Arc<Context>) -> impl Reply {
@@ -55,17 +128,26 @@ fn readyz(context: Arc<Context>) -> impl Reply {
     warp::reply::with_status(warp::reply::json(&body), status)
 }
 
-fn upgrade(handshake: Handshake, ws: warp::ws::Ws, context: Arc<Context>) -> impl Reply {
+fn upgrade(handshake: Handshake, ws: warp::ws::Ws, context: Arc<Context>) -> Box<dyn Reply> {
     let limit = context.limits.max_frame_bytes;
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
+    let subprotocol = handshake.subprotocol;
+    let reply = ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
         let tracker = context.sessions.clone();
         tracker.track_future(session::serve(socket, context, handshake))
-    })
+    });
+    // A browser that offered `roomcast.v1` fails the handshake unless it is answered.
+    if subprotocol {
+        Box::new(warp::reply::with_header(reply, "sec-websocket-protocol", SUBPROTOCOL))
+    } else {
+        Box::new(reply)
+    }
 }
 
 async fn rejection_to_json(rejection: Rejection) -> Result<impl Reply, Infallible> {
     let (status, code, message) = if let Some(error) = rejection.find::<AuthError>() {
         (StatusCode::UNAUTHORIZED, "unauthorized", error.to_string())
+    } else if let Some(refused) = rejection.find::<Refused>() {
+        (refused.status, refused.code, refused.message.clone())
     } else if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not_found", "no such route".to_string())
     } else if rejection.find::<warp::ws::MissingConnectionUpgrade>().is_some() {

@@ -3,7 +3,6 @@
 //! connection's bounded queue, batching frames (feed, then one flush). Live
 //! frames reach the queue from the relay only; a send is never echoed here.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::stream::{SplitSink, SplitStream};
@@ -17,9 +16,11 @@ use warp::ws::{Message, WebSocket};
 use super::frames::{self, ClientFrame, ServerFrame};
 use super::outbox::{Outbox, Verdict};
 use super::Context;
+use crate::auth::{claim_allows, Identity};
 use crate::error::{ErrorCode, Refusal};
 use crate::recovery::Position;
 use crate::registry::{CloseReason, Connection, Outbound};
+use crate::settings::RoomPolicy;
 use crate::store::MessageDoc;
 
 /// Most queued items written before one flush.
@@ -27,16 +28,18 @@ const WRITE_BATCH: usize = 64;
 
 /// Who connected, and what they ask to recover, from the upgrade request.
 pub struct Handshake {
-    pub user: String,
+    pub identity: Identity,
     /// `since_cursor` values: the last notification cursor seen, per user route.
     pub cursors: Vec<String>,
+    /// Whether the client offered the `roomcast.v1` subprotocol.
+    pub subprotocol: bool,
 }
 
 /// Serves one upgraded socket until either side closes it.
 pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshake) {
     let (queue, queued) = mpsc::channel(context.limits.send_queue_frames);
-    let connection =
-        Connection::new(context.next_connection_id(), handshake.user, queue, context.limits.send_queue_bytes);
+    let user = handshake.identity.user.clone();
+    let connection = Connection::new(context.next_connection_id(), user, queue, context.limits.send_queue_bytes);
     let span = tracing::info_span!("connection", id = connection.id, user = %connection.user);
     async move {
         tracing::debug!("connected");
@@ -44,7 +47,10 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshak
         let writer = tokio::spawn(
             write_loop(sink, queued, connection.clone(), context.clone()).instrument(tracing::Span::current()),
         );
-        let mut session = Session { context, connection, rooms: HashSet::new() };
+        let limits = &context.limits;
+        let sends = governor::RateLimiter::direct(super::quota(limits.sends_per_second, limits.send_burst));
+        let joins = governor::RateLimiter::direct(super::quota(limits.joins_per_second, limits.join_burst));
+        let mut session = Session { context, connection, identity: handshake.identity, sends, joins };
         session.start(&handshake.cursors).await;
         session.read_loop(stream).await;
         session.leave_everything();
@@ -60,7 +66,10 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshak
 struct Session {
     context: Arc<Context>,
     connection: Arc<Connection>,
-    rooms: HashSet<String>,
+    identity: Identity,
+    /// Token buckets for send/edit/delete frames and for join frames.
+    sends: governor::DefaultDirectRateLimiter,
+    joins: governor::DefaultDirectRateLimiter,
 }
 
 impl Session {
@@ -100,11 +109,18 @@ impl Session {
         let mut deadline = Instant::now() + idle_timeout;
         let closing = self.connection.closing().clone();
         let shutdown = self.context.shutdown.clone();
+        let expiry = self.identity.expires_at.map(|at| {
+            let left = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
         loop {
             let incoming = tokio::select! {
                 biased;
                 _ = closing.cancelled() => return,
                 _ = shutdown.cancelled() => return self.connection.close(CloseReason::GoingAway),
+                _ = tokio::time::sleep_until(expiry.unwrap_or(deadline)), if expiry.is_some() => {
+                    return self.connection.close(CloseReason::TokenExpired)
+                }
                 _ = tokio::time::sleep_until(deadline) => return self.connection.close(CloseReason::IdleTimeout),
                 incoming = stream.next() => incoming,
             };
@@ -148,22 +164,22 @@ impl Session {
     async fn handle(&mut self, frame: ClientFrame) -> Result<(), Refusal> {
         match frame {
             ClientFrame::Ping => self.reply(ServerFrame::Pong.encode()).await,
-            ClientFrame::Join { room, since } => self.join(room, since).await,
+            ClientFrame::Join { room, since } => self.join(room, since).await?,
             ClientFrame::Leave { room } => self.leave(room).await?,
             ClientFrame::Send { room, client_id, body } => {
-                self.require_joined(&room)?;
+                self.require_send_right(&room)?;
                 let body = frames::body_to_bson(&body, &self.context.limits)?;
                 let ack = self.context.store.insert_message(&room, &self.connection.user, &client_id, body).await?;
                 self.reply(frames::ack(Some(&client_id), &ack)).await;
             }
             ClientFrame::Edit { room, id, body, client_id } => {
-                self.require_joined(&room)?;
+                self.require_send_right(&room)?;
                 let body = frames::body_to_bson(&body, &self.context.limits)?;
                 let ack = self.context.store.edit_message(&room, &id, &self.connection.user, body).await?;
                 self.reply(frames::ack(client_id.as_deref(), &ack)).await;
             }
             ClientFrame::Delete { room, id, client_id } => {
-                self.require_joined(&room)?;
+                self.require_send_right(&room)?;
                 let ack = self.context.store.delete_message(&room, &id, &self.connection.user).await?;
                 self.reply(frames::ack(client_id.as_deref(), &ack)).await;
             }
@@ -172,19 +188,64 @@ impl Session {
     }
 
     fn require_joined(&self, room: &str) -> Result<(), Refusal> {
-        if self.rooms.contains(room) {
+        if self.connection.has_joined(room) {
             Ok(())
         } else {
             Err(Refusal::new(ErrorCode::NotJoined, format!("join room {room} first")))
         }
     }
 
+    /// A send, edit or delete needs the room joined (which authorized it) and a token.
+    fn require_send_right(&self, room: &str) -> Result<(), Refusal> {
+        if self.sends.check().is_err() {
+            return Err(rate_limited("sends"));
+        }
+        self.require_joined(room)
+    }
+
+    /// Whether the room policy lets this user into the room.
+    async fn authorize(&self, room: &str) -> Result<(), Refusal> {
+        let forbidden = || Refusal::new(ErrorCode::Forbidden, format!("you may not join room {room}"));
+        match self.context.auth.room_policy {
+            RoomPolicy::Open => Ok(()),
+            RoomPolicy::Claim if claim_allows(&self.identity, room) => Ok(()),
+            RoomPolicy::Claim => Err(forbidden()),
+            RoomPolicy::Membership => {
+                let user = &self.connection.user;
+                let id = self.context.store.membership(room, user).await?.ok_or_else(forbidden)?;
+                self.context.memberships.remember(id, room, user, &self.context.registry);
+                Ok(())
+            }
+        }
+    }
+
     /// Subscribes before reading the replay, so nothing committed in between is missed;
     /// the writer drops what the replay already covered.
-    async fn join(&mut self, room: String, since: Option<i64>) {
+    async fn join(&mut self, room: String, since: Option<i64>) -> Result<(), Refusal> {
+        if self.joins.check().is_err() {
+            return Err(rate_limited("joins"));
+        }
+        let rejoin = self.connection.has_joined(&room);
+        if !rejoin && self.connection.joined_count() >= self.context.limits.max_rooms_per_connection {
+            let limit = self.context.limits.max_rooms_per_connection;
+            return Err(Refusal::new(ErrorCode::TooManyRooms, format!("a connection may join at most {limit} rooms")));
+        }
+        self.authorize(&room).await?;
         self.connection.reply(Outbound::JoinStarted(room.clone())).await;
-        if self.rooms.insert(room.clone()) {
-            self.context.registry.join_room(&room, &self.connection);
+        self.context.registry.join_room(&room, &self.connection);
+        if self.context.auth.room_policy == RoomPolicy::Membership {
+            // A removal committed between the check and the registration found
+            // nobody to revoke: look once more now that a removal would.
+            let still = self.context.store.membership(&room, &self.connection.user).await;
+            if !matches!(still, Ok(Some(_))) {
+                self.context.registry.leave_room(&room, &self.connection);
+                let error = frames::error(
+                    &Refusal::new(ErrorCode::Forbidden, format!("you may not join room {room}")),
+                    Some(&serde_json::json!({ "room": room })),
+                );
+                self.connection.reply(Outbound::JoinFailed { room, error }).await;
+                return Ok(());
+            }
         }
         match self.replay(&room, since).await {
             Ok((frames, high_water)) => {
@@ -192,13 +253,13 @@ impl Session {
                 self.connection.reply(Outbound::JoinReady { room, frames, high_water }).await;
             }
             Err(refusal) => {
-                self.rooms.remove(&room);
-                self.context.registry.leave_room(&room, self.connection.id);
+                self.context.registry.leave_room(&room, &self.connection);
                 let reference = serde_json::json!({ "room": room });
                 let error = frames::error(&refusal, Some(&reference));
                 self.connection.reply(Outbound::JoinFailed { room, error }).await;
             }
         }
+        Ok(())
     }
 
     async fn replay(&self, room: &str, since: Option<i64>) -> Result<(Vec<Message>, i64), Refusal> {
@@ -224,24 +285,25 @@ impl Session {
     }
 
     async fn leave(&mut self, room: String) -> Result<(), Refusal> {
-        self.require_joined(&room)?;
-        self.rooms.remove(&room);
-        self.context.registry.leave_room(&room, self.connection.id);
-        let frame = ServerFrame::Left { room: &room }.encode();
+        if !self.context.registry.leave_room(&room, &self.connection) {
+            return Err(Refusal::new(ErrorCode::NotJoined, format!("room {room} is not joined")));
+        }
+        let frame = ServerFrame::Left { room: &room, reason: None }.encode();
         self.connection.reply(Outbound::Left { room, frame }).await;
         Ok(())
     }
 
     fn leave_everything(&mut self) {
-        for room in self.rooms.drain() {
-            self.context.registry.leave_room(&room, self.connection.id);
-        }
-        self.context.registry.remove_user(&self.connection);
+        self.context.registry.disconnect(&self.connection);
     }
 
     async fn reply(&self, frame: Message) {
         self.connection.reply(Outbound::Reply(frame)).await;
     }
+}
+
+fn rate_limited(what: &str) -> Refusal {
+    Refusal::new(ErrorCode::RateLimited, format!("too many {what}; slow down"))
 }
 
 fn reference_of(frame: &ClientFrame) -> Option<Value> {

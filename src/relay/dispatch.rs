@@ -10,6 +10,7 @@ use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 
 use crate::error::StoreError;
 use crate::gateway::frames;
+use crate::membership::Memberships;
 use crate::recovery::{Positions, Ring};
 use crate::registry::{Change, Registry, RoomEvent, UserEvent};
 use crate::settings::{Channel, RouteSettings};
@@ -22,11 +23,18 @@ pub struct Dispatcher {
     store: Store,
     registry: Arc<Registry>,
     ring: Option<Arc<Ring>>,
+    memberships: Arc<Memberships>,
     positions: Positions,
 }
 
 impl Dispatcher {
-    pub fn new(settings: &RouteSettings, store: Store, registry: Arc<Registry>, ring: Option<Arc<Ring>>) -> Self {
+    pub fn new(
+        settings: &RouteSettings,
+        store: Store,
+        registry: Arc<Registry>,
+        ring: Option<Arc<Ring>>,
+        memberships: Arc<Memberships>,
+    ) -> Self {
         Dispatcher {
             route: settings.name.clone(),
             channel: settings.channel,
@@ -34,11 +42,15 @@ impl Dispatcher {
             store,
             registry,
             ring,
+            memberships,
             positions: Positions::default(),
         }
     }
 
     pub fn dispatch(&mut self, event: ChangeStreamEvent<Document>) {
+        if self.channel == Channel::Membership {
+            return self.membership_changed(event);
+        }
         let Some(document) = event.full_document else {
             // updateLookup finds nothing when the document was deleted since.
             tracing::debug!(route = %self.route, "event without a full document; nothing to relay");
@@ -47,7 +59,25 @@ impl Dispatcher {
         match self.channel {
             Channel::Room => self.relay_to_room(event.operation_type, &document),
             Channel::User => self.relay_to_user(event.cluster_time, document),
+            Channel::Membership => unreachable!("handled above"),
         }
+    }
+
+    /// A `room_members` document was deleted or changed: revoke the joins it backed.
+    fn membership_changed(&self, event: ChangeStreamEvent<Document>) {
+        let Some(id) = event.document_key.as_ref().and_then(|key| key.get("_id")) else { return };
+        let still = event.full_document.as_ref().and_then(|d| Some((d.get_str("room").ok()?, d.get_str("user").ok()?)));
+        let still = if event.operation_type == OperationType::Delete { None } else { still };
+        self.memberships.revoke(&crate::store::id_string(id), still, &self.registry);
+    }
+
+    async fn recheck_memberships(&self) -> Result<(), StoreError> {
+        for (key, id) in self.memberships.all() {
+            if !self.store.membership_exists(&id).await? {
+                self.memberships.revoke(&key, None, &self.registry);
+            }
+        }
+        Ok(())
     }
 
     /// The stream (re)started at `start` with nothing before it. After a lost
@@ -68,6 +98,7 @@ impl Dispatcher {
                 self.registry.publish_everyone(&frames::resync(&self.route));
                 Ok(())
             }
+            Channel::Membership => self.recheck_memberships().await,
         }
     }
 

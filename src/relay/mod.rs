@@ -14,9 +14,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::RouteHealth;
+use crate::membership::Memberships;
 use crate::recovery::Ring;
 use crate::registry::Registry;
-use crate::settings::{Channel, Settings};
+use crate::settings::{Channel, Operation, RoomPolicy, RouteSettings, Settings};
 use crate::store::Store;
 
 pub use stream::pipeline;
@@ -36,18 +37,31 @@ impl Relay {
         settings: &Settings,
         store: &Store,
         registry: Arc<Registry>,
+        memberships: Arc<Memberships>,
         shutdown: CancellationToken,
     ) -> Result<Relay, mongodb::error::Error> {
-        let mut tasks = Vec::with_capacity(settings.routes.len());
+        let mut routes = settings.routes.clone();
+        if settings.auth.room_policy == RoomPolicy::Membership {
+            routes.push(RouteSettings {
+                name: crate::membership::COLLECTION.to_string(),
+                collection: crate::membership::COLLECTION.to_string(),
+                channel: Channel::Membership,
+                key: "user".to_string(),
+                operations: vec![Operation::Update, Operation::Replace, Operation::Delete],
+                filter: None,
+            });
+        }
+        let mut tasks = Vec::with_capacity(routes.len());
         let mut rings = HashMap::new();
         let mut health = Vec::new();
-        for route_settings in &settings.routes {
+        for route_settings in &routes {
             let ring = (route_settings.channel == Channel::User)
                 .then(|| Arc::new(Ring::new(settings.recovery.window, settings.recovery.max_events)));
             if let Some(ring) = &ring {
                 rings.insert(route_settings.name.clone(), ring.clone());
             }
-            let dispatcher = dispatch::Dispatcher::new(route_settings, store.clone(), registry.clone(), ring);
+            let dispatcher =
+                dispatch::Dispatcher::new(route_settings, store.clone(), registry.clone(), ring, memberships.clone());
             let route_health = RouteHealth::new(&route_settings.name);
             health.push(route_health.clone());
             let route =

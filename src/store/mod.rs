@@ -15,6 +15,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 pub use messages::{id_string, Ack, MessageDoc};
 pub use seqs::SeqWriters;
 
+use crate::error::StoreError;
 use crate::settings::MongoSettings;
 
 /// The collection that sends are written to and history is read from.
@@ -28,6 +29,7 @@ pub struct Store {
     /// Same collection with read concern `local`, for the seq lookup of the
     /// write path: see docs/design.md ("Why local is safe for the seq lookup").
     messages_local: Collection<Document>,
+    members: Collection<Document>,
     seqs: SeqWriters,
 }
 
@@ -59,6 +61,10 @@ impl Store {
         Store {
             messages: with(ReadConcern::majority()),
             messages_local: with(ReadConcern::local()),
+            members: database.collection_with_options(
+                crate::membership::COLLECTION,
+                CollectionOptions::builder().read_concern(ReadConcern::majority()).build(),
+            ),
             database,
             seqs: SeqWriters::default(),
         }
@@ -89,6 +95,33 @@ impl Store {
             .build();
         self.messages.create_indexes([room_seq, author_client_id]).await?;
         Ok(())
+    }
+
+    /// The unique (room, user) index of `room_members`, for `room_policy: membership`.
+    pub async fn ensure_membership_index(&self) -> Result<(), mongodb::error::Error> {
+        let unique = IndexModel::builder()
+            .keys(doc! { "room": 1, "user": 1 })
+            .options(IndexOptions::builder().name("room_user".to_string()).unique(true).build())
+            .build();
+        self.members.create_index(unique).await?;
+        Ok(())
+    }
+
+    /// The `_id` of the membership that lets `user` into `room`, if any.
+    #[tracing::instrument(skip(self))]
+    pub async fn membership(&self, room: &str, user: &str) -> Result<Option<bson::Bson>, StoreError> {
+        let found = self
+            .members
+            .find_one(doc! { "room": room, "user": user })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(StoreError::from_driver)?;
+        Ok(found.and_then(|d| d.get("_id").cloned()))
+    }
+
+    pub async fn membership_exists(&self, id: &bson::Bson) -> Result<bool, StoreError> {
+        let found = self.members.find_one(doc! { "_id": id }).await.map_err(StoreError::from_driver)?;
+        Ok(found.is_some())
     }
 
     /// Records a seq the change stream reported, so the next send to that room

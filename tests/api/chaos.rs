@@ -133,8 +133,8 @@ async fn relay_kill(rng: &mut fastrand::Rng) -> String {
 }
 
 async fn database_restart(rng: &mut fastrand::Rng) -> String {
-    let storage = std::env::temp_dir().join(format!("roomcast-chaos-{}", unique_database()));
-    let mut db = DbServer::start(DbOptions { storage: Some(storage.clone()), ..DbOptions::default() });
+    // Private storage, kept across the restart and removed when `db` drops, even on a panic.
+    let mut db = DbServer::start(DbOptions::default());
     let database = unique_database();
     let mut replicas = Vec::new();
     for _ in 0..2 {
@@ -158,7 +158,6 @@ async fn database_restart(rng: &mut fastrand::Rng) -> String {
     let summary = verify(&db.uri, &database, chatters, load.total()).await;
     drop(replicas);
     drop(db);
-    let _ = std::fs::remove_dir_all(storage);
     format!("{summary}, database down {outage:?}")
 }
 

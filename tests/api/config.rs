@@ -18,7 +18,9 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         (vec![("ROOMCAST__MONGO__URI", "postgres://x")], "mongo.uri"),
         (vec![("ROOMCAST__LIMITS__MAX_BODY_BYTES", "0")], "limits.max_body_bytes"),
         (vec![("ROOMCAST__AUTH__MODE", "magic")], "auth.mode"),
-        (vec![("ROOMCAST_ENV", "production")], "auth.mode"),
+        (vec![("ROOMCAST_ENV", "production"), ("ROOMCAST__AUTH__MODE", "none")], "auth.mode"),
+        (vec![("ROOMCAST_ENV", "production")], "auth.jwt.key_file"),
+        (vec![("ROOMCAST__AUTH__MODE", "jwt"), ("ROOMCAST__AUTH__JWT__ALGORITHMS", "HS256")], "auth.jwt.secret_file"),
         (vec![("ROOMCAST_ENV", "staging")], "ROOMCAST_ENV"),
     ];
     for (env, key) in cases {

@@ -16,6 +16,13 @@ use std::time::Duration;
 use bson::doc;
 
 static SHARED: OnceLock<String> = OnceLock::new();
+static SHARED_SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_shared_scratch() {
+    if let Some(scratch) = SHARED_SCRATCH.get() {
+        let _ = std::fs::remove_dir_all(scratch);
+    }
+}
 
 /// The URI of the database server shared by the tests.
 pub fn uri() -> String {
@@ -24,8 +31,15 @@ pub fn uri() -> String {
     }
     SHARED
         .get_or_init(|| {
-            let server = DbServer::start(DbOptions { sync_on_commit: false, ..DbOptions::default() });
+            let mut server = DbServer::start(DbOptions { sync_on_commit: false, ..DbOptions::default() });
             let uri = server.uri.clone();
+            // It lives as long as the test process; its storage is removed when that exits.
+            if let Some(scratch) = server.scratch.take() {
+                let _ = SHARED_SCRATCH.set(scratch);
+                unsafe {
+                    libc::atexit(remove_shared_scratch);
+                }
+            }
             std::mem::forget(server);
             uri
         })
@@ -239,6 +253,10 @@ fn server_command(options: &DbOptions, port: Option<u16>) -> (Command, String, A
             if options.test_commands {
                 command.arg("--enable-test-commands");
             }
+            if binary_is_rust_build(&command) {
+                // Its WiredTiger log otherwise preallocates 128 MB per server.
+                command.args(["--log-file-max", "16MB"]);
+            }
             if let Some(cap) = options.oplog_max_entries {
                 command.args(["--oplog-max-entries", &cap.to_string()]);
             }
@@ -266,6 +284,10 @@ fn server_command(options: &DbOptions, port: Option<u16>) -> (Command, String, A
             (command, "Waiting for connections".to_string(), address_of)
         }
     }
+}
+
+fn binary_is_rust_build(command: &Command) -> bool {
+    command.get_program().to_string_lossy().ends_with("secantusd-rs")
 }
 
 /// A fresh `mongod --replSet` must be initiated before it accepts writes.

@@ -55,8 +55,23 @@ pub fn test_settings(uri: &str, database_name: &str) -> Settings {
     settings.server.port = 0;
     settings.mongo.uri = uri.to_string();
     settings.mongo.database = database_name.to_string();
+    // Load tests send far faster than a person; the limit tests set their own.
+    let limits = &mut settings.limits;
+    (limits.sends_per_second, limits.send_burst) = (1_000_000, 1_000_000);
+    (limits.joins_per_second, limits.join_burst) = (1_000_000, 1_000_000);
+    (limits.handshakes_per_second_per_ip, limits.handshake_burst_per_ip) = (1_000_000, 1_000_000);
     settings
 }
+
+/// The same generous limits for relays run as processes.
+const GENEROUS_LIMITS: [(&str, &str); 6] = [
+    ("ROOMCAST__LIMITS__SENDS_PER_SECOND", "1000000"),
+    ("ROOMCAST__LIMITS__SEND_BURST", "1000000"),
+    ("ROOMCAST__LIMITS__JOINS_PER_SECOND", "1000000"),
+    ("ROOMCAST__LIMITS__JOIN_BURST", "1000000"),
+    ("ROOMCAST__LIMITS__HANDSHAKES_PER_SECOND_PER_IP", "1000000"),
+    ("ROOMCAST__LIMITS__HANDSHAKE_BURST_PER_IP", "1000000"),
+];
 
 pub async fn mongo(database_name: &str) -> Database {
     mongo_at(&db::uri(), database_name).await
@@ -139,6 +154,7 @@ pub async fn spawn_process_at(uri: &str, database_name: &str, env: &[(&str, &str
         .env("ROOMCAST__MONGO__URI", uri)
         .env("ROOMCAST__MONGO__DATABASE", database_name)
         .env("RUST_LOG", "info")
+        .envs(GENEROUS_LIMITS)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -93,8 +93,7 @@ async fn after_lost_history_rooms_are_refilled_and_user_channels_are_told_to_res
 
 #[tokio::test]
 async fn a_database_restart_keeps_clients_connected_and_delivers_everything_committed() {
-    let storage = std::env::temp_dir().join(format!("roomcast-restart-{}", crate::helpers::unique_database()));
-    let mut db = DbServer::start(DbOptions { storage: Some(storage.clone()), ..Default::default() });
+    let mut db = DbServer::start(DbOptions::default());
     let app = spawn_app_at(&db.uri, recover_fast).await;
     let mut alice = app.client("alice").await;
     let mut bob = app.client("bob").await;
@@ -138,7 +137,6 @@ async fn a_database_restart_keeps_clients_connected_and_delivers_everything_comm
     assert_eq!(notes(&bob), [1, 2]);
     let stored = app.messages().count_documents(doc! {"room": "r"}).await.unwrap();
     assert_eq!(stored, 3);
-    let _ = std::fs::remove_dir_all(storage);
 }
 
 #[tokio::test]
