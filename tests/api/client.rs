@@ -33,6 +33,10 @@ impl Client {
         Client { socket, seen: Vec::new(), claimed: Vec::new() }
     }
 
+    pub fn from_socket(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client { socket, seen: Vec::new(), claimed: Vec::new() }
+    }
+
     /// A client whose socket buffers almost nothing, so a client that stops
     /// reading is really stuck after a few frames rather than after megabytes.
     pub async fn connect_stingy(port: u16, user: &str) -> Client {

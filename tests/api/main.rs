@@ -17,6 +17,7 @@ mod notifications;
 mod outages;
 mod recovery;
 mod rooms;
+mod security;
 mod sends;
 mod slow;
 mod timeouts;
