@@ -305,6 +305,110 @@ pub fn notification(route: &str, cursor: &str, mut document: Document) -> Messag
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn limits() -> LimitSettings {
+        LimitSettings {
+            max_frame_bytes: 131072,
+            max_body_bytes: 65536,
+            max_body_depth: 32,
+            max_replay: 1000,
+            send_queue_frames: 1024,
+            send_queue_bytes: 1 << 22,
+            max_rooms_per_connection: 100,
+            max_connections_per_user: 20,
+            sends_per_second: 20,
+            send_burst: 40,
+            joins_per_second: 10,
+            join_burst: 50,
+            handshakes_per_second_per_ip: 20,
+            handshake_burst_per_ip: 50,
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("JSON has no NaN", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            prop_oneof![Just("$where"), Just("a.b"), Just("\u{0}"), Just("lobby"), Just("$gt")].prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(".{0,8}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Frames shaped like the protocol's, with any values in any field.
+    fn frame() -> impl Strategy<Value = String> {
+        let kind = prop_oneof![
+            Just("join"),
+            Just("leave"),
+            Just("send"),
+            Just("edit"),
+            Just("delete"),
+            Just("ping"),
+            Just("other")
+        ];
+        let fields = prop::collection::btree_map(
+            prop_oneof![Just("room"), Just("since"), Just("client_id"), Just("body"), Just("id"), Just("x")],
+            json_value(),
+            0..6,
+        );
+        (kind, fields).prop_map(|(kind, fields)| {
+            let mut object: serde_json::Map<String, Value> =
+                fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            object.insert("type".into(), Value::from(kind));
+            Value::Object(object).to_string()
+        })
+    }
+
+    proptest! {
+        // A fixed case count keeps CI deterministic in time; `fuzz/` runs longer.
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_text_decodes_or_is_refused_without_panicking(text in any::<String>()) {
+            let _ = decode(&text);
+        }
+
+        #[test]
+        fn decoded_frames_always_hold_valid_fields(text in frame()) {
+            match decode(&text) {
+                Ok(ClientFrame::Ping) => {}
+                Ok(ClientFrame::Join { room, since }) => {
+                    prop_assert!(valid_room(&room));
+                    prop_assert!(since.is_none_or(|s| s >= 0));
+                }
+                Ok(ClientFrame::Leave { room }) => prop_assert!(valid_room(&room)),
+                Ok(ClientFrame::Send { room, client_id, body }) => {
+                    prop_assert!(valid_room(&room));
+                    prop_assert!((1..=MAX_ID_LEN).contains(&client_id.len()));
+                    let _ = body_to_bson(&body, &limits());
+                }
+                Ok(ClientFrame::Edit { room, id, body, .. }) => {
+                    prop_assert!(valid_room(&room) && !id.is_empty());
+                    let _ = body_to_bson(&body, &limits());
+                }
+                Ok(ClientFrame::Delete { room, id, .. }) => prop_assert!(valid_room(&room) && !id.is_empty()),
+                Err(rejected) => prop_assert!(!rejected.refusal.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn bodies_convert_to_bson_or_are_refused(body in json_value()) {
+            if let Ok(bson) = body_to_bson(&body, &limits()) {
+                // Stored as given: what goes in comes back out (numbers aside, as BSON types them).
+                let back = bson.into_relaxed_extjson();
+                prop_assert_eq!(depth(&back), depth(&body));
+            }
+        }
+    }
 
     #[test]
     fn room_names_are_plain_tokens() {

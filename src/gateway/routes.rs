@@ -60,8 +60,9 @@ struct Request {
 }
 
 /// Checks a handshake before the upgrade, so every refusal is an HTTP status
-/// with a JSON body: the origin (403), the address's handshake rate (429),
-/// the credentials (401), then the user's connection count (429).
+/// with a JSON body: the address's handshake rate (429, first, so refused
+/// handshakes count too), the origin (403), the credentials (401), then the
+/// user's connection count (429).
 fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), Error = Rejection> + Clone {
     let forwarded_header = context.server.client_ip_header.clone();
     warp::query::<Vec<(String, String)>>()
@@ -85,12 +86,6 @@ fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), 
 }
 
 fn check_handshake(context: &Context, request: Request) -> Result<Handshake, Rejection> {
-    let allowed = &context.server.allowed_origins;
-    if let Some(origin) = &request.origin {
-        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
-            return Err(refuse(StatusCode::FORBIDDEN, "origin_not_allowed", "this Origin may not connect"));
-        }
-    }
     let address = request
         .forwarded
         .as_deref()
@@ -100,6 +95,12 @@ fn check_handshake(context: &Context, request: Request) -> Result<Handshake, Rej
     if let Some(address) = address {
         if context.handshakes.check_key(&address).is_err() {
             return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many handshakes from this address"));
+        }
+    }
+    let allowed = &context.server.allowed_origins;
+    if let Some(origin) = &request.origin {
+        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+            return Err(refuse(StatusCode::FORBIDDEN, "origin_not_allowed", "this Origin may not connect"));
         }
     }
     let param = |name: &str| request.query.iter().find(|(key, _)| key == name).map(|(_, v)| v.clone());

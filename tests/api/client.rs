@@ -100,6 +100,15 @@ impl Client {
         }
     }
 
+    /// Reads until `count` frames matching `matches` have been seen in all.
+    pub async fn wait_for_count(&mut self, count: usize, matches: impl Fn(&Value) -> bool) {
+        let mut have = self.seen.iter().filter(|f| matches(f)).count();
+        while have < count {
+            let frame = self.receive().await;
+            have += usize::from(matches(&frame));
+        }
+    }
+
     /// Waits for the close frame and returns its code and reason.
     pub async fn closed(&mut self) -> (u16, String) {
         loop {

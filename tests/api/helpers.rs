@@ -64,7 +64,7 @@ pub fn test_settings(uri: &str, database_name: &str) -> Settings {
 }
 
 /// The same generous limits for relays run as processes.
-const GENEROUS_LIMITS: [(&str, &str); 6] = [
+pub const GENEROUS_LIMITS: [(&str, &str); 6] = [
     ("ROOMCAST__LIMITS__SENDS_PER_SECOND", "1000000"),
     ("ROOMCAST__LIMITS__SEND_BURST", "1000000"),
     ("ROOMCAST__LIMITS__JOINS_PER_SECOND", "1000000"),
@@ -129,6 +129,14 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
+    /// The process's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// SIGKILL, and wait until the process is gone.
     pub async fn kill(&mut self) {
         self.child.kill().await.expect("kill roomcast");

@@ -13,6 +13,7 @@ mod crash;
 mod edits;
 mod errors;
 mod history;
+mod limits;
 mod notifications;
 mod outages;
 mod recovery;
