@@ -68,6 +68,9 @@ pub struct ServerSettings {
     /// example `x-forwarded-for`, whose first entry is used); else the peer address.
     #[serde(default)]
     pub client_ip_header: Option<String>,
+    /// A directory served at `/` (the demo page); none serves nothing.
+    #[serde(default)]
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

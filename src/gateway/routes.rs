@@ -15,6 +15,7 @@ use crate::health;
 
 /// Every route the server answers.
 pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let static_dir = context.server.static_dir.clone();
     let websocket = warp::path("ws")
         .and(warp::path::end())
         .and(warp::get())
@@ -28,7 +29,11 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
         },
     );
     let readyz = warp::path("readyz").and(warp::path::end()).and(warp::get()).and(with_context(context)).map(readyz);
-    websocket.or(healthz).or(readyz).recover(rejection_to_json)
+    let pages = warp::get().and(match static_dir {
+        Some(dir) => warp::fs::dir(dir).boxed(),
+        None => warp::any().and_then(|| async { Err::<warp::fs::File, _>(warp::reject::not_found()) }).boxed(),
+    });
+    websocket.or(healthz).or(readyz).or(pages).recover(rejection_to_json)
 }
 
 fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,), Error = Infallible> + Clone {
