@@ -18,9 +18,6 @@ use crate::relay::Relay;
 use crate::settings::{RoomPolicy, Settings};
 use crate::store::Store;
 
-/// How long shutdown waits for sessions to send their close frames.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
 pub struct Application {
     listener: TcpListener,
     port: u16,
@@ -32,6 +29,8 @@ impl Application {
     /// Connects, prepares the database and opens the change streams; the
     /// listener is bound last, so a client that connects is served for real.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        // Before anything registers a metric: earlier ones would go to no recorder.
+        crate::metrics::install();
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         let store = Store::connect(&settings.mongo).await?;
         store.ensure_indexes().await?;
@@ -74,12 +73,21 @@ impl Application {
         let server = warp::serve(routes::routes(self.context.clone()))
             .incoming(self.listener)
             .graceful(shutdown.clone().cancelled_owned());
+        // On the signal, in order: /readyz answers 503 (it reads the token),
+        // the listener stops accepting, every session finishes its frame in
+        // hand, flushes what it queued (acks included) and closes with 1001,
+        // then the routes stop. All of it within `server.shutdown_grace`.
         server.run().await;
+        let stopping_at = tokio::time::Instant::now();
+        let grace = self.context.server.shutdown_grace;
         self.context.sessions.close();
-        if tokio::time::timeout(CLOSE_GRACE, self.context.sessions.wait()).await.is_err() {
-            tracing::warn!("some sessions did not close in time");
+        if tokio::time::timeout(grace, self.context.sessions.wait()).await.is_err() {
+            tracing::warn!("some sessions did not close within the shutdown grace");
         }
-        self.relay.stopped().await;
+        let left = grace.saturating_sub(stopping_at.elapsed());
+        if tokio::time::timeout(left, self.relay.stopped()).await.is_err() {
+            tracing::warn!("some routes did not stop within the shutdown grace");
+        }
         tracing::info!("stopped");
     }
 }

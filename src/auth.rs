@@ -41,6 +41,21 @@ pub enum AuthError {
 
 impl warp::reject::Reject for AuthError {}
 
+impl AuthError {
+    /// A stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingUser | AuthError::MissingToken => "missing_credentials",
+            AuthError::InvalidUser => "invalid_user",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::WrongAudience => "wrong_audience",
+            AuthError::WrongIssuer => "wrong_issuer",
+            AuthError::Invalid => "invalid_token",
+        }
+    }
+}
+
 /// The token or user id of an upgrade request, wherever it came from.
 #[derive(Debug, Default)]
 pub struct Credentials {

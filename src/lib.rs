@@ -9,6 +9,7 @@ pub mod error;
 pub mod gateway;
 pub mod health;
 pub mod membership;
+pub mod metrics;
 pub mod recovery;
 pub mod registry;
 pub mod relay;

@@ -191,7 +191,9 @@ impl Connection {
 
     /// Asks the connection to close; the first reason given wins.
     pub fn close(&self, reason: CloseReason) {
-        let _ = self.reason.set(reason);
+        if self.reason.set(reason).is_ok() && reason == CloseReason::SlowConsumer {
+            ::metrics::counter!(crate::metrics::SLOW_CONSUMER_DISCONNECTS).increment(1);
+        }
         self.closing.cancel();
     }
 
@@ -234,6 +236,7 @@ impl Registry {
             .entry(room.to_string())
             .or_insert_with(|| Room { members: Members::new(), relayed_seq: AtomicI64::new(NO_SEQ) });
         entry.members.insert(connection.id, connection.clone());
+        ::metrics::gauge!(crate::metrics::ROOMS_JOINED).increment(1.0);
         true
     }
 
@@ -249,6 +252,7 @@ impl Registry {
                 rooms.remove(room);
             }
         }
+        ::metrics::gauge!(crate::metrics::ROOMS_JOINED).decrement(1.0);
         true
     }
 
@@ -339,6 +343,7 @@ impl Registry {
         for connection in entry.members.values() {
             connection.offer(Outbound::Room(event.clone()));
         }
+        ::metrics::counter!(crate::metrics::FANOUT_FRAMES).increment(entry.members.len() as u64);
         entry.members.len()
     }
 
@@ -349,6 +354,7 @@ impl Registry {
         for connection in members.values() {
             connection.offer(Outbound::User(event.clone()));
         }
+        ::metrics::counter!(crate::metrics::FANOUT_FRAMES).increment(members.len() as u64);
         members.len()
     }
 

@@ -71,6 +71,12 @@ pub struct ServerSettings {
     /// A directory served at `/` (the demo page); none serves nothing.
     #[serde(default)]
     pub static_dir: Option<std::path::PathBuf>,
+    /// How long shutdown may take, from the signal to the exit.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// `/readyz` fails when a change stream is further behind than this.
+    #[serde(with = "humantime_serde")]
+    pub ready_max_lag: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

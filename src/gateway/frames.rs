@@ -25,6 +25,20 @@ pub enum ClientFrame {
     Ping,
 }
 
+impl ClientFrame {
+    /// The frame's `type`, as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::Ping => "ping",
+        }
+    }
+}
+
 /// A frame that could not be decoded, with what the error frame echoes back.
 #[derive(Debug, Clone)]
 pub struct Rejected {

@@ -49,6 +49,7 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Tracks open sessions, so shutdown can wait for their close frames.
     pub sessions: TaskTracker,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     next_connection_id: AtomicU64,
 }
 
@@ -79,6 +80,7 @@ impl Context {
             routes: relay.health.clone(),
             shutdown,
             sessions: TaskTracker::new(),
+            metrics: crate::metrics::install(),
             next_connection_id: AtomicU64::new(1),
         }
     }

@@ -28,12 +28,18 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
             warp::reply::json(&json!({ "status": "ok", "connections": context.registry.connection_count() }))
         },
     );
-    let readyz = warp::path("readyz").and(warp::path::end()).and(warp::get()).and(with_context(context)).map(readyz);
+    let readyz =
+        warp::path("readyz").and(warp::path::end()).and(warp::get()).and(with_context(context.clone())).then(readyz);
+    let metrics = warp::path("metrics").and(warp::path::end()).and(warp::get()).and(with_context(context)).map(
+        |context: Arc<Context>| {
+            warp::reply::with_header(context.metrics.render(), "content-type", "text/plain; version=0.0.4")
+        },
+    );
     let pages = warp::get().and(match static_dir {
         Some(dir) => warp::fs::dir(dir).boxed(),
         None => warp::any().and_then(|| async { Err::<warp::fs::File, _>(warp::reject::not_found()) }).boxed(),
     });
-    websocket.or(healthz).or(readyz).or(pages).recover(rejection_to_json)
+    websocket.or(healthz).or(readyz).or(metrics).or(pages).recover(rejection_to_json)
 }
 
 fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,), Error = Infallible> + Clone {
@@ -51,6 +57,7 @@ struct Refused {
 impl warp::reject::Reject for Refused {}
 
 fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
+    ::metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => code).increment(1);
     warp::reject::custom(Refused { status, code, message: message.into() })
 }
 
@@ -115,7 +122,10 @@ fn check_handshake(context: &Context, request: Request) -> Result<Handshake, Rej
         query_token: param("token"),
         query_user: param("user"),
     };
-    let identity = context.authenticator.authenticate(&credentials).map_err(warp::reject::custom)?;
+    let identity = context.authenticator.authenticate(&credentials).map_err(|error| {
+        ::metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => error.reason()).increment(1);
+        warp::reject::custom(error)
+    })?;
     if context.registry.user_connection_count(&identity.user) >= context.limits.max_connections_per_user {
         return Err(refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -128,8 +138,18 @@ fn check_handshake(context: &Context, request: Request) -> Result<Handshake, Rej
     Ok(Handshake { identity, cursors, subprotocol })
 }
 
-fn readyz(context: Arc<Context>) -> impl Reply {
-    let (ready, body) = health::readiness(&context.routes);
+/// How long `/readyz` waits for MongoDB to answer a ping.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn readyz(context: Arc<Context>) -> impl Reply {
+    let ping = context.store.database().run_command(bson::doc! { "ping": 1 });
+    let mongo_answers = matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)));
+    let (ready, body) = health::readiness(health::Checks {
+        shutting_down: context.shutdown.is_cancelled(),
+        mongo_answers,
+        routes: &context.routes,
+        max_lag: context.server.ready_max_lag,
+    });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     warp::reply::with_status(warp::reply::json(&body), status)
 }

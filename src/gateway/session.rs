@@ -18,6 +18,7 @@ use super::outbox::{Outbox, Verdict};
 use super::Context;
 use crate::auth::{claim_allows, Identity};
 use crate::error::{ErrorCode, Refusal};
+use crate::metrics;
 use crate::recovery::Position;
 use crate::registry::{CloseReason, Connection, Outbound};
 use crate::settings::RoomPolicy;
@@ -44,6 +45,7 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshak
     async move {
         tracing::debug!("connected");
         let (sink, stream) = socket.split();
+        ::metrics::gauge!(metrics::CONNECTIONS_OPEN).increment(1.0);
         let writer = tokio::spawn(
             write_loop(sink, queued, connection.clone(), context.clone()).instrument(tracing::Span::current()),
         );
@@ -57,6 +59,7 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshak
         // Wakes the writer if the client ended the conversation.
         session.connection.closing().cancel();
         let _ = writer.await;
+        ::metrics::gauge!(metrics::CONNECTIONS_OPEN).decrement(1.0);
         tracing::debug!(reason = ?session.connection.close_reason(), "disconnected");
     }
     .instrument(span)
@@ -141,6 +144,7 @@ impl Session {
             if let Ok(text) = message.to_str() {
                 self.handle_text(text).await;
             } else if message.is_binary() {
+                ::metrics::counter!(metrics::FRAMES_IN, "type" => "binary").increment(1);
                 let refusal =
                     Refusal::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text");
                 self.reply(frames::error(&refusal, None)).await;
@@ -152,10 +156,12 @@ impl Session {
         let frame = match frames::decode(text) {
             Ok(frame) => frame,
             Err(rejected) => {
+                ::metrics::counter!(metrics::FRAMES_IN, "type" => "invalid").increment(1);
                 return self.reply(frames::error(&rejected.refusal, rejected.reference.as_ref())).await;
             }
         };
         let reference = reference_of(&frame);
+        ::metrics::counter!(metrics::FRAMES_IN, "type" => frame.kind()).increment(1);
         if let Err(refusal) = self.handle(frame).await {
             self.reply(frames::error(&refusal, reference.as_ref())).await;
         }
@@ -167,10 +173,10 @@ impl Session {
             ClientFrame::Join { room, since } => self.join(room, since).await?,
             ClientFrame::Leave { room } => self.leave(room).await?,
             ClientFrame::Send { room, client_id, body } => {
-                self.require_send_right(&room)?;
-                let body = frames::body_to_bson(&body, &self.context.limits)?;
-                let ack = self.context.store.insert_message(&room, &self.connection.user, &client_id, body).await?;
-                self.reply(frames::ack(Some(&client_id), &ack)).await;
+                let ack = self.send(&room, &client_id, &body).await;
+                let result = ack.as_ref().map_or_else(|refusal| refusal.code.as_str(), |_| "accepted");
+                ::metrics::counter!(metrics::SENDS, "result" => result).increment(1);
+                self.reply(frames::ack(Some(&client_id), &ack?)).await;
             }
             ClientFrame::Edit { room, id, body, client_id } => {
                 self.require_send_right(&room)?;
@@ -185,6 +191,15 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    async fn send(&self, room: &str, client_id: &str, body: &Value) -> Result<crate::store::Ack, Refusal> {
+        self.require_send_right(room)?;
+        let body = frames::body_to_bson(body, &self.context.limits)?;
+        let started = std::time::Instant::now();
+        let ack = self.context.store.insert_message(room, &self.connection.user, client_id, body).await?;
+        ::metrics::histogram!(metrics::WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+        Ok(ack)
     }
 
     fn require_joined(&self, room: &str) -> Result<(), Refusal> {
@@ -345,6 +360,7 @@ async fn write_loop(
         tokio::time::interval_at(Instant::now() + context.server.ping_interval, context.server.ping_interval);
     let closing = connection.closing().clone();
     let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let counters = FrameCounters::new();
     loop {
         tokio::select! {
             biased;
@@ -373,11 +389,20 @@ async fn write_loop(
             biased;
             // A client that stopped reading must not pin this task on a full socket.
             _ = closing.cancelled() => break,
-            written = write_all(&mut sink, &mut batch) => written,
+            written = write_all(&mut sink, &mut batch, &counters) => written,
         };
         if written.is_err() {
             return;
         }
+    }
+    if connection.close_reason() == Some(CloseReason::GoingAway) {
+        // Shutting down: what was queued before (acks of in-flight sends among
+        // it) still goes out before the close frame.
+        while let Ok(item) = queued.try_recv() {
+            connection.dequeued(&item);
+            outbox.absorb(item, &mut batch);
+        }
+        let _ = tokio::time::timeout(context.server.ping_interval, write_all(&mut sink, &mut batch, &counters)).await;
     }
     if let Some(reason) = connection.close_reason() {
         let close = Message::close_with(reason.code(), reason.text());
@@ -386,8 +411,39 @@ async fn write_loop(
     let _ = tokio::time::timeout(context.server.ping_interval, sink.close()).await;
 }
 
-async fn write_all(sink: &mut SplitSink<WebSocket, Message>, batch: &mut Vec<Message>) -> Result<(), warp::Error> {
+/// Counters of written frames, looked up once per connection, not per frame.
+struct FrameCounters {
+    by_type: Vec<(&'static str, ::metrics::Counter)>,
+    bytes: ::metrics::Counter,
+}
+
+impl FrameCounters {
+    fn new() -> Self {
+        let types =
+            ["message", "notification", "ack", "error", "joined", "left", "pong", "recovery", "resync", "other"];
+        let by_type = types.iter().map(|t| (*t, ::metrics::counter!(metrics::FRAMES_OUT, "type" => *t))).collect();
+        FrameCounters { by_type, bytes: ::metrics::counter!(metrics::BYTES_OUT) }
+    }
+
+    fn count(&self, frame: &Message) {
+        let bytes = frame.as_bytes();
+        let kind = metrics::frame_type(bytes);
+        if let Some((_, counter)) = self.by_type.iter().find(|(t, _)| *t == kind) {
+            counter.increment(1);
+        }
+        self.bytes.increment(bytes.len() as u64);
+    }
+}
+
+async fn write_all(
+    sink: &mut SplitSink<WebSocket, Message>,
+    batch: &mut Vec<Message>,
+    counters: &FrameCounters,
+) -> Result<(), warp::Error> {
     for frame in batch.drain(..) {
+        if frame.is_text() {
+            counters.count(&frame);
+        }
         sink.feed(frame).await?;
     }
     sink.flush().await

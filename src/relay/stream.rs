@@ -58,6 +58,7 @@ pub struct RouteStream {
     lookup: bool,
     max_backoff: Duration,
     health: Arc<RouteHealth>,
+    events: ::metrics::Counter,
     token: Option<ResumeToken>,
     /// The last stream's history was lost: the next start must re-fill.
     lost: bool,
@@ -78,6 +79,7 @@ impl RouteStream {
             pipeline: pipeline(route),
             lookup: route.operations.contains(&Operation::Update),
             max_backoff,
+            events: ::metrics::counter!(crate::metrics::ROUTE_EVENTS, "route" => route.name.clone()),
             health,
             token: None,
             lost: false,
@@ -120,6 +122,7 @@ impl RouteStream {
     fn forget_position(&mut self) {
         self.token = None;
         self.lost = true;
+        ::metrics::counter!(crate::metrics::ROUTE_HISTORY_LOST, "route" => self.name.clone()).increment(1);
     }
 }
 
@@ -128,6 +131,8 @@ pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Disp
     let mut next = Some(opened);
     let mut backoff = BACKOFF_FIRST;
     while !shutdown.is_cancelled() {
+        let first = next.is_some();
+        let resumed = !first && route.token.is_some();
         let opened = match next.take() {
             Some(opened) => Ok(opened),
             None => route.open().await,
@@ -158,6 +163,9 @@ pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Disp
             backoff = (backoff * 2).min(route.max_backoff);
             continue;
         };
+        if resumed {
+            ::metrics::counter!(crate::metrics::ROUTE_RESUMES, "route" => route.name.clone()).increment(1);
+        }
         if backoff > BACKOFF_FIRST {
             tracing::info!(route = %route.name, "change stream reopened");
         }
@@ -181,6 +189,9 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dis
         };
         match next {
             Ok(Some(event)) => {
+                let wall_time = event.wall_time.map(|at| at.to_system_time());
+                route.health.answered(wall_time);
+                route.events.increment(1);
                 if matches!(
                     event.operation_type,
                     OperationType::Invalidate
@@ -198,7 +209,7 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dis
                 route.token = Some(event.id.clone());
                 dispatcher.dispatch(event);
             }
-            Ok(None) => {}
+            Ok(None) => route.health.answered(None),
             Err(error) => {
                 if is_history_lost(&error) {
                     tracing::error!(route = %route.name, %error, "resume point lost; restarting from now");

@@ -137,6 +137,17 @@ impl RelayProcess {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// SIGTERM, then the process's exit code and how long it took to exit.
+    pub async fn terminate(&mut self) -> (Option<i32>, std::time::Duration) {
+        let pid = self.child.id().expect("running");
+        let started = std::time::Instant::now();
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().await.expect("wait for roomcast");
+        (status.code(), started.elapsed())
+    }
+
     /// SIGKILL, and wait until the process is gone.
     pub async fn kill(&mut self) {
         self.child.kill().await.expect("kill roomcast");

@@ -15,6 +15,7 @@ mod errors;
 mod history;
 mod limits;
 mod notifications;
+mod operations;
 mod outages;
 mod recovery;
 mod rooms;

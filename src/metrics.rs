@@ -1,0 +1,88 @@
+//! Prometheus metrics, through the `metrics` facade and its Prometheus
+//! exporter, served at `GET /metrics`. docs/operations.md lists every name.
+//! The recorder is process-wide, so it is installed once however many
+//! applications a process builds (the tests build many).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const CONNECTIONS_OPEN: &str = "roomcast_connections_open";
+pub const ROOMS_JOINED: &str = "roomcast_rooms_joined";
+pub const FRAMES_IN: &str = "roomcast_frames_in_total";
+pub const FRAMES_OUT: &str = "roomcast_frames_out_total";
+pub const FANOUT_FRAMES: &str = "roomcast_fanout_frames_total";
+pub const BYTES_OUT: &str = "roomcast_bytes_out_total";
+pub const SENDS: &str = "roomcast_sends_total";
+pub const WRITE_SECONDS: &str = "roomcast_write_seconds";
+pub const ROUTE_EVENTS: &str = "roomcast_route_events_total";
+pub const ROUTE_LAG_SECONDS: &str = "roomcast_route_lag_seconds";
+pub const ROUTE_RESUMES: &str = "roomcast_route_resumes_total";
+pub const ROUTE_HISTORY_LOST: &str = "roomcast_route_history_lost_total";
+pub const SLOW_CONSUMER_DISCONNECTS: &str = "roomcast_slow_consumer_disconnects_total";
+pub const AUTH_FAILURES: &str = "roomcast_auth_failures_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder (once) and returns the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(WRITE_SECONDS.to_string()),
+                    &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .expect("valid buckets")
+                .install_recorder()
+                .unwrap_or_else(|_| {
+                    // Another recorder was installed first (a host application's):
+                    // keep ours local, so /metrics still answers.
+                    PrometheusBuilder::new().build_recorder().handle()
+                });
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(CONNECTIONS_OPEN, "Open WebSocket connections.");
+    describe_gauge!(ROOMS_JOINED, "Room subscriptions, summed over connections.");
+    describe_counter!(FRAMES_IN, "Frames received from clients, by type.");
+    describe_counter!(FRAMES_OUT, "Frames written to clients, by type.");
+    describe_counter!(FANOUT_FRAMES, "Frames offered by the fan-out, one per recipient.");
+    describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes of frames written to clients.");
+    describe_counter!(SENDS, "Sends, by result: accepted or an error code.");
+    describe_histogram!(WRITE_SECONDS, Unit::Seconds, "Time to commit a send (write concern majority).");
+    describe_counter!(ROUTE_EVENTS, "Change events received, by route.");
+    describe_gauge!(ROUTE_LAG_SECONDS, Unit::Seconds, "How far each route's change stream is behind.");
+    describe_counter!(ROUTE_RESUMES, "Change streams reopened from a resume token, by route.");
+    describe_counter!(ROUTE_HISTORY_LOST, "Change streams restarted after their history was lost, by route.");
+    describe_counter!(SLOW_CONSUMER_DISCONNECTS, "Connections closed with 4008 for reading too slowly.");
+    describe_counter!(AUTH_FAILURES, "Handshakes refused, by reason.");
+}
+
+/// The `type` of a server frame, read from its first bytes without parsing:
+/// every frame roomcast writes starts with `{"type":"`.
+pub fn frame_type(text: &[u8]) -> &'static str {
+    const KNOWN: [&str; 10] =
+        ["message", "notification", "ack", "error", "joined", "left", "pong", "recovery", "resync", "other"];
+    let Some(rest) = text.strip_prefix(br#"{"type":""#) else { return "other" };
+    KNOWN
+        .iter()
+        .find(|k| rest.starts_with(k.as_bytes()) && rest.get(k.len()) == Some(&b'"'))
+        .copied()
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frame_types_are_read_from_the_prefix() {
+        assert_eq!(super::frame_type(br#"{"type":"ack","seq":1}"#), "ack");
+        assert_eq!(super::frame_type(br#"{"type":"acknowledged"}"#), "other");
+        assert_eq!(super::frame_type(b"garbage"), "other");
+    }
+}

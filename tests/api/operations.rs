@@ -1,0 +1,117 @@
+//! What operators rely on: metrics, readiness and graceful shutdown, against
+//! relays running as processes (the metrics recorder is process-wide).
+
+use bson::doc;
+use futures::TryStreamExt;
+use serde_json::json;
+
+use crate::db::{DbOptions, DbServer};
+use crate::errors::http_get;
+use crate::helpers::{mongo, spawn_process, spawn_process_at, unique_database, wait_for_http};
+
+fn metric(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text_format() {
+    let relay = spawn_process(&unique_database()).await;
+    let mut alice = relay.client("alice").await;
+    alice.join("r").await;
+    alice.post("r", "c1", json!("hello")).await;
+    alice.message("r", 1).await;
+    alice.send(json!({"type": "nonsense"})).await;
+    alice.error().await;
+    let refused = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws?user=", relay.port)).await;
+    assert!(refused.is_err());
+    let response = http_get(relay.port, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200") && response.contains("text/plain; version=0.0.4"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    for name in [
+        "roomcast_connections_open",
+        "roomcast_rooms_joined",
+        "roomcast_frames_in_total",
+        "roomcast_frames_out_total",
+        "roomcast_fanout_frames_total",
+        "roomcast_bytes_out_total",
+        "roomcast_sends_total",
+        "roomcast_write_seconds",
+        "roomcast_route_events_total",
+        "roomcast_route_lag_seconds",
+        "roomcast_auth_failures_total",
+    ] {
+        assert!(body.contains(&format!("# TYPE {name}")), "{name} missing from\n{body}");
+    }
+    assert_eq!(metric(body, "roomcast_connections_open"), Some(1.0));
+    assert_eq!(metric(body, "roomcast_rooms_joined"), Some(1.0));
+    assert_eq!(metric(body, r#"roomcast_sends_total{result="accepted"}"#), Some(1.0));
+    assert_eq!(
+        metric(body, r#"roomcast_frames_in_total{type="unknown"}"#)
+            .or(metric(body, r#"roomcast_frames_in_total{type="invalid"}"#)),
+        Some(1.0)
+    );
+    assert_eq!(metric(body, r#"roomcast_frames_out_total{type="message"}"#), Some(1.0));
+    assert_eq!(metric(body, r#"roomcast_route_events_total{route="messages"}"#), Some(1.0));
+    assert_eq!(metric(body, "roomcast_write_seconds_count"), Some(1.0));
+    assert_eq!(metric(body, r#"roomcast_auth_failures_total{reason="invalid_user"}"#), Some(1.0));
+}
+
+#[tokio::test]
+async fn readiness_names_the_failed_check_and_recovers() {
+    let mut db = DbServer::start(DbOptions::default());
+    let env = [("ROOMCAST__MONGO__TIMEOUT", "1s"), ("ROOMCAST__RELAY__MAX_BACKOFF", "300ms")];
+    let relay = spawn_process_at(&db.uri, &unique_database(), &env).await;
+    let ready = http_get(relay.port, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.1 200") && ready.contains(r#""state":"open""#), "{ready}");
+    db.stop(libc::SIGTERM);
+    wait_for_http(relay.port, "/readyz", r#""failed":"mongodb""#).await;
+    assert!(http_get(relay.port, "/readyz").await.starts_with("HTTP/1.1 503"));
+    assert!(http_get(relay.port, "/healthz").await.starts_with("HTTP/1.1 200"), "alive all the same");
+    db.restart();
+    wait_for_http(relay.port, "/readyz", r#""status":"ready""#).await;
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_client_with_1001_after_acking_what_was_in_flight() {
+    let database = unique_database();
+    let mut relay = spawn_process(&database).await;
+    let mut alice = relay.client("alice").await;
+    let mut bob = relay.client("bob").await;
+    alice.join("r").await;
+    bob.join("r").await;
+    for i in 0..40 {
+        alice.send(json!({"type": "send", "room": "r", "client_id": format!("c{i}"), "body": i})).await;
+    }
+    alice.wait_for(|f| f["type"] == "ack").await;
+    let (code, took) = relay.terminate().await;
+    assert_eq!(code, Some(0), "exits cleanly");
+    assert!(took < std::time::Duration::from_secs(10), "within server.shutdown_grace: {took:?}");
+    for client in [&mut alice, &mut bob] {
+        assert_eq!(client.closed().await, (1001, "going away".to_string()));
+    }
+    // Every ack the client got names a committed message.
+    let stored: Vec<bson::Document> = mongo(&database)
+        .await
+        .collection::<bson::Document>("messages")
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let acks: Vec<&serde_json::Value> = alice.seen.iter().filter(|f| f["type"] == "ack").collect();
+    assert!(!acks.is_empty());
+    for ack in acks {
+        let seq = ack["seq"].as_i64().unwrap();
+        let document = stored.iter().find(|d| d.get_i64("seq") == Ok(seq)).expect("acked means committed");
+        assert_eq!(document.get_str("client_id").unwrap(), ack["client_id"].as_str().unwrap());
+    }
+    eprintln!("graceful shutdown: exited in {took:?} with {} of 40 sends acked", stored.len());
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", relay.port)).await.is_err(), "nothing listens any more");
+}
