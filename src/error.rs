@@ -100,14 +100,20 @@ pub enum StoreError {
 impl StoreError {
     /// Sorts a driver error into "try again later" and everything else.
     pub fn from_driver(error: mongodb::error::Error) -> Self {
-        use mongodb::error::ErrorKind;
-        let unavailable =
-            matches!(
+        use mongodb::error::{ErrorKind, WriteFailure};
+        let server_code = match &*error.kind {
+            ErrorKind::Command(e) => Some(e.code),
+            ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+            _ => None,
+        };
+        let unavailable = server_code.is_some_and(|code| RETRYABLE_CODES.contains(&code))
+            || matches!(
                 *error.kind,
                 ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
-            ) || matches!(*error.kind, ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)))
-                || error.contains_label("RetryableWriteError")
-                || error.contains_label("TransientTransactionError");
+            )
+            || matches!(*error.kind, ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)))
+            || error.contains_label("RetryableWriteError")
+            || error.contains_label("TransientTransactionError");
         if unavailable {
             StoreError::Unavailable(error)
         } else {
@@ -115,6 +121,11 @@ impl StoreError {
         }
     }
 }
+
+/// Server errors that mean "not now": a server shutting down, starting up,
+/// stepping down or unreachable (the codes of MongoDB's retryable-writes
+/// specification). Nothing was written, or the write can be retried safely.
+const RETRYABLE_CODES: [i32; 13] = [6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436];
 
 impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Self {
@@ -128,7 +139,10 @@ impl From<StoreError> for Refusal {
         };
         let message = match &error {
             StoreError::Unavailable(_) => "the database is unavailable; nothing was written, retry".to_string(),
-            StoreError::Database(_) => "internal error".to_string(),
+            StoreError::Database(cause) => {
+                tracing::error!(error = %cause, "database error answered as internal");
+                "internal error".to_string()
+            }
             other => other.to_string(),
         };
         Refusal::new(code, message)

@@ -87,10 +87,16 @@ async fn start_chatters(
     tasks
 }
 
+/// Waits until `count` sends were acked; a round whose clients stopped making
+/// progress fails here instead of hanging the run.
 async fn wait_for_acks(acks: &AtomicUsize, count: usize) {
-    while acks.load(Ordering::SeqCst) < count {
-        tokio::task::yield_now().await;
-    }
+    let waiting = async {
+        while acks.load(Ordering::SeqCst) < count {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let bound = Duration::from_secs(60);
+    tokio::time::timeout(bound, waiting).await.unwrap_or_else(|_| panic!("fewer than {count} acks within {bound:?}"));
 }
 
 /// Checks every promise about the room against what clients hold and what is stored.

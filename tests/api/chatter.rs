@@ -172,6 +172,10 @@ impl Chatter {
             "error" => {
                 let retry = matches!(frame["code"].as_str(), Some("db_unavailable" | "pending"));
                 let client_id = frame["ref"]["client_id"].as_str().map(str::to_string);
+                if let (false, Some(client_id)) = (retry, &client_id) {
+                    // Any other refusal of a send is a broken promise, not something to wait out.
+                    assert!(!self.unacked.contains_key(client_id), "{}: send {client_id} refused: {frame}", self.user);
+                }
                 self.errors.push(frame);
                 if let (true, Some(client_id)) = (retry, client_id) {
                     // Each refusal took the server's database timeout, which paces these retries.
