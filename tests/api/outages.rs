@@ -15,6 +15,17 @@ fn recover_fast(settings: &mut Settings) {
     settings.mongo.timeout = Duration::from_secs(1);
 }
 
+/// alice and bob in room `r`, where alice's first message reached bob.
+async fn chatting_pair(app: &crate::helpers::TestApp) -> (crate::client::Client, crate::client::Client) {
+    let mut alice = app.client("alice").await;
+    let mut bob = app.client("bob").await;
+    alice.join("r").await;
+    bob.join("r").await;
+    alice.post("r", "m1", json!(1)).await;
+    bob.message("r", 1).await;
+    (alice, bob)
+}
+
 fn notes(client: &crate::client::Client) -> Vec<i64> {
     client.notifications().iter().map(|f| f["data"]["n"].as_i64().unwrap()).collect()
 }
@@ -23,12 +34,7 @@ fn notes(client: &crate::client::Client) -> Vec<i64> {
 async fn a_broken_stream_resumes_from_its_token_and_delivers_what_was_committed_meanwhile() {
     let db = DbServer::start(DbOptions { test_commands: true, ..Default::default() });
     let app = spawn_app_at(&db.uri, recover_fast).await;
-    let mut alice = app.client("alice").await;
-    let mut bob = app.client("bob").await;
-    alice.join("r").await;
-    bob.join("r").await;
-    alice.post("r", "m1", json!(1)).await;
-    bob.message("r", 1).await;
+    let (mut alice, mut bob) = chatting_pair(&app).await;
 
     db.break_change_streams().await;
     wait_for_http(app.port, "/readyz", "not_ready").await;
@@ -95,13 +101,8 @@ async fn after_lost_history_rooms_are_refilled_and_user_channels_are_told_to_res
 async fn a_database_restart_keeps_clients_connected_and_delivers_everything_committed() {
     let mut db = DbServer::start(DbOptions::default());
     let app = spawn_app_at(&db.uri, recover_fast).await;
-    let mut alice = app.client("alice").await;
-    let mut bob = app.client("bob").await;
-    alice.join("r").await;
-    bob.join("r").await;
-    alice.post("r", "m1", json!(1)).await;
+    let (mut alice, mut bob) = chatting_pair(&app).await;
     app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
-    bob.message("r", 1).await;
     bob.wait_for(|f| f["type"] == "notification").await;
 
     db.stop(libc::SIGKILL);
