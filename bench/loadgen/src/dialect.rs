@@ -1,0 +1,194 @@
+//! The two wire protocols under test. roomcast speaks JSON objects with a
+//! `type`; the peer speaks socket.io 4 over engine.io 4's websocket transport
+//! (`0` open, `40` connect, `2`/`3` ping/pong, `42[event,…]`, `43<id>[…]`
+//! acks). Both are classified by prefix so that reading a frame costs the same
+//! small amount on both sides; the send time is found by one substring search.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Roomcast,
+    #[serde(rename = "socket.io")]
+    SocketIo,
+}
+
+/// What a received text frame means to the load generator.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// engine.io handshake: answer with the namespace connect.
+    Open,
+    /// The session is usable (socket.io namespace connected).
+    Connected,
+    Joined,
+    Ack,
+    /// A refused request; the text names why.
+    Refused,
+    /// A room message; the send time from its body when present.
+    Message(Option<i64>),
+    Notification(Option<i64>),
+    /// engine.io ping: must be answered with a pong to stay connected.
+    Ping,
+    Other,
+}
+
+/// The key in every benchmark body and notification holding the send time in µs.
+pub const TIME_KEY: &str = "\"bench_t\":";
+/// The key naming the publisher that sent a message.
+pub const SOURCE_KEY: &str = "\"src\":";
+
+impl Target {
+    pub const BOTH: [Target; 2] = [Target::Roomcast, Target::SocketIo];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Roomcast => "roomcast",
+            Target::SocketIo => "socket.io",
+        }
+    }
+
+    pub fn url(self, port: u16, user: &str) -> String {
+        match self {
+            Target::Roomcast => format!("ws://127.0.0.1:{port}/ws?user={user}"),
+            Target::SocketIo => format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&user={user}"),
+        }
+    }
+
+    /// True when the connection needs the engine.io/socket.io handshake first.
+    pub fn needs_handshake(self) -> bool {
+        self == Target::SocketIo
+    }
+
+    pub fn join_frame(self, room: &str, ack_id: u64) -> String {
+        match self {
+            Target::Roomcast => format!(r#"{{"type":"join","room":"{room}"}}"#),
+            Target::SocketIo => format!(r#"42{ack_id}["join","{room}"]"#),
+        }
+    }
+
+    /// `body` is already serialized JSON.
+    pub fn send_frame(self, room: &str, client_id: &str, ack_id: u64, body: &str) -> String {
+        match self {
+            Target::Roomcast => {
+                format!(r#"{{"type":"send","room":"{room}","client_id":"{client_id}","body":{body}}}"#)
+            }
+            Target::SocketIo => {
+                format!(r#"42{ack_id}["send_message",{{"room":"{room}","client_id":"{client_id}","body":{body}}}]"#)
+            }
+        }
+    }
+
+    /// The frame that answers `Incoming::Ping` or completes `Incoming::Open`.
+    pub fn reply(self, incoming: &Incoming) -> Option<&'static str> {
+        match (self, incoming) {
+            (Target::SocketIo, Incoming::Ping) => Some("3"),
+            (Target::SocketIo, Incoming::Open) => Some("40"),
+            _ => None,
+        }
+    }
+
+    pub fn classify(self, text: &str) -> Incoming {
+        match self {
+            Target::Roomcast => classify_roomcast(text),
+            Target::SocketIo => classify_socketio(text),
+        }
+    }
+}
+
+fn classify_roomcast(text: &str) -> Incoming {
+    // roomcast serializes `type` first in every server frame.
+    let Some(rest) = text.strip_prefix(r#"{"type":""#) else { return Incoming::Other };
+    if rest.starts_with("message\"") {
+        Incoming::Message(send_time(text))
+    } else if rest.starts_with("notification\"") {
+        Incoming::Notification(send_time(text))
+    } else if rest.starts_with("ack\"") {
+        Incoming::Ack
+    } else if rest.starts_with("joined\"") {
+        Incoming::Joined
+    } else if rest.starts_with("error\"") {
+        Incoming::Refused
+    } else {
+        Incoming::Other
+    }
+}
+
+fn classify_socketio(text: &str) -> Incoming {
+    if let Some(event) = text.strip_prefix("42[\"") {
+        if event.starts_with("message\"") {
+            return Incoming::Message(send_time(text));
+        }
+        if event.starts_with("notification\"") {
+            return Incoming::Notification(send_time(text));
+        }
+        return Incoming::Other;
+    }
+    if let Some(ack) = text.strip_prefix("43") {
+        let payload = ack.trim_start_matches(|c: char| c.is_ascii_digit());
+        return if payload.starts_with(r#"[{"room""#) {
+            Incoming::Joined
+        } else if payload.starts_with(r#"[{"id""#) {
+            Incoming::Ack
+        } else {
+            Incoming::Refused
+        };
+    }
+    match text.as_bytes() {
+        [b'0', ..] => Incoming::Open,
+        [b'2'] => Incoming::Ping,
+        [b'4', b'0', ..] => Incoming::Connected,
+        [b'4', b'4', ..] => Incoming::Refused,
+        _ => Incoming::Other,
+    }
+}
+
+/// The integer after the first `"bench_t":` in the frame.
+pub fn send_time(text: &str) -> Option<i64> {
+    integer_after(text, TIME_KEY)
+}
+
+pub fn integer_after(text: &str, key: &str) -> Option<i64> {
+    let start = text.find(key)? + key.len();
+    let digits = &text[start..];
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_roomcast_frames() {
+        let t = Target::Roomcast;
+        let message = r#"{"type":"message","room":"r","seq":1,"body":{"bench_t":1234,"src":7,"pad":"x"}}"#;
+        assert_eq!(t.classify(message), Incoming::Message(Some(1234)));
+        assert_eq!(t.classify(r#"{"type":"ack","client_id":"c"}"#), Incoming::Ack);
+        assert_eq!(t.classify(r#"{"type":"joined","room":"r","seq":0}"#), Incoming::Joined);
+        assert_eq!(t.classify(r#"{"type":"error","code":"x"}"#), Incoming::Refused);
+        let note = r#"{"type":"notification","data":{"user":"u","bench_t":99}}"#;
+        assert_eq!(t.classify(note), Incoming::Notification(Some(99)));
+    }
+
+    #[test]
+    fn classifies_socketio_packets() {
+        let t = Target::SocketIo;
+        assert_eq!(t.classify(r#"0{"sid":"a","pingInterval":25000}"#), Incoming::Open);
+        assert_eq!(t.classify(r#"40{"sid":"b"}"#), Incoming::Connected);
+        assert_eq!(t.classify("2"), Incoming::Ping);
+        assert_eq!(t.classify(r#"4312[{"room":"r"}]"#), Incoming::Joined);
+        assert_eq!(t.classify(r#"437[{"id":"65a"}]"#), Incoming::Ack);
+        assert_eq!(t.classify(r#"437[{"error":"not_joined"}]"#), Incoming::Refused);
+        let message = r#"42["message",{"_id":"x","room":"r","body":{"bench_t":55,"src":1}}]"#;
+        assert_eq!(t.classify(message), Incoming::Message(Some(55)));
+    }
+
+    #[test]
+    fn frames_carry_the_body_verbatim() {
+        let body = r#"{"bench_t":1,"src":2}"#;
+        let frame = Target::SocketIo.send_frame("r", "c-1", 3, body);
+        assert_eq!(frame, r#"423["send_message",{"room":"r","client_id":"c-1","body":{"bench_t":1,"src":2}}]"#);
+        assert_eq!(integer_after(&frame, SOURCE_KEY), Some(2));
+    }
+}

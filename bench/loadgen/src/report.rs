@@ -1,0 +1,164 @@
+//! The one table bench/run prints: each figure for roomcast and the
+//! socket.io peer side by side, with roomcast ÷ peer and which direction is
+//! better. Rows are JSON pointers into the suite's result, so the table and
+//! the saved JSON can never disagree.
+
+use serde_json::Value;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+struct Row {
+    figure: String,
+    pointer: String,
+    better: Better,
+}
+
+fn row(figure: impl Into<String>, pointer: impl Into<String>, better: Better) -> Row {
+    Row { figure: figure.into(), pointer: pointer.into(), better }
+}
+
+fn rows(result: &Value) -> Vec<(String, Row)> {
+    use Better::*;
+    let mut rows = Vec::new();
+    let fanout = &result["scale"];
+    let shape = format!("{}×{}", fanout["fanout_rooms"], fanout["fanout_subs_per_room"]);
+    let rate = fanout["fanout_rate"].as_f64().unwrap_or(0.0);
+    for (label, pointer, better) in [
+        (format!("fan-out {shape} @ {rate} msg/s: delivered frames/s"), "/fixed/delivered_frames_per_s", Higher),
+        ("  p50 latency ms".into(), "/fixed/latency/p50_ms", Lower),
+        ("  p99 latency ms".into(), "/fixed/latency/p99_ms", Lower),
+        ("  p99.9 latency ms".into(), "/fixed/latency/p999_ms", Lower),
+        ("  lost frames".into(), "/fixed/lost_frames", Lower),
+        ("  server CPU s per 1M frames".into(), "/fixed/server_cpu_s_per_m_frames", Lower),
+        ("  database CPU s in window".into(), "/fixed/db_cpu_s", Lower),
+        ("  load generator CPU s in window".into(), "/fixed/loadgen_cpu_s", Lower),
+        ("  server peak RSS MiB".into(), "/fixed/server_peak_rss_mib", Lower),
+        (format!("fan-out {shape} ramp: saturation frames/s"), "/saturation_frames_per_s", Higher),
+    ] {
+        rows.push(("fanout".into(), row(label, pointer, better)));
+    }
+    if let Some(sizes) = result["scale"]["idle_sizes"].as_array() {
+        for (i, size) in sizes.iter().enumerate() {
+            rows.push((
+                "idle".into(),
+                row(
+                    format!("idle {size} connections: RSS KiB per connection"),
+                    format!("/points/{i}/rss_per_connection_kib"),
+                    Lower,
+                ),
+            ));
+        }
+    }
+    let users = format!("{}×{}", result["scale"]["notify_users"], result["scale"]["notify_conns_per_user"]);
+    for (label, pointer, better) in [
+        (format!("notifications {users} conns: delivered frames/s"), "/figures/delivered_frames_per_s", Higher),
+        ("  p50 latency ms".into(), "/figures/latency/p50_ms", Lower),
+        ("  p99 latency ms".into(), "/figures/latency/p99_ms", Lower),
+        ("  p99.9 latency ms".into(), "/figures/latency/p999_ms", Lower),
+        ("  lost frames".into(), "/figures/lost_frames", Lower),
+        ("  server CPU s per 1M frames".into(), "/figures/server_cpu_s_per_m_frames", Lower),
+    ] {
+        rows.push(("notify".into(), row(label, pointer, better)));
+    }
+    if let Some(points) = result["growth"].as_array() {
+        for (i, point) in points.iter().enumerate() {
+            let name = format!("growth {}×{}", point["rooms"], point["subs_per_room"]);
+            rows.push((
+                format!("/growth/{i}"),
+                row(format!("{name}: frames/s (closed loop)"), "/figures/delivered_frames_per_s", Higher),
+            ));
+            rows.push((format!("/growth/{i}"), row("  p99 latency ms", "/figures/latency/p99_ms", Lower)));
+        }
+    }
+    rows
+}
+
+/// The value of one figure for one target, if that run produced it.
+fn figure(result: &Value, section_path: &str, target: &str, pointer: &str) -> Option<f64> {
+    let section = if section_path.starts_with('/') { result.pointer(section_path)? } else { &result[section_path] };
+    section[target].pointer(pointer)?.as_f64()
+}
+
+fn format_number(value: Option<f64>) -> String {
+    match value {
+        None => "error".into(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// The comparison table as Markdown, ready for docs/benchmarks.md.
+pub fn table(result: &Value) -> String {
+    let mut lines = vec![
+        "| figure | roomcast | socket.io peer | roomcast ÷ peer | better |".to_string(),
+        "|---|---:|---:|---:|---|".to_string(),
+    ];
+    for (section, row) in rows(result) {
+        let ran =
+            if section.starts_with('/') { result.pointer(&section).is_some() } else { result.get(&section).is_some() };
+        if !ran {
+            continue;
+        }
+        let ours = figure(result, &section, "roomcast", &row.pointer);
+        let theirs = figure(result, &section, "socket.io", &row.pointer);
+        let ratio = match (ours, theirs) {
+            (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+            _ => "–".into(),
+        };
+        let better = if row.better == Better::Higher { "higher" } else { "lower" };
+        lines.push(format!(
+            "| {} | {} | {} | {} | {} |",
+            row.figure,
+            format_number(ours),
+            format_number(theirs),
+            ratio,
+            better
+        ));
+    }
+    lines.join("\n")
+}
+
+/// The floor and anything that went wrong, printed under the table.
+pub fn notes(result: &Value) -> String {
+    let mut notes = Vec::new();
+    let floor = &result["floor"]["insert_to_event"];
+    if let Some(p50) = floor["p50_ms"].as_f64() {
+        notes.push(format!(
+            "the floor (bare driver, insert → change event at {} inserts/s): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; insert commit p50 {:.2} ms",
+            result["floor"]["rate"], p50, floor["p99_ms"].as_f64().unwrap_or(0.0), floor["p999_ms"].as_f64().unwrap_or(0.0),
+            result["floor"]["insert_commit"]["p50_ms"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    collect_problems(result, "", &mut notes);
+    notes.join("\n")
+}
+
+/// Errors and abnormal closes anywhere in the result, with where they happened.
+fn collect_problems(value: &Value, path: &str, notes: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let here = format!("{path}/{key}");
+                match (key.as_str(), child) {
+                    ("error", Value::String(e)) => notes.push(format!("error at {path}: {e}")),
+                    ("closes", Value::Object(closes)) if !closes.is_empty() => {
+                        let list: Vec<String> = closes.iter().map(|(why, n)| format!("{n}× {why}")).collect();
+                        notes.push(format!("connections closed at {path}: {}", list.join(", ")));
+                    }
+                    _ => collect_problems(child, &here, notes),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                collect_problems(child, &format!("{path}/{i}"), notes);
+            }
+        }
+        _ => {}
+    }
+}

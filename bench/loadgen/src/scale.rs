@@ -1,0 +1,142 @@
+//! How big and how long each scenario runs. `full` takes 6–8 minutes on a 2-core
+//! machine; `smoke` only proves that the harness still works.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::figures::Timing;
+
+/// Descriptors kept free for everything but the idle connections (database
+/// pools, logs, the runtime).
+const DESCRIPTOR_HEADROOM: u64 = 1000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scale {
+    pub name: &'static str,
+    pub payload_bytes: usize,
+    #[serde(skip)]
+    pub timing: Timing,
+    #[serde(skip)]
+    pub settle: Duration,
+    /// Fan-out at a fixed offered rate, then a ramp on the same connections.
+    pub fanout_rooms: usize,
+    pub fanout_subs_per_room: usize,
+    pub fanout_publishers: usize,
+    pub fanout_rate: f64,
+    pub ramp_rates: Vec<f64>,
+    pub max_in_flight_per_publisher: u64,
+    /// Idle connections, measured cumulatively on one server.
+    pub idle_sizes: Vec<usize>,
+    pub idle_members_per_room: usize,
+    pub notify_users: usize,
+    pub notify_conns_per_user: usize,
+    pub notify_rate: f64,
+    /// Cost growth: subscribers per room at `growth_rooms_fixed` rooms, then
+    /// rooms at `growth_subs_fixed` subscribers, each point a saturating
+    /// closed loop with `growth_window` messages in flight in total.
+    pub growth_subs: Vec<usize>,
+    pub growth_rooms_fixed: usize,
+    pub growth_rooms: Vec<usize>,
+    pub growth_subs_fixed: usize,
+    pub growth_max_publishers: usize,
+    pub growth_window: u64,
+    pub floor_rate: f64,
+}
+
+impl Scale {
+    pub fn full() -> Scale {
+        Scale {
+            name: "full",
+            payload_bytes: 100,
+            timing: Timing {
+                warmup: Duration::from_secs(2),
+                duration: Duration::from_secs(10),
+                drain: Duration::from_secs(10),
+            },
+            settle: Duration::from_secs(3),
+            fanout_rooms: 20,
+            fanout_subs_per_room: 50,
+            fanout_publishers: 20,
+            fanout_rate: 200.0,
+            ramp_rates: vec![400.0, 800.0, 1600.0, 3200.0, 6400.0],
+            max_in_flight_per_publisher: 64,
+            idle_sizes: vec![1_000, 10_000, 20_000],
+            idle_members_per_room: 100,
+            notify_users: 200,
+            notify_conns_per_user: 3,
+            notify_rate: 500.0,
+            growth_subs: vec![1, 10, 100, 1000],
+            growth_rooms_fixed: 10,
+            growth_rooms: vec![1, 10, 100, 1000],
+            growth_subs_fixed: 10,
+            growth_max_publishers: 100,
+            growth_window: 64,
+            floor_rate: 500.0,
+        }
+    }
+
+    pub fn smoke() -> Scale {
+        Scale {
+            name: "smoke",
+            timing: Timing {
+                warmup: Duration::from_millis(300),
+                duration: Duration::from_millis(700),
+                drain: Duration::from_secs(2),
+            },
+            settle: Duration::from_millis(200),
+            fanout_rooms: 2,
+            fanout_subs_per_room: 3,
+            fanout_publishers: 2,
+            fanout_rate: 20.0,
+            ramp_rates: vec![40.0],
+            idle_sizes: vec![10, 30],
+            idle_members_per_room: 10,
+            notify_users: 3,
+            notify_conns_per_user: 2,
+            notify_rate: 20.0,
+            growth_subs: vec![1, 3],
+            growth_rooms_fixed: 1,
+            growth_rooms: vec![1],
+            growth_subs_fixed: 3,
+            growth_window: 4,
+            floor_rate: 20.0,
+            ..Scale::full()
+        }
+    }
+
+    /// Multiplies every duration, for shorter or longer runs than the preset.
+    pub fn stretched(mut self, factor: f64) -> Scale {
+        let f = |d: Duration| d.mul_f64(factor.max(0.01));
+        self.timing =
+            Timing { warmup: f(self.timing.warmup), duration: f(self.timing.duration), drain: f(self.timing.drain) };
+        self.settle = f(self.settle);
+        self
+    }
+
+    /// Keeps the idle sizes within what both processes can open: each
+    /// connection costs a descriptor in the load generator and one in the
+    /// server, which inherits the same limit.
+    pub fn fit_descriptor_limit(&mut self, limit: u64) {
+        let usable = limit.saturating_sub(DESCRIPTOR_HEADROOM) as usize;
+        let requested = std::mem::take(&mut self.idle_sizes);
+        for size in requested {
+            let size = size.min(usable);
+            if !self.idle_sizes.contains(&size) {
+                self.idle_sizes.push(size);
+            }
+        }
+    }
+
+    /// The (rooms, subscribers per room) points of the growth scenario, each once.
+    pub fn growth_points(&self) -> Vec<(usize, usize)> {
+        let mut points: Vec<(usize, usize)> = self.growth_subs.iter().map(|s| (self.growth_rooms_fixed, *s)).collect();
+        for rooms in &self.growth_rooms {
+            let point = (*rooms, self.growth_subs_fixed);
+            if !points.contains(&point) {
+                points.push(point);
+            }
+        }
+        points
+    }
+}

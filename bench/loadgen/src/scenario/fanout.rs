@@ -1,0 +1,65 @@
+//! Scenario 1, fan-out: R rooms × S subscribers and P publishers, first at a
+//! fixed offered rate, then a ramp of rising rates on the same connections
+//! until delivery stops keeping up. Saturation is the best delivered rate
+//! seen on the ramp.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Ctx;
+use crate::figures::StepFigures;
+use crate::fleet::{Fleet, Shape};
+use crate::publisher::Pace;
+
+#[derive(Debug, Serialize)]
+pub struct FanoutRun {
+    pub shape: Shape,
+    pub connect_s: f64,
+    pub fixed: StepFigures,
+    pub ramp: Vec<StepFigures>,
+    pub saturation_frames_per_s: f64,
+    pub closes: BTreeMap<String, u64>,
+}
+
+/// A step that delivered less than this share of its offered frames, or lost
+/// frames, or saw p99 above a second, has passed saturation.
+const KEEPING_UP: f64 = 0.9;
+const P99_LIMIT_MS: f64 = 1000.0;
+
+pub async fn run(ctx: &Ctx<'_>) -> Result<FanoutRun> {
+    let scale = ctx.scale;
+    let shape = Shape {
+        rooms: scale.fanout_rooms,
+        subs_per_room: scale.fanout_subs_per_room,
+        publishers: scale.fanout_publishers,
+        payload_bytes: scale.payload_bytes,
+    };
+    let began = Instant::now();
+    let fleet = Fleet::connect(ctx.target, ctx.port, shape).await?;
+    let connect_s = began.elapsed().as_secs_f64();
+    let pace = |total: f64| Pace {
+        rate: Some(total / shape.publishers as f64),
+        max_in_flight: scale.max_in_flight_per_publisher,
+    };
+    let fixed = fleet.step(pace(scale.fanout_rate), scale.timing, ctx.watched).await?;
+    let mut ramp = Vec::new();
+    for rate in &scale.ramp_rates {
+        let step = fleet.step(pace(*rate), scale.timing, ctx.watched).await?;
+        let offered_frames = rate * shape.subs_per_room as f64;
+        let saturated = step.delivered_frames_per_s < KEEPING_UP * offered_frames
+            || step.lost_frames > 0
+            || step.latency.p99_ms > P99_LIMIT_MS;
+        ramp.push(step);
+        if saturated {
+            break;
+        }
+    }
+    let saturation_frames_per_s =
+        ramp.iter().chain(std::iter::once(&fixed)).map(|s| s.delivered_frames_per_s).fold(0.0, f64::max);
+    let closes = fleet.closes();
+    fleet.close();
+    Ok(FanoutRun { shape, connect_s, fixed, ramp, saturation_frames_per_s, closes })
+}

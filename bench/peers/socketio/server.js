@@ -1,0 +1,102 @@
+// The peer roomcast is benchmarked against: the design a Node.js team would
+// usually pick for the same job. express serves HTTP, socket.io 4 carries the
+// sockets, and the official mongodb driver writes messages and watches ONE
+// change stream per collection, relaying each inserted document to a
+// socket.io room. No handicaps: default socket.io settings, inserts with the
+// same write concern as roomcast (majority), one process as usually deployed.
+//
+// Env: PORT (0 picks a free one), MONGO_URI, MONGO_DB.
+// Prints `listening on PORT` once the change streams are open and the port is bound.
+'use strict';
+
+const http = require('node:http');
+const express = require('express');
+const { Server } = require('socket.io');
+const { MongoClient } = require('mongodb');
+
+const port = Number(process.env.PORT ?? 3000);
+const uri = process.env.MONGO_URI ?? 'mongodb://127.0.0.1:27217/?directConnection=true';
+const dbName = process.env.MONGO_DB ?? 'peer';
+
+async function main() {
+  const client = new MongoClient(uri, { writeConcern: { w: 'majority' } });
+  await client.connect();
+  const db = client.db(dbName);
+  const messages = db.collection('messages');
+  const notifications = db.collection('notifications');
+
+  const app = express();
+  app.get('/health', (_req, res) => res.json({ ok: true }));
+  const server = http.createServer(app);
+  const io = new Server(server, { serveClient: false });
+
+  io.on('connection', (socket) => {
+    const user = String(socket.handshake.query.user ?? '');
+    if (!user) {
+      socket.disconnect(true);
+      return;
+    }
+    // Every connection of a user sits in that user's room, so one emit
+    // reaches all of them.
+    socket.join(`user:${user}`);
+
+    socket.on('join', (room, ack) => {
+      if (typeof room !== 'string' || room.startsWith('user:')) {
+        ack?.({ error: 'invalid_room' });
+        return;
+      }
+      socket.join(room);
+      ack?.({ room });
+    });
+
+    socket.on('send_message', async (msg, ack) => {
+      const { room, client_id: clientId, body } = msg ?? {};
+      if (typeof room !== 'string' || !socket.rooms.has(room)) {
+        ack?.({ error: 'not_joined' });
+        return;
+      }
+      try {
+        const result = await messages.insertOne(
+          { room, author: user, client_id: clientId, body, sent_at: new Date() },
+          { writeConcern: { w: 'majority' } },
+        );
+        ack?.({ id: result.insertedId });
+      } catch (error) {
+        ack?.({ error: error.message });
+      }
+    });
+  });
+
+  // Delivery comes only from the committed change, as in roomcast: one
+  // stream per collection, filtered on the server by $match.
+  relay(messages.watch([{ $match: { operationType: 'insert' } }]), (doc) =>
+    io.to(doc.room).emit('message', doc),
+  );
+  relay(notifications.watch([{ $match: { operationType: 'insert' } }]), (doc) =>
+    io.to(`user:${doc.user}`).emit('notification', doc),
+  );
+
+  server.listen(port, '127.0.0.1', () => {
+    console.log(`listening on ${server.address().port}`);
+  });
+
+  const stop = () => {
+    io.close();
+    client.close().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function relay(stream, emit) {
+  stream.on('change', (event) => emit(event.fullDocument));
+  stream.on('error', (error) => {
+    console.error(`change stream failed: ${error.message}`);
+    process.exit(1);
+  });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
