@@ -1,0 +1,656 @@
+// One logical connection to a roomcast relay that outlives any number of
+// sockets. After every disconnect it follows docs/protocol.md, "Reconnecting
+// without loss": reconnect with backoff and jitter, pass the last
+// notification cursor of each route, re-join each room from the highest seq
+// held, and resend every unacknowledged write with its original client_id.
+
+import { backoffDelay, retryDelay, DEFAULT_BACKOFF } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { clientIdGenerator } from './ids.js';
+import { Outbox, isRetryable } from './outbox.js';
+import { RoomState } from './room.js';
+import { connectionUrl } from './url.js';
+
+export const SUBPROTOCOL = 'roomcast.v1';
+
+const ROOM_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+const OPEN = 1;
+/** Notification ids remembered to drop a replayed duplicate. */
+const SEEN_NOTIFICATIONS = 1000;
+
+const DEFAULTS = {
+  connectTimeout: 10_000,
+  heartbeatInterval: 25_000,
+  heartbeatTimeout: 10_000,
+  maxMessagesPerRoom: 5000,
+  maxFrameBytes: 131_072,
+  retry: { base: 250, cap: 5_000 },
+};
+
+export class RoomcastError extends Error {
+  constructor(code, message, ref) {
+    super(message);
+    this.name = 'RoomcastError';
+    this.code = code;
+    if (ref !== undefined) this.ref = ref;
+  }
+}
+
+export class RoomcastClient extends Emitter {
+  #address;
+  #options;
+  #WebSocket;
+  #socket = null;
+  #state = 'idle';
+  #closed = false;
+  #everOpened = false;
+  #attempt = 0;
+  #timers = { reconnect: null, connect: null, stable: null, heartbeat: null, deadline: null };
+  /** room name → membership and history (see #entry). */
+  #rooms = new Map();
+  #outbox = new Outbox();
+  /** route → last notification cursor. */
+  #cursors = new Map();
+  #seen = new Set();
+  /** Callbacks for our pings, answered in order: a pong follows every frame queued before it. */
+  #pongs = [];
+  #nextClientId = clientIdGenerator();
+
+  constructor(address, options = {}) {
+    super();
+    this.#address = address;
+    this.#options = {
+      ...DEFAULTS,
+      ...options,
+      backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+      retry: { ...DEFAULTS.retry, ...options.retry },
+    };
+    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    if (!this.#WebSocket) {
+      throw new TypeError('no WebSocket implementation: pass options.WebSocket (for example from the "ws" package)');
+    }
+    for (const [route, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(route, cursor);
+    // Started after the caller's synchronous code, so handlers it attaches
+    // right after connect() see the first state change.
+    queueMicrotask(() => this.#connect());
+  }
+
+  /** 'idle', 'connecting', 'open', 'waiting' (backoff before a retry) or 'closed'. */
+  get state() {
+    return this.#state;
+  }
+
+  /** The last notification cursor of each route; pass as `cursors` to a later client to recover. */
+  get cursors() {
+    return Object.fromEntries(this.#cursors);
+  }
+
+  /** Resolves when the connection is (or next becomes) open. */
+  whenOpen() {
+    if (this.#state === 'open') return Promise.resolve();
+    if (this.#closed) return Promise.reject(new RoomcastError('closed', 'the client was closed'));
+    return new Promise((resolve, reject) => {
+      const off = this.on('state', ({ state }) => {
+        if (state === 'open') resolve();
+        else if (state === 'closed') reject(new RoomcastError('closed', 'the client was closed'));
+        else return;
+        off();
+      });
+    });
+  }
+
+  /** Replaces the token used from the next connection on (for example after `token_expired`). */
+  setToken(token) {
+    this.#options.token = token;
+  }
+
+  /** Skips the backoff wait and reconnects now (for example when the browser comes back online). */
+  reconnectNow() {
+    if (this.#state !== 'waiting') return;
+    clearTimeout(this.#timers.reconnect);
+    this.#connect();
+  }
+
+  // ---- rooms ----
+
+  /**
+   * Joins a room; resolves once its replay has arrived. `since` replays the
+   * messages after that seq; `history` fetches the last N messages.
+   */
+  join(room, { since, history } = {}) {
+    if (this.#closed) return Promise.reject(new RoomcastError('closed', 'the client was closed'));
+    if (!ROOM_NAME.test(room)) return Promise.reject(invalidRoom(room));
+    let entry = this.#rooms.get(room);
+    if (entry?.wanted && entry.joinedHere && !entry.inFlight) return Promise.resolve(entry.info);
+    if (!entry) {
+      entry = this.#entry(room, since, history);
+      this.#rooms.set(room, entry);
+    }
+    entry.wanted = true;
+    const joined = new Promise((resolve, reject) => entry.waiters.push({ resolve, reject }));
+    // During a leave, the join waits for `left` (see #forget).
+    if (!entry.inFlight && !entry.retryTimer && !entry.leaving.length) this.#sendJoin(entry, this.#joinSince(entry));
+    return joined;
+  }
+
+  /** Leaves a room, forgets its history and drops its writes not sent yet. */
+  leave(room) {
+    const entry = this.#rooms.get(room);
+    if (!entry) return Promise.resolve();
+    entry.wanted = false;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = null;
+    this.#settleWaiters(entry, new RoomcastError('left', `left room ${room}`, { room }));
+    for (const write of this.#outbox.forRoom(room)) {
+      if (write.state !== 'in_flight') this.#failWrite(write, 'not_joined', `left room ${room}`);
+    }
+    if (!this.#isOpen()) {
+      this.#rooms.delete(room);
+      return Promise.resolve();
+    }
+    // Sent even if a join was refused: a rate-limited re-join left the relay
+    // still sending the room. A not_joined answer is as good as `left`.
+    this.#transmit({ type: 'leave', room });
+    return new Promise((resolve) => entry.leaving.push(resolve));
+  }
+
+  /** The rooms joined (or being joined). */
+  rooms() {
+    return [...this.#rooms.values()].filter((entry) => entry.wanted).map((entry) => entry.name);
+  }
+
+  /** The messages held for a room, in seq order. */
+  messages(room) {
+    return this.#rooms.get(room)?.history.list() ?? [];
+  }
+
+  // ---- writes ----
+
+  /** Posts a message; resolves with the ack once it is committed. */
+  send(room, body, { clientId } = {}) {
+    return this.#write({ kind: 'send', room, body, clientId });
+  }
+
+  /** Replaces the body of one of your own messages. */
+  edit(room, id, body, { clientId } = {}) {
+    return this.#write({ kind: 'edit', room, id, body, clientId });
+  }
+
+  /** Deletes one of your own messages. */
+  delete(room, id, { clientId } = {}) {
+    return this.#write({ kind: 'delete', room, id, clientId });
+  }
+
+  /** Writes not acknowledged yet, oldest first (all rooms, or one). */
+  pending(room) {
+    const writes = room === undefined ? this.#outbox.all() : this.#outbox.forRoom(room);
+    return writes.map(({ kind, room, clientId, id, body, state }) => ({ kind, room, clientId, id, body, state }));
+  }
+
+  /** Closes for good: no reconnect; pending writes and joins are rejected. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const timer of Object.values(this.#timers)) clearTimeout(timer);
+    clearInterval(this.#timers.heartbeat);
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket) {
+      detach(socket);
+      try {
+        socket.close(1000);
+      } catch {
+        // Already closing.
+      }
+    }
+    const closed = new RoomcastError('closed', 'the client was closed');
+    for (const write of this.#outbox.all()) this.#failWrite(write, closed.code, closed.message);
+    for (const entry of this.#rooms.values()) {
+      clearTimeout(entry.retryTimer);
+      this.#settleWaiters(entry, closed);
+    }
+    this.#setState('closed', {});
+  }
+
+  // ---- connection lifecycle ----
+
+  async #connect() {
+    if (this.#closed) return;
+    this.#setState('connecting', { attempt: this.#attempt });
+    let token;
+    try {
+      token = typeof this.#options.token === 'function' ? await this.#options.token() : this.#options.token;
+    } catch (error) {
+      this.emit('error', new RoomcastError('token_unavailable', `could not get a token: ${error?.message ?? error}`));
+      this.#scheduleReconnect({});
+      return;
+    }
+    if (this.#closed) return;
+    const url = connectionUrl(this.#address, { user: this.#options.user, cursors: this.#cursors });
+    // Browsers cannot set headers on a WebSocket: the token travels as a
+    // subprotocol, and the relay answers with roomcast.v1 alone.
+    const protocols = token ? [SUBPROTOCOL, `bearer.${token}`] : [SUBPROTOCOL];
+    let socket;
+    try {
+      socket = new this.#WebSocket(url, protocols);
+    } catch (error) {
+      this.emit('error', new RoomcastError('connect_failed', `cannot open ${url}: ${error?.message ?? error}`));
+      this.#scheduleReconnect({});
+      return;
+    }
+    this.#socket = socket;
+    this.#timers.connect = setTimeout(() => this.#abandon(socket, 'connect timeout'), this.#options.connectTimeout);
+    socket.onopen = () => this.#opened(socket);
+    socket.onmessage = (event) => this.#received(socket, event.data);
+    socket.onclose = (event) => this.#dropped(socket, event.code, event.reason);
+    // Browsers follow an error with a close event, but not every
+    // implementation does (Node 20's fails a refused connection with an
+    // error alone), so the error ends the socket itself. Its close code is
+    // 1006 either way.
+    socket.onerror = () => this.#abandon(socket, 'connection error', 1006);
+  }
+
+  #opened(socket) {
+    if (socket !== this.#socket) return;
+    clearTimeout(this.#timers.connect);
+    this.#everOpened = true;
+    // Only a connection that stays up resets the backoff; one that a sick
+    // server accepts and drops at once keeps backing off.
+    this.#timers.stable = setTimeout(() => {
+      this.#attempt = 0;
+    }, this.#options.backoff.resetAfter);
+    this.#startHeartbeat(socket);
+    this.#setState('open', {});
+    for (const entry of this.#rooms.values()) {
+      if (entry.wanted) this.#sendJoin(entry, this.#joinSince(entry));
+    }
+    // Writes to rooms never joined go now; the relay's not_joined answers them.
+    for (const write of this.#outbox.all()) {
+      if (!this.#rooms.has(write.room)) this.#trySend(write);
+    }
+  }
+
+  #dropped(socket, code, reason) {
+    if (socket !== this.#socket) return;
+    detach(socket);
+    this.#socket = null;
+    for (const name of ['connect', 'stable', 'deadline']) {
+      clearTimeout(this.#timers[name]);
+      this.#timers[name] = null;
+    }
+    clearInterval(this.#timers.heartbeat);
+    this.#pongs = [];
+    this.#outbox.requeueAll();
+    for (const entry of this.#rooms.values()) {
+      entry.joinedHere = false;
+      entry.inFlight = false;
+      entry.refilling = false;
+      clearTimeout(entry.retryTimer);
+      entry.retryTimer = null;
+      // The relay forgot this connection's rooms: a leave in progress is done.
+      if (entry.leaving.length) this.#forget(entry);
+    }
+    if (this.#closed) return;
+    if (code === 4001) {
+      this.emit('error', new RoomcastError('token_expired', 'the token expired; reconnecting with a fresh one'));
+    }
+    this.#scheduleReconnect({ code, reason });
+  }
+
+  /** Gives up on a socket that does not answer, without waiting for a close handshake. */
+  #abandon(socket, reason, code = undefined) {
+    if (socket !== this.#socket) return;
+    detach(socket);
+    try {
+      socket.close();
+    } catch {
+      // Not open yet, or already closing.
+    }
+    this.#dropped(socket, code, reason);
+  }
+
+  #scheduleReconnect({ code, reason }) {
+    const delay = backoffDelay(this.#attempt, this.#options.backoff);
+    this.#attempt += 1;
+    this.#setState('waiting', { attempt: this.#attempt, delay, code, reason });
+    this.#timers.reconnect = setTimeout(() => this.#connect(), delay);
+  }
+
+  #startHeartbeat(socket) {
+    // The relay pings us, but a browser cannot see those pings: our own ping
+    // is how a half-open connection (a dead network path) gets noticed.
+    this.#timers.heartbeat = setInterval(() => {
+      this.#ping(() => {});
+      // Any frame clears the deadline; one already running is not pushed back.
+      this.#timers.deadline ??= setTimeout(
+        () => this.#abandon(socket, 'heartbeat timeout'),
+        this.#options.heartbeatTimeout,
+      );
+    }, this.#options.heartbeatInterval);
+  }
+
+  #setState(state, detail) {
+    this.#state = state;
+    this.emit('state', { state, ...detail });
+  }
+
+  #isOpen() {
+    return this.#socket !== null && this.#socket.readyState === OPEN && this.#state === 'open';
+  }
+
+  #transmit(frame) {
+    this.#socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** A round-trip barrier: `done` runs once every frame sent before it was answered. */
+  #ping(done) {
+    this.#pongs.push(done);
+    this.#transmit({ type: 'ping' });
+  }
+
+  // ---- frames from the relay ----
+
+  #received(socket, data) {
+    if (socket !== this.#socket) return;
+    // Any frame proves the connection alive.
+    clearTimeout(this.#timers.deadline);
+    this.#timers.deadline = null;
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      this.emit('error', new RoomcastError('protocol', 'the relay sent a frame that is not JSON'));
+      return;
+    }
+    switch (frame.type) {
+      case 'message':
+        return this.#onMessage(frame);
+      case 'joined':
+        return this.#onJoined(frame);
+      case 'ack':
+        return this.#onAck(frame);
+      case 'notification':
+        return this.#onNotification(frame);
+      case 'recovery':
+        return this.emit('recovery', { route: frame.route, recovered: frame.recovered });
+      case 'resync':
+        // Earlier cursors of the route cannot be recovered any more.
+        this.#cursors.delete(frame.route);
+        return this.emit('resync', { route: frame.route });
+      case 'left':
+        return this.#onLeft(frame);
+      case 'error':
+        return this.#onError(frame);
+      case 'pong':
+        return this.#pongs.shift()?.();
+      default:
+        // A newer relay's frame: ignored, as the protocol asks of both sides.
+        return undefined;
+    }
+  }
+
+  #onMessage(frame) {
+    const entry = this.#rooms.get(frame.room);
+    if (!entry || !entry.wanted) return;
+    const { type, ...message } = frame;
+    const { emitted, gap } = entry.history.accept(message);
+    this.#emitMessages(emitted);
+    if (gap && !entry.refilling && !entry.inFlight && this.#isOpen()) {
+      // A hole in the seqs: ask again from the last seq held without one.
+      entry.refilling = true;
+      this.#sendJoin(entry, entry.history.since);
+    }
+  }
+
+  #emitMessages(emitted) {
+    for (const { message, previous } of emitted) {
+      this.emit('message', message, { previous, update: previous !== undefined });
+    }
+  }
+
+  #onJoined(frame) {
+    const entry = this.#rooms.get(frame.room);
+    if (!entry || !entry.inFlight) return;
+    entry.inFlight = false;
+    entry.joinedHere = true;
+    entry.attempts = 0;
+    const since = entry.requestedSince;
+    const { historyLost, reset } = entry.history.joined(frame.seq, frame.recovered, since);
+    const rejoin = entry.everJoined;
+    entry.everJoined = true;
+    entry.info = { room: frame.room, seq: frame.seq, recovered: frame.recovered, since, rejoin, historyLost, reset };
+    if (!entry.wanted) return;
+    this.emit('joined', entry.info);
+    if (since === undefined && entry.historyWanted > 0 && frame.seq > 0) {
+      // `history`: now that the room's seq is known, replay its last N messages.
+      const from = Math.max(0, frame.seq - entry.historyWanted);
+      entry.historyWanted = 0;
+      this.#sendJoin(entry, from);
+    }
+    for (const write of this.#outbox.forRoom(frame.room)) this.#trySend(write);
+  }
+
+  /** Runs after the pong that follows a join: its replay is complete. */
+  #joinSettled(entry) {
+    if (entry.inFlight || !entry.joinedHere) return;
+    const refilled = entry.refilling;
+    entry.refilling = false;
+    if (entry.history.ahead.size > 0 && !refilled) {
+      // A hole opened while this join was under way: ask once more.
+      entry.refilling = true;
+      this.#sendJoin(entry, entry.history.since);
+    }
+    const skipped = refilled ? entry.history.skipHole() : null;
+    if (skipped) {
+      // The relay no longer has those seqs (a document it cannot relay):
+      // show what came after rather than wait forever.
+      this.#emitMessages(skipped.emitted);
+      const { from, to } = skipped.lost;
+      this.emit('error', new RoomcastError('gap', `messages ${from} to ${to} of room ${entry.name} are missing`, {
+        room: entry.name,
+        from,
+        to,
+      }));
+    }
+    this.#settleWaiters(entry);
+  }
+
+  #onAck(frame) {
+    const write = frame.client_id === undefined ? undefined : this.#outbox.take(frame.client_id);
+    if (!write) return;
+    const { type, ...ack } = frame;
+    write.resolve(ack);
+    this.emit('ack', ack);
+    this.emit('pending', { room: write.room });
+  }
+
+  #onNotification(frame) {
+    if (this.#seen.has(frame.id)) return;
+    this.#seen.add(frame.id);
+    if (this.#seen.size > SEEN_NOTIFICATIONS) this.#seen.delete(this.#seen.values().next().value);
+    this.#cursors.set(frame.route, frame.cursor);
+    const { route, id, cursor, data } = frame;
+    this.emit('notification', { route, id, cursor, data });
+  }
+
+  #onLeft(frame) {
+    const entry = this.#rooms.get(frame.room);
+    if (!entry) return;
+    if (frame.reason === 'revoked') {
+      entry.wanted = false;
+      const revoked = new RoomcastError('forbidden', `access to room ${frame.room} was revoked`, { room: frame.room });
+      this.#settleWaiters(entry, revoked);
+      for (const write of this.#outbox.forRoom(frame.room)) this.#failWrite(write, revoked.code, revoked.message);
+    }
+    this.#forget(entry);
+    this.emit('left', { room: frame.room, reason: frame.reason });
+  }
+
+  #onError(frame) {
+    const { code, message, ref } = frame;
+    const write = ref?.client_id === undefined ? undefined : this.#outbox.get(ref.client_id);
+    if (write) return this.#writeRefused(write, code, message);
+    const entry = ref?.room === undefined ? undefined : this.#rooms.get(ref.room);
+    if (entry?.leaving.length) {
+      // not_joined: the relay had already dropped us from the room.
+      this.#forget(entry);
+      return undefined;
+    }
+    if (entry?.inFlight) return this.#joinRefused(entry, code, message);
+    if (ref?.since_cursor !== undefined) {
+      for (const [route, cursor] of this.#cursors) if (cursor === ref.since_cursor) this.#cursors.delete(route);
+    }
+    this.emit('error', new RoomcastError(code, message, ref));
+    return undefined;
+  }
+
+  // ---- joins ----
+
+  #entry(name, since, history) {
+    return {
+      name,
+      history: new RoomState(name, { maxMessages: this.#options.maxMessagesPerRoom }),
+      /** The application wants to be in the room. */
+      wanted: true,
+      /** Joined on the current socket. */
+      joinedHere: false,
+      everJoined: false,
+      inFlight: false,
+      requestedSince: undefined,
+      initialSince: since,
+      historyWanted: history ?? 0,
+      refilling: false,
+      attempts: 0,
+      retryTimer: null,
+      info: null,
+      waiters: [],
+      leaving: [],
+    };
+  }
+
+  #joinSince(entry) {
+    return entry.history.since ?? entry.initialSince;
+  }
+
+  #sendJoin(entry, since) {
+    if (!this.#isOpen()) return;
+    entry.inFlight = true;
+    entry.requestedSince = since;
+    this.#transmit(since === undefined ? { type: 'join', room: entry.name } : { type: 'join', room: entry.name, since });
+    this.#ping(() => this.#joinSettled(entry));
+  }
+
+  #joinRefused(entry, code, message) {
+    entry.inFlight = false;
+    entry.joinedHere = false;
+    if (isRetryable(code)) {
+      entry.attempts += 1;
+      entry.retryTimer = setTimeout(() => {
+        entry.retryTimer = null;
+        if (entry.wanted) this.#sendJoin(entry, this.#joinSince(entry));
+      }, retryDelay(entry.attempts - 1, this.#options.retry));
+      return;
+    }
+    const error = new RoomcastError(code, message, { room: entry.name });
+    entry.wanted = false;
+    this.#settleWaiters(entry, error);
+    for (const write of this.#outbox.forRoom(entry.name)) this.#failWrite(write, code, message);
+    this.#rooms.delete(entry.name);
+    this.emit('error', error);
+  }
+
+  #settleWaiters(entry, error) {
+    const waiters = entry.waiters;
+    entry.waiters = [];
+    for (const { resolve, reject } of waiters) {
+      if (error) reject(error);
+      else resolve(entry.info);
+    }
+  }
+
+  /** Drops a room that was left: resolves leave() calls, and joins it again if asked meanwhile. */
+  #forget(entry) {
+    const leaving = entry.leaving;
+    entry.leaving = [];
+    for (const resolve of leaving) resolve();
+    if (entry.wanted && entry.waiters.length) {
+      this.#rooms.delete(entry.name);
+      const fresh = this.#entry(entry.name, entry.initialSince, entry.historyWanted);
+      fresh.waiters = entry.waiters;
+      this.#rooms.set(entry.name, fresh);
+      this.#sendJoin(fresh, this.#joinSince(fresh));
+      return;
+    }
+    this.#rooms.delete(entry.name);
+  }
+
+  // ---- writes ----
+
+  #write({ kind, room, id, body, clientId = this.#nextClientId() }) {
+    if (this.#closed) return Promise.reject(new RoomcastError('closed', 'the client was closed'));
+    if (!ROOM_NAME.test(room)) return Promise.reject(invalidRoom(room));
+    const existing = this.#outbox.get(clientId);
+    if (existing) return existing.promise;
+    const frame = { type: kind, room, client_id: clientId };
+    if (id !== undefined) frame.id = id;
+    if (kind !== 'delete') frame.body = body === undefined ? null : body;
+    const text = JSON.stringify(frame);
+    const size = new TextEncoder().encode(text).length;
+    if (size > this.#options.maxFrameBytes) {
+      // The relay would close the whole connection (1009) rather than answer.
+      return Promise.reject(new RoomcastError('too_large', `the frame is ${size} bytes, over ${this.#options.maxFrameBytes}`));
+    }
+    const write = { kind, room, clientId, id, body, text, state: 'queued', attempts: 0, retryTimer: null };
+    write.promise = new Promise((resolve, reject) => Object.assign(write, { resolve, reject }));
+    this.#outbox.add(write);
+    this.emit('pending', { room });
+    this.#trySend(write);
+    return write.promise;
+  }
+
+  #trySend(write) {
+    if (write.state !== 'queued' || !this.#isOpen()) return;
+    const entry = this.#rooms.get(write.room);
+    // Into a room being (re)joined: wait for its joined, or the relay answers not_joined.
+    if (entry?.wanted && !entry.joinedHere) return;
+    write.state = 'in_flight';
+    this.#transmit(write.text);
+  }
+
+  #writeRefused(write, code, message) {
+    const entry = this.#rooms.get(write.room);
+    if (code === 'not_joined' && entry?.wanted) {
+      // The relay dropped us from the room (a re-join that failed): join
+      // again, and the write goes once that succeeds.
+      write.state = 'queued';
+      entry.joinedHere = false;
+      if (!entry.inFlight && !entry.retryTimer) this.#sendJoin(entry, this.#joinSince(entry));
+      return;
+    }
+    if (isRetryable(code)) {
+      write.state = 'waiting';
+      write.attempts += 1;
+      write.retryTimer = setTimeout(() => {
+        write.state = 'queued';
+        this.#trySend(write);
+      }, retryDelay(write.attempts - 1, this.#options.retry));
+      return;
+    }
+    this.#failWrite(write, code, message);
+  }
+
+  #failWrite(write, code, message) {
+    if (!this.#outbox.take(write.clientId)) return;
+    write.reject(new RoomcastError(code, message, { room: write.room, client_id: write.clientId }));
+    this.emit('pending', { room: write.room });
+  }
+}
+
+function invalidRoom(room) {
+  return new RoomcastError('invalid_room', 'room names are 1 to 128 characters of A-Z a-z 0-9 . _ : -', { room });
+}
+
+function detach(socket) {
+  socket.onopen = socket.onmessage = socket.onclose = null;
+  socket.onerror = () => {};
+}

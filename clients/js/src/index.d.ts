@@ -1,0 +1,176 @@
+// Type declarations for roomcast-client. The wire protocol they describe is
+// docs/protocol.md in the roomcast repository.
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A room message: an insert, or a later edit or deletion of the same seq. */
+export interface Message {
+  room: string;
+  seq: number;
+  id: string;
+  author: string;
+  /** null once deleted. */
+  body: JsonValue;
+  /** RFC 3339 UTC with milliseconds. */
+  sent_at: string | null;
+  edited_at?: string;
+  deleted?: true;
+}
+
+export interface MessageInfo {
+  /** The version this frame replaces, when it is an edit or a deletion. */
+  previous: Message | undefined;
+  update: boolean;
+}
+
+export interface Ack {
+  client_id?: string;
+  room: string;
+  seq: number;
+  id: string;
+}
+
+export interface Notification {
+  route: string;
+  id: string;
+  /** Opaque; the client passes the last one as since_cursor when it reconnects. */
+  cursor: string;
+  /** The whole document, in relaxed Extended JSON, with _id as a string. */
+  data: { _id: string; [key: string]: JsonValue };
+}
+
+export interface JoinedInfo {
+  room: string;
+  /** The room's highest committed seq at the join. */
+  seq: number;
+  recovered: boolean;
+  /** The since sent with this join, if any. */
+  since: number | undefined;
+  /** True for every join after the first, such as after a reconnect. */
+  rejoin: boolean;
+  /** A join with since whose replay was capped: messages before the replayed ones are unknown. */
+  historyLost: boolean;
+  /** The client held seqs the database does not: its history of the room was discarded. */
+  reset: boolean;
+}
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
+
+export interface StateChange {
+  state: ConnectionState;
+  /** Reconnect attempts since the connection was last stable. */
+  attempt?: number;
+  /** 'waiting': milliseconds before the next attempt. */
+  delay?: number;
+  /** 'waiting': the close code of the connection that ended (4001: token expired, 4008: slow consumer, 1001: server going away). */
+  code?: number;
+  reason?: string;
+}
+
+export interface PendingWrite {
+  kind: 'send' | 'edit' | 'delete';
+  room: string;
+  clientId: string;
+  id?: string;
+  body?: JsonValue;
+  /** 'queued' (waiting for a connection or a join), 'in_flight', or 'waiting' (retry after rate_limited, pending or db_unavailable). */
+  state: 'queued' | 'in_flight' | 'waiting';
+}
+
+/**
+ * Error codes: the relay's (docs/protocol.md, "Error codes") plus the
+ * client's own: closed, left, gap, token_expired, token_unavailable,
+ * connect_failed, protocol.
+ */
+export declare class RoomcastError extends Error {
+  readonly code: string;
+  readonly ref?: { room?: string; client_id?: string; since_cursor?: string; from?: number; to?: number };
+}
+
+export interface Backoff {
+  /** Ceiling of the first reconnect delay, ms. Default 250. */
+  base?: number;
+  /** Largest delay ceiling, ms. Default 10000. */
+  cap?: number;
+  /** An open connection this old resets the attempt count, ms. Default 5000. */
+  resetAfter?: number;
+}
+
+export interface ConnectOptions {
+  /** A JWT, or a function returning one (called before every connection, so it can refresh). */
+  token?: string | (() => string | Promise<string>);
+  /** Local mode (auth.mode none): the user id, sent as ?user=. */
+  user?: string;
+  /** Last cursor per route, saved from an earlier client's `cursors`, to recover notifications. */
+  cursors?: Record<string, string>;
+  /** A WebSocket constructor where there is no global one (for example `ws` on Node < 22). */
+  WebSocket?: unknown;
+  backoff?: Backoff;
+  /** Delays for retrying rate-limited or unavailable writes and joins. Default base 250, cap 5000. */
+  retry?: { base?: number; cap?: number };
+  /** Default 10000 ms. */
+  connectTimeout?: number;
+  /** How often the client pings to detect a dead connection. Default 25000 ms. */
+  heartbeatInterval?: number;
+  /** How long it waits for any frame after its ping. Default 10000 ms. */
+  heartbeatTimeout?: number;
+  /** Oldest messages beyond this are forgotten. Default 5000. */
+  maxMessagesPerRoom?: number;
+  /** Writes larger than this are refused locally, as the relay would close the connection. Default 131072. */
+  maxFrameBytes?: number;
+}
+
+export interface JoinOptions {
+  /** Replay messages with seq above this. */
+  since?: number;
+  /** Fetch the last N messages (ignored when since is given). */
+  history?: number;
+}
+
+export interface WriteOptions {
+  /** The idempotency key; a fresh one by default. Reuse it to retry a write from an earlier session. */
+  clientId?: string;
+}
+
+export interface Events {
+  message: (message: Message, info: MessageInfo) => void;
+  notification: (notification: Notification) => void;
+  state: (change: StateChange) => void;
+  error: (error: RoomcastError) => void;
+  joined: (info: JoinedInfo) => void;
+  left: (info: { room: string; reason?: 'revoked' }) => void;
+  /** The answer to since_cursor after a reconnect; recovered:false means refetch the route's notifications. */
+  recovery: (info: { route: string; recovered: boolean }) => void;
+  /** The relay lost the route's history: refetch its notifications. */
+  resync: (info: { route: string }) => void;
+  ack: (ack: Ack) => void;
+  /** The pending writes of a room changed. */
+  pending: (info: { room: string }) => void;
+}
+
+export declare class RoomcastClient {
+  constructor(url: string, options?: ConnectOptions);
+  readonly state: ConnectionState;
+  readonly cursors: Record<string, string>;
+  on<E extends keyof Events>(event: E, handler: Events[E]): () => void;
+  once<E extends keyof Events>(event: E, handler: Events[E]): () => void;
+  off<E extends keyof Events>(event: E, handler: Events[E]): void;
+  whenOpen(): Promise<void>;
+  setToken(token: ConnectOptions['token']): void;
+  reconnectNow(): void;
+  join(room: string, options?: JoinOptions): Promise<JoinedInfo>;
+  leave(room: string): Promise<void>;
+  rooms(): string[];
+  messages(room: string): Message[];
+  send(room: string, body: JsonValue, options?: WriteOptions): Promise<Ack>;
+  edit(room: string, id: string, body: JsonValue, options?: WriteOptions): Promise<Ack>;
+  delete(room: string, id: string, options?: WriteOptions): Promise<Ack>;
+  pending(room?: string): PendingWrite[];
+  close(): void;
+}
+
+export declare const SUBPROTOCOL: 'roomcast.v1';
+export declare const DEFAULT_BACKOFF: Readonly<Required<Backoff>>;
+export declare function backoffDelay(attempt: number, backoff?: { base: number; cap: number }, random?: () => number): number;
+export declare function retryDelay(attempt: number, backoff?: { base: number; cap: number }, random?: () => number): number;
+export declare function connect(url: string, options?: ConnectOptions): RoomcastClient;

@@ -1,0 +1,236 @@
+// The demo page (web/) in a real headless Chromium, served by a real relay
+// on a real database: two people chat, one reloads, notifications reach the
+// right page only, and a relay restart loses nothing. Screenshots of each
+// stage go to test/artifacts/.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { startDatabase } from '../support/database.js';
+import { artifactsDir } from '../support/paths.js';
+import { Relay } from '../support/relay.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// Headless without a sandbox (the test runs as root in CI) and without any
+// network traffic of the browser's own.
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const WAIT = { timeout: 20_000 };
+
+let database;
+let relay;
+let browser;
+const pages = {};
+const pageErrors = [];
+
+async function openPage(user) {
+  // A context per person: separate localStorage, like two browsers.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => pageErrors.push(`${user}: ${error.message}`));
+  page.on('console', (message) => {
+    // Chromium logs every refused connection while the relay is down.
+    if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) {
+      pageErrors.push(`${user}: ${message.text()}`);
+    }
+  });
+  await page.goto(relay.httpUrl);
+  return page;
+}
+
+async function signIn(page, user) {
+  await page.getByRole('textbox', { name: 'User name' }).fill(user);
+  await page.getByLabel('First room').fill('lobby');
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await connected(page);
+}
+
+function connected(page) {
+  return page.locator('#connection[data-state="open"]').waitFor(WAIT);
+}
+
+function message(page, text) {
+  return page.locator('#messages li[data-seq]', { hasText: text });
+}
+
+async function send(page, text) {
+  await page.getByLabel('Message', { exact: true }).fill(text);
+  await page.getByLabel('Message', { exact: true }).press('Enter');
+}
+
+async function shoot(page, name) {
+  await page.screenshot({ path: path.join(artifactsDir, `${name}.png`) });
+}
+
+const axe = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/** WCAG 2 A and AA failures axe-core finds on the page as it is now. */
+async function accessibilityViolations(page) {
+  await page.addScriptTag({ path: axe });
+  const { violations } = await page.evaluate(() =>
+    globalThis.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }),
+  );
+  return violations.map(({ id, impact, nodes }) => `${id} (${impact}): ${nodes.map((node) => node.target.join(' ')).join(', ')}`);
+}
+
+/** The texts of the stored messages shown, in page order. */
+function shownTexts(page) {
+  return page.locator('#messages li[data-seq] .body').allTextContents();
+}
+
+/** The steps build on each other: after a failure, the rest are skipped, not failed again. */
+let broken = false;
+function step(name, options, body) {
+  test(name, options, async (t) => {
+    if (broken) return t.skip('an earlier step failed');
+    try {
+      await body(t);
+    } catch (error) {
+      broken = true;
+      throw error;
+    }
+  });
+}
+
+before(async () => {
+  mkdirSync(artifactsDir, { recursive: true });
+  database = await startDatabase();
+  relay = await Relay.start(database.uri);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await relay?.close();
+  await database?.stop();
+});
+
+step('the relay serves the demo page and the client module', {}, async () => {
+  const page = await openPage('alice');
+  pages.alice = page;
+  await page.getByRole('heading', { name: 'Join the conversation' }).waitFor(WAIT);
+  await shoot(page, '0-sign-in');
+  assert.deepEqual(await accessibilityViolations(page), []);
+  const library = await page.request.get(`${relay.httpUrl}/roomcast-client/index.js`);
+  assert.equal(library.status(), 200);
+  assert.match(library.headers()['content-type'], /javascript/);
+});
+
+step('two people chat in a room', { timeout: 60_000 }, async () => {
+  await signIn(pages.alice, 'alice');
+  pages.bob = await openPage('bob');
+  await signIn(pages.bob, 'bob');
+
+  await send(pages.alice, 'Hello bob!');
+  await message(pages.bob, 'Hello bob!').waitFor(WAIT);
+  await send(pages.bob, 'Hi alice, how is the relay doing?');
+  await message(pages.alice, 'how is the relay doing').waitFor(WAIT);
+  await send(pages.alice, 'Every message goes through MongoDB first.');
+  await message(pages.bob, 'goes through MongoDB').waitFor(WAIT);
+  assert.deepEqual(await shownTexts(pages.alice), await shownTexts(pages.bob));
+});
+
+step('you edit and delete your own messages, and others see it', { timeout: 60_000 }, async () => {
+  const { alice, bob } = pages;
+  await alice.getByRole('button', { name: 'Edit message 1' }).click();
+  await alice.getByLabel('Edit message', { exact: true }).fill('Hello bob! Welcome to roomcast.');
+  await alice.getByRole('button', { name: 'Save' }).click();
+  await message(bob, 'Welcome to roomcast.').locator('.edited').waitFor(WAIT);
+
+  await send(alice, 'oops, wrong room');
+  await message(bob, 'oops, wrong room').waitFor(WAIT);
+  const seq = await message(alice, 'oops, wrong room').getAttribute('data-seq');
+  await alice.getByRole('button', { name: `Delete message ${seq}` }).click();
+  await bob.locator(`#messages li[data-seq="${seq}"] .body.deleted`).waitFor(WAIT);
+  assert.equal(await message(bob, 'oops').count(), 0);
+  // Only your own messages can be changed.
+  assert.equal(await bob.getByRole('button', { name: 'Edit message 1' }).count(), 0);
+  await shoot(bob, '1-chat');
+});
+
+step('a reloaded page shows the history', { timeout: 60_000 }, async () => {
+  const { alice, bob } = pages;
+  const before = await shownTexts(bob);
+  await bob.reload();
+  await connected(bob);
+  await message(bob, 'Welcome to roomcast.').waitFor(WAIT);
+  await bob.locator('#messages li[data-seq] .body.deleted').waitFor(WAIT);
+  assert.deepEqual(await shownTexts(bob), before);
+  assert.deepEqual(await shownTexts(bob), await shownTexts(alice));
+});
+
+step('a notification inserted into MongoDB appears on its user’s page only', { timeout: 60_000 }, async () => {
+  const { alice, bob } = pages;
+  const notifications = relay.collection('notifications');
+  await notifications.insertOne({ user: 'bob', kind: 'mention', text: 'alice mentioned you in #lobby', at: new Date() });
+  await bob.locator('.notification', { hasText: 'alice mentioned you' }).waitFor(WAIT);
+  // Inserted after bob's: by the time alice has hers, bob's would have reached her.
+  await notifications.insertOne({ user: 'alice', kind: 'invite', text: 'bob invited you to #design', at: new Date() });
+  await alice.locator('.notification', { hasText: 'bob invited you' }).waitFor(WAIT);
+  assert.equal(await alice.locator('.notification', { hasText: 'mentioned you' }).count(), 0);
+  assert.equal(await bob.locator('.notification', { hasText: 'invited you' }).count(), 0);
+  await shoot(bob, '2-notification');
+});
+
+step('a relay restart: both pages recover without loss', { timeout: 90_000 }, async () => {
+  const { alice, bob } = pages;
+  const notifications = relay.collection('notifications');
+  await relay.stop('SIGTERM');
+  for (const page of [alice, bob]) await page.locator('#connection[data-state="waiting"]').waitFor(WAIT);
+  // While the relay is down: alice writes, and bob gets a notification.
+  await send(alice, 'Are you still there?');
+  await alice.locator('#messages li.pending', { hasText: 'Are you still there?' }).waitFor(WAIT);
+  await notifications.insertOne({ user: 'bob', kind: 'deploy', text: 'relay restarted', at: new Date() });
+  await shoot(alice, '3-offline');
+
+  await relay.start();
+  await Promise.all([connected(alice), connected(bob)]);
+  await message(bob, 'Are you still there?').waitFor(WAIT);
+  await message(alice, 'Are you still there?').waitFor(WAIT);
+  await alice.locator('#messages li.pending').waitFor({ state: 'detached', ...WAIT });
+  // A new relay process cannot replay what it never saw, and says so.
+  await bob.locator('#notification-notice', { hasText: 'could not all be recovered' }).waitFor(WAIT);
+
+  await send(bob, 'Yes! Nothing was lost.');
+  await message(alice, 'Nothing was lost').waitFor(WAIT);
+  await message(bob, 'Nothing was lost').waitFor(WAIT);
+  const shown = await shownTexts(alice);
+  assert.deepEqual(shown, await shownTexts(bob));
+  assert.equal(shown.filter((text) => text === 'Are you still there?').length, 1, 'sent once');
+  const stored = await relay.collection('messages').countDocuments({ room: 'lobby' });
+  assert.equal(shown.length, stored, 'every stored message shown, once');
+});
+
+step('other rooms count unread messages', { timeout: 60_000 }, async () => {
+  const { alice, bob } = pages;
+  await alice.getByLabel('Join a room').fill('design');
+  await alice.getByRole('button', { name: 'Join', exact: true }).click();
+  await alice.getByRole('heading', { name: '#design' }).waitFor(WAIT);
+  await alice.getByRole('button', { name: 'lobby', exact: true }).click();
+  await bob.getByLabel('Join a room').fill('design');
+  await bob.getByRole('button', { name: 'Join', exact: true }).click();
+  await bob.getByRole('heading', { name: '#design' }).waitFor(WAIT);
+  await send(bob, 'The new logo is ready for review.');
+  await alice.getByLabel('1 unread').waitFor(WAIT);
+  await relay.collection('notifications').insertOne({ user: 'alice', kind: 'mention', text: 'bob mentioned you in #design', at: new Date() });
+  await alice.locator('.notification', { hasText: 'bob mentioned you' }).waitFor(WAIT);
+  await alice.getByRole('button', { name: 'Dismiss' }).click();
+  await alice.locator('#draft').fill('Looks great, merging now');
+  await shoot(alice, 'demo');
+});
+
+step('the chat page passes automated accessibility checks', {}, async () => {
+  assert.deepEqual(await accessibilityViolations(pages.alice), []);
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,0 +1,123 @@
+// DOM rendering for the demo. Lists are updated in place, keyed by seq or
+// id, so screen readers announce only what is new.
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
+export function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === 'class') node.className = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else if (name === 'dataset') Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? '' : value);
+  }
+  node.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  return node;
+}
+
+/** A message body as text: `{text}` bodies from this page, JSON for anything else. */
+export function bodyText(body) {
+  if (body && typeof body === 'object' && typeof body.text === 'string') return body.text;
+  if (typeof body === 'string') return body;
+  return JSON.stringify(body);
+}
+
+function timeElement(iso) {
+  if (!iso) return null;
+  const date = new Date(iso);
+  return element('time', { datetime: iso, title: dateFormat.format(date) }, timeFormat.format(date));
+}
+
+/** The <li> of a stored message; `actions` are shown on your own, not deleted, messages. */
+export function messageItem(message, { mine, onEdit, onDelete }) {
+  const actions =
+    mine && !message.deleted
+      ? element(
+          'div',
+          { class: 'actions' },
+          element('button', { type: 'button', class: 'link', onclick: onEdit, 'aria-label': `Edit message ${message.seq}` }, 'Edit'),
+          element('button', { type: 'button', class: 'link danger', onclick: onDelete, 'aria-label': `Delete message ${message.seq}` }, 'Delete'),
+        )
+      : null;
+  const meta = element(
+    'div',
+    { class: 'meta' },
+    element('span', { class: 'author' }, message.author),
+    timeElement(message.sent_at),
+    message.edited_at && !message.deleted ? element('span', { class: 'edited', title: `edited ${dateFormat.format(new Date(message.edited_at))}` }, 'edited') : null,
+    actions,
+  );
+  const body = message.deleted
+    ? element('p', { class: 'body deleted' }, 'Message deleted')
+    : element('p', { class: 'body' }, bodyText(message.body));
+  return element(
+    'li',
+    { class: `message${mine ? ' mine' : ''}${message.deleted ? ' is-deleted' : ''}`, dataset: { seq: message.seq, id: message.id } },
+    meta,
+    body,
+  );
+}
+
+/** A write the relay has not acknowledged yet. */
+export function pendingItem(write, user) {
+  const label = write.state === 'waiting' ? 'retrying…' : 'sending…';
+  return element(
+    'li',
+    { class: 'message mine pending', dataset: { clientId: write.clientId } },
+    element('div', { class: 'meta' }, element('span', { class: 'author' }, user), element('span', { class: 'status' }, label)),
+    element('p', { class: 'body' }, bodyText(write.body)),
+  );
+}
+
+/** An inline editor replacing a message's body. */
+export function editForm(text, { onSave, onCancel }) {
+  const input = element('input', { class: 'edit-input', value: text, 'aria-label': 'Edit message', maxlength: 4000 });
+  input.value = text;
+  const form = element(
+    'form',
+    { class: 'edit-form', onsubmit: (event) => (event.preventDefault(), onSave(input.value)) },
+    input,
+    element('button', { type: 'submit', class: 'primary small' }, 'Save'),
+    element('button', { type: 'button', class: 'secondary small', onclick: onCancel }, 'Cancel'),
+  );
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') onCancel();
+  });
+  return { form, input };
+}
+
+function notificationText(data) {
+  for (const key of ['text', 'message', 'title', 'body']) {
+    if (typeof data[key] === 'string') return data[key];
+  }
+  const { _id, user, ...rest } = data;
+  return JSON.stringify(rest);
+}
+
+function notificationTime(notification) {
+  const at = notification.data.at;
+  if (typeof at === 'string') return at;
+  if (at && typeof at.$date === 'string') return at.$date;
+  // An ObjectId starts with its creation time in seconds.
+  const seconds = Number.parseInt(notification.id.slice(0, 8), 16);
+  return Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : null;
+}
+
+export function notificationItem(notification) {
+  const kind = typeof notification.data.kind === 'string' ? notification.data.kind : null;
+  return element(
+    'li',
+    { class: 'notification', dataset: { id: notification.id } },
+    element('div', { class: 'meta' }, kind ? element('span', { class: 'kind' }, kind) : null, timeElement(notificationTime(notification))),
+    element('p', { class: 'body' }, notificationText(notification.data)),
+  );
+}
+
+/** A short-lived message for the person, announced by screen readers. */
+export function toast(container, text, tone = 'error') {
+  const item = element('div', { class: `toast ${tone}` }, text);
+  container.append(item);
+  setTimeout(() => item.remove(), 6000);
+}
