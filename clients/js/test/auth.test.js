@@ -3,33 +3,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
 import { connect, SUBPROTOCOL } from '../src/index.js';
 import { useRelays } from './support/fixture.js';
+import { JWT_ENV, token } from './support/jwt.js';
 import { Network } from './support/network.js';
 import { next, until } from './support/wait.js';
 
 const world = useRelays();
-const secret = randomBytes(32).toString('hex');
-
-const base64url = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-
-function token(sub, lifetimeSeconds) {
-  const exp = Math.floor(Date.now() / 1000) + lifetimeSeconds;
-  const unsigned = `${base64url({ alg: 'HS256', typ: 'JWT' })}.${base64url({ sub, exp })}`;
-  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
-}
-
-function jwtRelay() {
-  return world.relay({
-    ROOMCAST__AUTH__MODE: 'jwt',
-    ROOMCAST__AUTH__QUERY_TOKEN: 'false',
-    ROOMCAST__AUTH__JWT__ALGORITHMS: 'HS256',
-    ROOMCAST__AUTH__JWT__SECRET_ENV: 'ROOMCAST_JS_TEST_SECRET',
-    ROOMCAST__AUTH__JWT__LEEWAY: '0s',
-    ROOMCAST_JS_TEST_SECRET: secret,
-  });
-}
+const jwtRelay = () => world.relay(JWT_ENV);
 
 test('the token travels as a subprotocol and names the user', async () => {
   const relay = await jwtRelay();

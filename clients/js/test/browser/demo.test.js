@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startDatabase } from '../support/database.js';
+import { JWT_ENV, token } from '../support/jwt.js';
 import { artifactsDir } from '../support/paths.js';
 import { Relay } from '../support/relay.js';
 
@@ -233,4 +234,23 @@ step('other rooms count unread messages', { timeout: 60_000 }, async () => {
 step('the chat page passes automated accessibility checks', {}, async () => {
   assert.deepEqual(await accessibilityViolations(pages.alice), []);
   assert.deepEqual(pageErrors, []);
+});
+
+step('a pasted token signs in as its subject', { timeout: 60_000 }, async () => {
+  const secured = await Relay.start(database.uri, { env: JWT_ENV });
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(secured.httpUrl);
+    await page.getByRole('radio', { name: /token/ }).check();
+    await page.getByRole('textbox', { name: 'Token' }).fill(token('carol', 600));
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await connected(page);
+    await page.locator('#identity-name', { hasText: 'carol' }).waitFor(WAIT);
+    await send(page, 'signed in with a token');
+    await message(page, 'signed in with a token').locator('.author', { hasText: 'carol' }).waitFor(WAIT);
+    await context.close();
+  } finally {
+    await secured.close();
+  }
 });
