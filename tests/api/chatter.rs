@@ -37,6 +37,17 @@ pub struct Chatter {
     pub errors: Vec<Value>,
     /// Bytes of filler in each body, to make messages heavy.
     pub padding: usize,
+    /// The current connection re-joined after a failed join: the replay may
+    /// repeat what was already in flight, which the protocol says to drop by seq.
+    rejoined_live: bool,
+}
+
+/// What a frame asks the client to do next.
+enum Next {
+    Nothing,
+    Resend(String, Value),
+    /// The join failed (the database was unreachable): join again, then resend.
+    Rejoin(Option<(String, Value)>),
 }
 
 impl Chatter {
@@ -55,6 +66,7 @@ impl Chatter {
             last_ack: None,
             errors: Vec::new(),
             padding: 0,
+            rejoined_live: false,
         };
         chatter.reconnect().await;
         chatter.reconnects = 0;
@@ -85,11 +97,20 @@ impl Chatter {
         socket.send(Message::text(join.to_string())).await.expect("send join");
         self.connections.push(Vec::new());
         self.socket = Some(socket);
+        self.rejoined_live = false;
         let unacked: Vec<(String, Value)> = self.unacked.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (client_id, body) in unacked {
             if !self.transmit(&client_id, &body).await {
                 return;
             }
+        }
+    }
+
+    async fn rejoin(&mut self) {
+        let join = json!({"type": "join", "room": self.room, "since": self.last_seq});
+        if let Some(socket) = self.socket.as_mut() {
+            let _ = socket.send(Message::text(join.to_string())).await;
+            self.rejoined_live = true;
         }
     }
 
@@ -117,11 +138,18 @@ impl Chatter {
                 }
             }
             match self.read().await {
-                Some(frame) => {
-                    if let Some((client_id, body)) = self.absorb(frame, &acks) {
+                Some(frame) => match self.absorb(frame, &acks) {
+                    Next::Nothing => {}
+                    Next::Resend(client_id, body) => {
                         self.transmit(&client_id, &body).await;
                     }
-                }
+                    Next::Rejoin(resend) => {
+                        self.rejoin().await;
+                        if let Some((client_id, body)) = resend {
+                            self.transmit(&client_id, &body).await;
+                        }
+                    }
+                },
                 None => self.reconnect().await,
             }
         }
@@ -145,12 +173,14 @@ impl Chatter {
         }
     }
 
-    /// Takes in one frame; returns a send to retry, if the server refused one
-    /// for a reason that passes (the database was unreachable).
-    fn absorb(&mut self, frame: Value, acks: &AtomicUsize) -> Option<(String, Value)> {
+    /// Takes in one frame, and says what to do about it.
+    fn absorb(&mut self, frame: Value, acks: &AtomicUsize) -> Next {
         match frame["type"].as_str().unwrap_or("") {
             "message" if frame["room"] == self.room.as_str() => {
                 let seq = frame["seq"].as_i64().unwrap();
+                if self.rejoined_live && seq <= self.last_seq {
+                    return Next::Nothing;
+                }
                 self.connections.last_mut().unwrap().push(seq);
                 self.last_seq = self.last_seq.max(seq);
             }
@@ -170,21 +200,27 @@ impl Chatter {
                 self.last_ack = Some(now);
             }
             "error" => {
-                let retry = matches!(frame["code"].as_str(), Some("db_unavailable" | "pending"));
+                let code = frame["code"].as_str().unwrap_or("").to_string();
                 let client_id = frame["ref"]["client_id"].as_str().map(str::to_string);
-                if let (false, Some(client_id)) = (retry, &client_id) {
-                    // Any other refusal of a send is a broken promise, not something to wait out.
-                    assert!(!self.unacked.contains_key(client_id), "{}: send {client_id} refused: {frame}", self.user);
-                }
+                let pending = client_id.as_ref().and_then(|id| self.unacked.get(id).map(|body| (id.clone(), body.clone())));
                 self.errors.push(frame);
-                if let (true, Some(client_id)) = (retry, client_id) {
+                return match (code.as_str(), client_id, pending) {
+                    // A failed join (no client_id): the database was unreachable; join again.
+                    ("db_unavailable", None, _) => Next::Rejoin(None),
                     // Each refusal took the server's database timeout, which paces these retries.
-                    return self.unacked.get(&client_id).map(|body| (client_id, body.clone()));
-                }
+                    ("db_unavailable" | "pending", Some(_), Some(send)) => Next::Resend(send.0, send.1),
+                    // The join behind this send had failed: join again, then resend it.
+                    ("not_joined", Some(_), Some(send)) => Next::Rejoin(Some(send)),
+                    (_, Some(id), Some(_)) => {
+                        // Any other refusal of a send is a broken promise, not something to wait out.
+                        panic!("{}: send {id} refused with {code}: {:?}", self.user, self.errors.last())
+                    }
+                    _ => Next::Nothing,
+                };
             }
             _ => {}
         }
-        None
+        Next::Nothing
     }
 
     /// Every seq this client received, across its connections, in order.
