@@ -202,7 +202,8 @@ impl Chatter {
             "error" => {
                 let code = frame["code"].as_str().unwrap_or("").to_string();
                 let client_id = frame["ref"]["client_id"].as_str().map(str::to_string);
-                let pending = client_id.as_ref().and_then(|id| self.unacked.get(id).map(|body| (id.clone(), body.clone())));
+                let pending =
+                    client_id.as_ref().and_then(|id| self.unacked.get(id).map(|body| (id.clone(), body.clone())));
                 self.errors.push(frame);
                 return match (code.as_str(), client_id, pending) {
                     // A failed join (no client_id): the database was unreachable; join again.
