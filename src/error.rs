@@ -89,6 +89,8 @@ pub enum StoreError {
     Forbidden,
     #[error("the original send with this client_id is not committed yet")]
     Pending,
+    #[error("room {0} is too busy to take the send in time")]
+    Busy(String),
     #[error("database unavailable: {0}")]
     Unavailable(#[source] mongodb::error::Error),
     #[error("database error: {0}")]
@@ -133,12 +135,13 @@ impl From<StoreError> for Refusal {
             StoreError::NotFound => ErrorCode::NotFound,
             StoreError::Forbidden => ErrorCode::Forbidden,
             StoreError::Pending => ErrorCode::Pending,
-            StoreError::Unavailable(_) => ErrorCode::DbUnavailable,
+            StoreError::Unavailable(_) | StoreError::Busy(_) => ErrorCode::DbUnavailable,
             StoreError::Invalid(_) => ErrorCode::InvalidField,
             StoreError::Database(_) => ErrorCode::Internal,
         };
         let message = match &error {
             StoreError::Unavailable(_) => "the database is unavailable; nothing was written, retry".to_string(),
+            StoreError::Busy(room) => format!("room {room} is too busy; nothing was written, retry"),
             StoreError::Database(cause) => {
                 tracing::error!(error = %cause, "database error answered as internal");
                 "internal error".to_string()

@@ -12,8 +12,9 @@ use mongodb::Collection;
 use super::Store;
 use crate::error::StoreError;
 
-/// Bound on seq conflicts in one send; only reached under pathological contention.
-const MAX_ATTEMPTS: usize = 64;
+/// First pause when a retry would collide again; it doubles up to the cap.
+const CONFLICT_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+const CONFLICT_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What the author is told once a write is committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +125,13 @@ impl Store {
             Some(seq) => seq,
             None => self.max_seq(&self.messages_local, room).await?,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        // The unique index can refuse seq k while the insert holding k is still
+        // in flight elsewhere and not yet visible to the read: retrying at once
+        // would spin. Pause, with jitter, whenever the re-read shows no progress,
+        // and give up (nothing written) after the database timeout.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut pause = CONFLICT_PAUSE;
+        while tokio::time::Instant::now() < deadline {
             let id = ObjectId::new();
             let seq = last + 1;
             let message = doc! {
@@ -145,14 +152,19 @@ impl Store {
                     Some("author_client_id") => return self.original_ack(author, client_id).await,
                     Some(_) => {
                         // Another writer took this seq: learn the real maximum and retry.
-                        last = self.max_seq(&self.messages_local, room).await?;
+                        let seen = self.max_seq(&self.messages_local, room).await?;
+                        if seen < seq {
+                            tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
+                            pause = (pause * 2).min(CONFLICT_PAUSE_MAX);
+                        }
+                        last = seen.max(last);
                         writer.reset(last);
                     }
                     None => return Err(StoreError::from_driver(error)),
                 },
             }
         }
-        Err(StoreError::Invalid(format!("room {room} is too contended, retry")))
+        Err(StoreError::Busy(room.to_string()))
     }
 
     async fn original_ack(&self, author: &str, client_id: &str) -> Result<Ack, StoreError> {

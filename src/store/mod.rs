@@ -31,6 +31,8 @@ pub struct Store {
     messages_local: Collection<Document>,
     members: Collection<Document>,
     seqs: SeqWriters,
+    /// How long a send may keep retrying a contended seq.
+    timeout: Duration,
 }
 
 impl Store {
@@ -44,10 +46,10 @@ impl Store {
         let client = Client::with_options(options)?;
         let database = client.database(&settings.database);
         database.run_command(doc! { "ping": 1 }).await?;
-        Ok(Store::from_database(database))
+        Ok(Store::from_database(database, settings.timeout))
     }
 
-    fn from_database(database: Database) -> Store {
+    fn from_database(database: Database, timeout: Duration) -> Store {
         let majority = WriteConcern::builder()
             .w(mongodb::options::Acknowledgment::Majority)
             .w_timeout(Duration::from_secs(10))
@@ -67,6 +69,7 @@ impl Store {
             ),
             database,
             seqs: SeqWriters::default(),
+            timeout,
         }
     }
 
