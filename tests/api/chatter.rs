@@ -34,6 +34,9 @@ pub struct Chatter {
     /// The longest time between two acks of this client.
     pub worst_pause: Duration,
     last_ack: Option<Instant>,
+    /// When a message or an ack last arrived; pings do not count, or a
+    /// server that keeps pinging would keep a stuck client waiting forever.
+    last_progress: Instant,
     pub errors: Vec<Value>,
     /// Bytes of filler in each body, to make messages heavy.
     pub padding: usize,
@@ -64,6 +67,7 @@ impl Chatter {
             reconnects: 0,
             worst_pause: Duration::ZERO,
             last_ack: None,
+            last_progress: Instant::now(),
             errors: Vec::new(),
             padding: 0,
             rejoined_live: false,
@@ -98,6 +102,7 @@ impl Chatter {
         self.connections.push(Vec::new());
         self.socket = Some(socket);
         self.rejoined_live = false;
+        self.last_progress = Instant::now();
         let unacked: Vec<(String, Value)> = self.unacked.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (client_id, body) in unacked {
             if !self.transmit(&client_id, &body).await {
@@ -159,9 +164,10 @@ impl Chatter {
     async fn read(&mut self) -> Option<Value> {
         let socket = self.socket.as_mut()?;
         loop {
-            let message = tokio::time::timeout(PATIENCE, socket.next())
+            let deadline = tokio::time::Instant::from_std(self.last_progress + PATIENCE);
+            let message = tokio::time::timeout_at(deadline, socket.next())
                 .await
-                .unwrap_or_else(|_| panic!("{}: nothing received for {PATIENCE:?}", self.user));
+                .unwrap_or_else(|_| panic!("{}: no message or ack for {PATIENCE:?}", self.user));
             match message {
                 Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
@@ -178,6 +184,7 @@ impl Chatter {
         match frame["type"].as_str().unwrap_or("") {
             "message" if frame["room"] == self.room.as_str() => {
                 let seq = frame["seq"].as_i64().unwrap();
+                self.last_progress = Instant::now();
                 if self.rejoined_live && seq <= self.last_seq {
                     return Next::Nothing;
                 }
@@ -185,6 +192,7 @@ impl Chatter {
                 self.last_seq = self.last_seq.max(seq);
             }
             "ack" => {
+                self.last_progress = Instant::now();
                 let client_id = frame["client_id"].as_str().unwrap().to_string();
                 if self.unacked.remove(&client_id).is_some() {
                     acks.fetch_add(1, Ordering::SeqCst);
