@@ -100,12 +100,13 @@ impl Ring {
         Ring { state: RwLock::new(State { entries: VecDeque::new(), floor: None }), window, max_events }
     }
 
-    /// Starts over at a stream that begins at `start` (a fresh stream after
-    /// the old one's history was lost, or the first one).
+    /// Starts over at a stream that begins just after `start` (a fresh stream
+    /// after the old one's history was lost, or the first one): every event at
+    /// `start` itself is before the floor.
     pub fn restart(&self, start: Timestamp) {
         let mut state = self.state.write().expect("ring poisoned");
         state.entries.clear();
-        state.floor = Some(Position::at(start, 0));
+        state.floor = Some(Position::at(start, u32::MAX));
     }
 
     pub fn push(&self, position: Position, user: &str, frame: &Message) {
@@ -188,7 +189,8 @@ mod tests {
         let replay = ring.replay("bob", at(11, 0));
         assert_eq!(texts(&replay.frames.unwrap()), ["bob13"]);
         assert_eq!(replay.high_water, at(13, 0));
-        assert_eq!(texts(&ring.replay("bob", at(10, 0)).frames.unwrap()), ["bob11", "bob13"]);
+        assert!(ring.replay("bob", at(10, 0)).frames.is_none(), "events at the start time are before the floor");
+        assert_eq!(texts(&ring.replay("bob", at(10, 5).max(at(11, 0))).frames.unwrap()), ["bob13"]);
         // A fourth event evicts the first: cursors before it are no longer recoverable.
         ring.push(at(14, 0), "bob", &Message::text("bob14"));
         assert!(ring.replay("bob", at(10, 0)).frames.is_none());

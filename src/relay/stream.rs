@@ -100,8 +100,15 @@ impl RouteStream {
                 None
             }
             None => {
+                // Strictly after the time read: the events at that time happened
+                // before this start. Starting *at* it (the option is inclusive)
+                // would replay a `drop` that caused the restart, and loop.
                 let start = self.operation_time().await?;
-                watch = watch.start_at_operation_time(start);
+                let after = match start.increment.checked_add(1) {
+                    Some(increment) => Timestamp { time: start.time, increment },
+                    None => Timestamp { time: start.time + 1, increment: 0 },
+                };
+                watch = watch.start_at_operation_time(after);
                 Some(start)
             }
         };
