@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::error::StartupError;
-use crate::gateway::{routes, Context};
+use crate::gateway::{routes, server, Context};
 use crate::membership::Memberships;
 use crate::registry::Registry;
 use crate::relay::Relay;
@@ -70,14 +70,11 @@ impl Application {
                 shutdown.cancel();
             }
         });
-        let server = warp::serve(routes::routes(self.context.clone()))
-            .incoming(self.listener)
-            .graceful(shutdown.clone().cancelled_owned());
         // On the signal, in order: /readyz answers 503 (it reads the token),
         // the listener stops accepting, every session finishes its frame in
         // hand, flushes what it queued (acks included) and closes with 1001,
         // then the routes stop. All of it within `server.shutdown_grace`.
-        server.run().await;
+        server::serve(self.listener, routes::routes(self.context.clone()), shutdown.clone().cancelled_owned()).await;
         let stopping_at = tokio::time::Instant::now();
         let grace = self.context.server.shutdown_grace;
         self.context.sessions.close();

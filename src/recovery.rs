@@ -13,7 +13,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use bson::Timestamp;
-use warp::ws::Message;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A place in a route's change stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,7 +155,7 @@ mod tests {
     }
 
     fn texts(frames: &[Message]) -> Vec<&str> {
-        frames.iter().map(|m| m.to_str().unwrap()).collect()
+        frames.iter().map(|m| m.to_text().unwrap()).collect()
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use warp::ws::Message;
 
 use crate::recovery::Position;
 
@@ -105,8 +105,8 @@ impl Outbound {
     /// are bounded by the reader waiting for room instead.
     fn live_bytes(&self) -> usize {
         match self {
-            Outbound::Room(event) => event.frame.as_bytes().len(),
-            Outbound::User(event) => event.frame.as_bytes().len(),
+            Outbound::Room(event) => event.frame.len(),
+            Outbound::User(event) => event.frame.len(),
             _ => 0,
         }
     }

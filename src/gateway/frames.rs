@@ -6,7 +6,7 @@
 use bson::{Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use warp::ws::Message;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::{ErrorCode, Refusal};
 use crate::settings::LimitSettings;

@@ -1,11 +1,14 @@
-//! The WebSocket gateway: HTTP routes and the upgrade (`routes`), the
-//! protocol frames (`frames`), one socket's session (`session`) and the
-//! ordering between a connection's queue and its socket (`outbox`).
+//! The WebSocket gateway: the HTTP server (`server`), its routes (`routes`),
+//! the WebSocket upgrade (`upgrade`), the protocol frames (`frames`), one
+//! socket's session (`session`) and the ordering between a connection's queue
+//! and its socket (`outbox`).
 
 pub mod frames;
 mod outbox;
 pub mod routes;
+pub mod server;
 mod session;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use warp::ws::Message;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::frames::ServerFrame;
 use crate::recovery::Position;
@@ -135,7 +135,7 @@ mod tests {
     }
 
     fn texts(out: &[Message]) -> Vec<&str> {
-        out.iter().map(|m| m.to_str().unwrap()).collect()
+        out.iter().map(|m| m.to_text().unwrap()).collect()
     }
 
     #[test]

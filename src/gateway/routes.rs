@@ -9,6 +9,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::session::{self, Handshake};
+use super::upgrade::{self, NotAnUpgrade, PeerAddr, Upgrade};
 use super::Context;
 use crate::auth::{AuthError, Credentials, SUBPROTOCOL};
 use crate::health;
@@ -20,7 +21,7 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
         .and(warp::path::end())
         .and(warp::get())
         .and(with_handshake(context.clone()))
-        .and(warp::ws())
+        .and(upgrade::websocket())
         .and(with_context(context.clone()))
         .map(upgrade);
     let healthz = warp::path("healthz").and(warp::path::end()).and(warp::get()).and(with_context(context.clone())).map(
@@ -82,14 +83,14 @@ fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), 
         .and(warp::header::optional::<String>("sec-websocket-protocol"))
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
-        .map(move |query, authorization, protocols, origin, headers: warp::http::HeaderMap, peer| {
+        .and(warp::ext::optional::<PeerAddr>())
+        .map(move |query, authorization, protocols, origin, headers: warp::http::HeaderMap, peer: Option<PeerAddr>| {
             let forwarded = forwarded_header
                 .as_ref()
                 .and_then(|name| headers.get(name.as_str()))
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_string);
-            Request { query, authorization, protocols, origin, forwarded, peer }
+            Request { query, authorization, protocols, origin, forwarded, peer: peer.map(|p| p.0) }
         })
         .and_then(move |request: Request| {
             let result = check_handshake(&context, request);
@@ -154,19 +155,14 @@ async fn readyz(context: Arc<Context>) -> impl Reply {
     warp::reply::with_status(warp::reply::json(&body), status)
 }
 
-fn upgrade(handshake: Handshake, ws: warp::ws::Ws, context: Arc<Context>) -> Box<dyn Reply> {
-    let limit = context.limits.max_frame_bytes;
-    let subprotocol = handshake.subprotocol;
-    let reply = ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
+fn upgrade(handshake: Handshake, upgrade: Upgrade, context: Arc<Context>) -> impl Reply {
+    // A browser that offered `roomcast.v1` fails the handshake unless it is answered.
+    let protocol = handshake.subprotocol.then_some(SUBPROTOCOL);
+    let config = session::socket_config(&context.limits);
+    upgrade.accept(config, protocol, move |socket| {
         let tracker = context.sessions.clone();
         tracker.track_future(session::serve(socket, context, handshake))
-    });
-    // A browser that offered `roomcast.v1` fails the handshake unless it is answered.
-    if subprotocol {
-        Box::new(warp::reply::with_header(reply, "sec-websocket-protocol", SUBPROTOCOL))
-    } else {
-        Box::new(reply)
-    }
+    })
 }
 
 async fn rejection_to_json(rejection: Rejection) -> Result<impl Reply, Infallible> {
@@ -176,8 +172,8 @@ async fn rejection_to_json(rejection: Rejection) -> Result<impl Reply, Infallibl
         (refused.status, refused.code, refused.message.clone())
     } else if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not_found", "no such route".to_string())
-    } else if rejection.find::<warp::ws::MissingConnectionUpgrade>().is_some() {
-        (StatusCode::UPGRADE_REQUIRED, "upgrade_required", "GET /ws must be a WebSocket upgrade".to_string())
+    } else if let Some(NotAnUpgrade(why)) = rejection.find::<NotAnUpgrade>() {
+        (StatusCode::UPGRADE_REQUIRED, "upgrade_required", why.to_string())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed".to_string())
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {

@@ -10,11 +10,13 @@ use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
 use tracing::Instrument;
-use warp::ws::{Message, WebSocket};
 
 use super::frames::{self, ClientFrame, ServerFrame};
 use super::outbox::{Outbox, Verdict};
+use super::upgrade::WebSocket;
 use super::Context;
 use crate::auth::{claim_allows, Identity};
 use crate::error::{ErrorCode, Refusal};
@@ -26,6 +28,24 @@ use crate::store::MessageDoc;
 
 /// Most queued items written before one flush.
 const WRITE_BATCH: usize = 64;
+
+/// Bytes read from the socket at a time. tungstenite's default (128 KiB,
+/// allocated up front) would be most of an idle connection's memory; client
+/// frames are small, and a large one is read in several steps.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Bytes gathered before a write reaches the socket, and so the most a
+/// connection's write buffer holds while the socket keeps up.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
+/// The socket's buffers and the largest frame a client may send.
+pub fn socket_config(limits: &crate::settings::LimitSettings) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_frame_size(Some(limits.max_frame_bytes))
+}
 
 /// Who connected, and what they ask to recover, from the upgrade request.
 pub struct Handshake {
@@ -141,8 +161,8 @@ impl Session {
             if message.is_close() {
                 return;
             }
-            if let Ok(text) = message.to_str() {
-                self.handle_text(text).await;
+            if let Message::Text(text) = &message {
+                self.handle_text(text.as_str()).await;
             } else if message.is_binary() {
                 ::metrics::counter!(metrics::FRAMES_IN, "type" => "binary").increment(1);
                 let refusal =
@@ -338,13 +358,11 @@ fn reference_of(frame: &ClientFrame) -> Option<Value> {
 }
 
 /// Which close code a read error deserves; `None` when the peer is simply gone.
-fn close_reason_for(error: &warp::Error) -> Option<CloseReason> {
-    use tokio_tungstenite::tungstenite::Error;
-    let inner = std::error::Error::source(error)?.downcast_ref::<Error>()?;
-    match inner {
-        Error::Capacity(_) => Some(CloseReason::TooBig),
-        Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
-        Error::Protocol(_) => Some(CloseReason::ProtocolError),
+fn close_reason_for(error: &SocketError) -> Option<CloseReason> {
+    match error {
+        SocketError::Capacity(_) => Some(CloseReason::TooBig),
+        SocketError::Utf8(_) => Some(CloseReason::InvalidUtf8),
+        SocketError::Protocol(_) => Some(CloseReason::ProtocolError),
         _ => None,
     }
 }
@@ -383,7 +401,7 @@ async fn write_loop(
                     break;
                 }
             }
-            _ = ping.tick() => batch.push(Message::ping(Vec::new())),
+            _ = ping.tick() => batch.push(Message::Ping(Default::default())),
         }
         let written = tokio::select! {
             biased;
@@ -405,7 +423,7 @@ async fn write_loop(
         let _ = tokio::time::timeout(context.server.ping_interval, write_all(&mut sink, &mut batch, &counters)).await;
     }
     if let Some(reason) = connection.close_reason() {
-        let close = Message::close_with(reason.code(), reason.text());
+        let close = Message::Close(Some(CloseFrame { code: reason.code().into(), reason: reason.text().into() }));
         let _ = tokio::time::timeout(context.server.ping_interval, sink.send(close)).await;
     }
     let _ = tokio::time::timeout(context.server.ping_interval, sink.close()).await;
@@ -426,7 +444,8 @@ impl FrameCounters {
     }
 
     fn count(&self, frame: &Message) {
-        let bytes = frame.as_bytes();
+        let Message::Text(text) = frame else { return };
+        let bytes = text.as_bytes();
         let kind = metrics::frame_type(bytes);
         if let Some((_, counter)) = self.by_type.iter().find(|(t, _)| *t == kind) {
             counter.increment(1);
@@ -439,11 +458,9 @@ async fn write_all(
     sink: &mut SplitSink<WebSocket, Message>,
     batch: &mut Vec<Message>,
     counters: &FrameCounters,
-) -> Result<(), warp::Error> {
+) -> Result<(), SocketError> {
     for frame in batch.drain(..) {
-        if frame.is_text() {
-            counters.count(&frame);
-        }
+        counters.count(&frame);
         sink.feed(frame).await?;
     }
     sink.flush().await

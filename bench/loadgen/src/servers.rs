@@ -32,6 +32,17 @@ pub struct Setup {
     pub send_queue_bytes: usize,
 }
 
+/// roomcast's per-client abuse limits, lifted for the benchmark.
+const UNLIMITED: [(&str, &str); 7] = [
+    ("HANDSHAKES_PER_SECOND_PER_IP", "1000000"),
+    ("HANDSHAKE_BURST_PER_IP", "1000000"),
+    ("SENDS_PER_SECOND", "1000000"),
+    ("SEND_BURST", "1000000"),
+    ("JOINS_PER_SECOND", "1000000"),
+    ("JOIN_BURST", "1000000"),
+    ("MAX_CONNECTIONS_PER_USER", "1000000"),
+];
+
 pub struct Server {
     child: Child,
     pub pid: u32,
@@ -47,6 +58,11 @@ impl Server {
                     .env("ROOMCAST__SERVER__PORT", "0")
                     .env("ROOMCAST__MONGO__URI", &setup.mongo_uri)
                     .env("ROOMCAST__MONGO__DATABASE", database);
+                // The peer has no abuse limits; every client here shares one
+                // address, and publishers send far above a person's rate.
+                for (key, value) in UNLIMITED {
+                    c.env(format!("ROOMCAST__LIMITS__{key}"), value);
+                }
                 if saturating {
                     c.env("ROOMCAST__LIMITS__SEND_QUEUE_FRAMES", setup.send_queue_frames.to_string())
                         .env("ROOMCAST__LIMITS__SEND_QUEUE_BYTES", setup.send_queue_bytes.to_string());

@@ -1,0 +1,72 @@
+//! The HTTP server: accepts connections, serves each with hyper (HTTP/1.1
+//! with upgrades, or HTTP/2), and runs warp's routes on every request. It is
+//! warp's own server loop with one addition: before the routes see a request,
+//! hyper's upgrade handle and the peer address are put where a warp filter can
+//! reach them, so `/ws` can own its upgrade (see `upgrade`).
+
+use std::future::Future;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use warp::{Filter, Reply};
+
+use super::upgrade::{PeerAddr, PendingUpgrade};
+
+/// Serves `routes` on `listener` until `stop` completes, then stops accepting
+/// and waits for the HTTP exchanges in progress. Upgraded sockets are not
+/// waited for here: they belong to their sessions.
+pub async fn serve<F>(listener: TcpListener, routes: F, stop: impl Future<Output = ()>)
+where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
+    let routes = TowerToHyperService::new(warp::service(routes));
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    if !is_per_connection(&error) {
+                        // Out of descriptors, most likely: give closing connections a moment.
+                        tracing::error!(%error, "accept failed");
+                        tokio::select! {
+                            _ = &mut stop => break,
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        let watcher = graceful.watcher();
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
+                let upgrade = hyper::upgrade::on(&mut request);
+                request.extensions_mut().insert(PendingUpgrade::new(upgrade));
+                request.extensions_mut().insert(PeerAddr(peer));
+                hyper::service::Service::call(&routes, request)
+            });
+            let http = auto::Builder::new(TokioExecutor::new());
+            let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Accept errors that concern one connection only, as hyper's old server had them.
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(error.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}

@@ -1,0 +1,120 @@
+//! The WebSocket upgrade, owned here rather than left to `warp::ws()` so the
+//! socket gets roomcast's own buffer sizes: tungstenite allocates a 128 KiB
+//! read buffer per connection by default, which warp 0.4 cannot change, and
+//! at tens of thousands of mostly idle connections that buffer is the whole
+//! memory bill. The HTTP server (`server`) moves hyper's upgrade handle into
+//! the request as a [`PendingUpgrade`]; the `/ws` route validates the request
+//! (RFC 6455 §4.2.1), answers 101 and hands the socket to the session.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use warp::http::{header, HeaderMap, Response, StatusCode};
+use warp::{Filter, Rejection};
+
+/// An upgraded connection's WebSocket.
+pub type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// hyper's upgrade handle, made clonable so a warp filter can take it out of
+/// the request's extensions exactly once.
+#[derive(Clone)]
+pub struct PendingUpgrade(Arc<Mutex<Option<OnUpgrade>>>);
+
+impl PendingUpgrade {
+    pub fn new(upgrade: OnUpgrade) -> Self {
+        PendingUpgrade(Arc::new(Mutex::new(Some(upgrade))))
+    }
+
+    fn take(&self) -> Option<OnUpgrade> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+/// The TCP peer of the request, set by the server.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A request that is not a valid WebSocket upgrade (answered 426).
+#[derive(Debug)]
+pub struct NotAnUpgrade(pub &'static str);
+
+impl warp::reject::Reject for NotAnUpgrade {}
+
+/// A validated upgrade request, ready to be answered.
+pub struct Upgrade {
+    accept_key: String,
+    pending: PendingUpgrade,
+}
+
+/// Extracts a valid upgrade request, or rejects with [`NotAnUpgrade`].
+pub fn websocket() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Copy {
+    warp::header::headers_cloned().and(warp::ext::optional::<PendingUpgrade>()).and_then(
+        |headers: HeaderMap, pending: Option<PendingUpgrade>| async move {
+            let accept_key = validate(&headers).map_err(|why| warp::reject::custom(NotAnUpgrade(why)))?;
+            let pending =
+                pending.ok_or_else(|| warp::reject::custom(NotAnUpgrade("this connection cannot upgrade")))?;
+            Ok::<_, Rejection>(Upgrade { accept_key, pending })
+        },
+    )
+}
+
+fn validate(headers: &HeaderMap) -> Result<String, &'static str> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|value| value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err("GET /ws must be a WebSocket upgrade");
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err("only WebSocket version 13 is supported");
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or("Sec-WebSocket-Key is missing")?;
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+impl Upgrade {
+    /// Answers 101 (naming `protocol` if one was agreed) and runs `serve` on
+    /// the socket once hyper hands the connection over.
+    pub fn accept<F, Fut>(
+        self,
+        config: WebSocketConfig,
+        protocol: Option<&'static str>,
+        serve: F,
+    ) -> Response<bytes::Bytes>
+    where
+        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(upgrade) = self.pending.take() {
+            tokio::spawn(async move {
+                match upgrade.await {
+                    Ok(upgraded) => {
+                        let socket =
+                            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                        serve(socket).await;
+                    }
+                    Err(error) => tracing::debug!(%error, "the upgrade did not complete"),
+                }
+            });
+        }
+        let mut response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, self.accept_key);
+        if let Some(protocol) = protocol {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        response.body(Default::default()).expect("static headers are valid")
+    }
+}
