@@ -162,7 +162,9 @@ impl Session {
                 return;
             }
             if let Message::Text(text) = &message {
-                self.handle_text(text.as_str()).await;
+                // Boxed: handling a frame awaits the database, and that state
+                // would otherwise sit in every idle connection's task.
+                Box::pin(self.handle_text(text.as_str())).await;
             } else if message.is_binary() {
                 ::metrics::counter!(metrics::FRAMES_IN, "type" => "binary").increment(1);
                 let refusal =
@@ -377,7 +379,8 @@ async fn write_loop(
     let mut ping =
         tokio::time::interval_at(Instant::now() + context.server.ping_interval, context.server.ping_interval);
     let closing = connection.closing().clone();
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Grows with use: most connections never hold more than a few frames at once.
+    let mut batch = Vec::new();
     let counters = FrameCounters::new();
     loop {
         tokio::select! {
