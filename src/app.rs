@@ -63,6 +63,7 @@ impl Application {
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let shutdown = self.context.shutdown.clone();
         tokio::spawn(forget_idle_addresses(self.context.clone()));
+        tokio::spawn(crate::metrics::keep_up(self.context.metrics.clone(), shutdown.clone()));
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {

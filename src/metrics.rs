@@ -15,6 +15,7 @@ pub const FANOUT_FRAMES: &str = "roomcast_fanout_frames_total";
 pub const BYTES_OUT: &str = "roomcast_bytes_out_total";
 pub const SENDS: &str = "roomcast_sends_total";
 pub const WRITE_SECONDS: &str = "roomcast_write_seconds";
+pub const RELAY_OVERHEAD_SECONDS: &str = "roomcast_relay_overhead_seconds";
 pub const ROUTE_EVENTS: &str = "roomcast_route_events_total";
 pub const ROUTE_LAG_SECONDS: &str = "roomcast_route_lag_seconds";
 pub const ROUTE_RESUMES: &str = "roomcast_route_resumes_total";
@@ -23,6 +24,12 @@ pub const SLOW_CONSUMER_DISCONNECTS: &str = "roomcast_slow_consumer_disconnects_
 pub const AUTH_FAILURES: &str = "roomcast_auth_failures_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Fine around the 1 ms that matters for the relay's own delay.
+const OVERHEAD_BUCKETS: [f64; 16] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.0015, 0.002, 0.005, 0.01, 0.025, 0.1,
+    0.5, 2.0,
+];
 
 /// Installs the recorder (once) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -33,6 +40,8 @@ pub fn install() -> PrometheusHandle {
                     Matcher::Full(WRITE_SECONDS.to_string()),
                     &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 )
+                .expect("valid buckets")
+                .set_buckets_for_metric(Matcher::Full(RELAY_OVERHEAD_SECONDS.to_string()), &OVERHEAD_BUCKETS)
                 .expect("valid buckets")
                 .install_recorder()
                 .unwrap_or_else(|_| {
@@ -46,6 +55,19 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Folds recorded histogram samples into their buckets. The exporter keeps
+/// every sample until then; without this, a relay nobody scrapes would hold
+/// one entry per frame written.
+pub async fn keep_up(handle: PrometheusHandle, shutdown: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => handle.run_upkeep(),
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(CONNECTIONS_OPEN, "Open WebSocket connections.");
@@ -56,6 +78,11 @@ fn describe() {
     describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes of frames written to clients.");
     describe_counter!(SENDS, "Sends, by result: accepted or an error code.");
     describe_histogram!(WRITE_SECONDS, Unit::Seconds, "Time to commit a send (write concern majority).");
+    describe_histogram!(
+        RELAY_OVERHEAD_SECONDS,
+        Unit::Seconds,
+        "Time from a change event's arrival to its frame written to a client socket, per frame."
+    );
     describe_counter!(ROUTE_EVENTS, "Change events received, by route.");
     describe_gauge!(ROUTE_LAG_SECONDS, Unit::Seconds, "How far each route's change stream is behind.");
     describe_counter!(ROUTE_RESUMES, "Change streams reopened from a resume token, by route.");

@@ -65,6 +65,8 @@ pub struct RoomEvent {
     pub seq: i64,
     pub change: Change,
     pub frame: Message,
+    /// When the change stream delivered it: the start of the relay's overhead.
+    pub received: std::time::Instant,
 }
 
 /// One change-stream event of a user route, serialized once for all its recipients.
@@ -73,6 +75,8 @@ pub struct UserEvent {
     pub route: String,
     pub position: Position,
     pub frame: Message,
+    /// When the change stream delivered it: the start of the relay's overhead.
+    pub received: std::time::Instant,
 }
 
 /// What a connection's writer task receives, in order.

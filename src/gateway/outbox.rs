@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio_tungstenite::tungstenite::Message;
 
@@ -33,6 +34,30 @@ pub enum Verdict {
     Overflow,
 }
 
+/// Frames ready to be written, in order, and when the change event behind
+/// each live one was received, so the relay's own delay can be measured once
+/// the frames are on the socket.
+#[derive(Default)]
+pub struct Batch {
+    pub frames: Vec<Message>,
+    pub received: Vec<Instant>,
+}
+
+impl Batch {
+    pub fn push(&mut self, frame: Message) {
+        self.frames.push(frame);
+    }
+
+    fn push_live(&mut self, frame: &Message, received: Instant) {
+        self.frames.push(frame.clone());
+        self.received.push(received);
+    }
+
+    fn extend(&mut self, frames: Vec<Message>) {
+        self.frames.extend(frames);
+    }
+}
+
 pub struct Outbox {
     rooms: HashMap<String, RoomState>,
     /// Only routes this connection recovered; others are delivered as they come.
@@ -46,7 +71,7 @@ impl Outbox {
     }
 
     /// Turns one queued item into the frames to write, in order, onto `out`.
-    pub fn absorb(&mut self, item: Outbound, out: &mut Vec<Message>) -> Verdict {
+    pub fn absorb(&mut self, item: Outbound, out: &mut Batch) -> Verdict {
         match item {
             Outbound::Room(event) => match self.rooms.get_mut(&event.room) {
                 // Not (or no longer) joined: an event that raced a leave.
@@ -60,7 +85,7 @@ impl Outbox {
                 Some(RoomState::Live { high_water }) => deliver(&event, high_water, out),
             },
             Outbound::User(event) => match self.routes.get_mut(&event.route) {
-                None => out.push(event.frame.clone()),
+                None => out.push_live(&event.frame, event.received),
                 Some(RouteState::Pending(held)) => {
                     if held.len() >= self.hold_limit {
                         return Verdict::Overflow;
@@ -69,7 +94,7 @@ impl Outbox {
                 }
                 Some(RouteState::Live { high_water }) => {
                     if event.position > *high_water {
-                        out.push(event.frame.clone());
+                        out.push_live(&event.frame, event.received);
                     }
                 }
             },
@@ -80,7 +105,9 @@ impl Outbox {
             Outbound::RecoveryReady { route, frames, high_water } => {
                 out.extend(frames);
                 if let Some(RouteState::Pending(held)) = self.routes.remove(&route) {
-                    out.extend(held.iter().filter(|e| e.position > high_water).map(|e| e.frame.clone()));
+                    for event in held.iter().filter(|e| e.position > high_water) {
+                        out.push_live(&event.frame, event.received);
+                    }
                 }
                 self.routes.insert(route, RouteState::Live { high_water });
             }
@@ -114,14 +141,14 @@ impl Outbox {
 }
 
 /// Inserts are delivered once each, in seq order; edits and deletions always.
-fn deliver(event: &RoomEvent, high_water: &mut i64, out: &mut Vec<Message>) {
+fn deliver(event: &RoomEvent, high_water: &mut i64, out: &mut Batch) {
     match event.change {
         Change::Insert if event.seq <= *high_water => {}
         Change::Insert => {
             *high_water = event.seq;
-            out.push(event.frame.clone());
+            out.push_live(&event.frame, event.received);
         }
-        Change::Update => out.push(event.frame.clone()),
+        Change::Update => out.push_live(&event.frame, event.received),
     }
 }
 
@@ -131,22 +158,22 @@ mod tests {
 
     fn event(seq: i64, change: Change) -> Outbound {
         let frame = Message::text(format!("{seq}{change:?}"));
-        Outbound::Room(Arc::new(RoomEvent { room: "r".into(), seq, change, frame }))
+        Outbound::Room(Arc::new(RoomEvent { room: "r".into(), seq, change, frame, received: Instant::now() }))
     }
 
-    fn texts(out: &[Message]) -> Vec<&str> {
-        out.iter().map(|m| m.to_text().unwrap()).collect()
+    fn texts(out: &Batch) -> Vec<&str> {
+        out.frames.iter().map(|m| m.to_text().unwrap()).collect()
     }
 
     #[test]
     fn seam_has_no_gap_and_no_duplicate() {
         let mut outbox = Outbox::new(10);
-        let mut out = Vec::new();
+        let mut out = Batch::default();
         outbox.absorb(Outbound::JoinStarted("r".into()), &mut out);
         outbox.absorb(event(3, Change::Insert), &mut out);
         outbox.absorb(event(4, Change::Insert), &mut out);
         outbox.absorb(event(2, Change::Update), &mut out);
-        assert!(out.is_empty(), "events of a pending room are held");
+        assert!(out.frames.is_empty(), "events of a pending room are held");
         let frames = vec![Message::text("joined"), Message::text("2Insert"), Message::text("3Insert")];
         outbox.absorb(Outbound::JoinReady { room: "r".into(), frames, high_water: 3 }, &mut out);
         outbox.absorb(event(4, Change::Insert), &mut out);
@@ -157,7 +184,7 @@ mod tests {
     #[test]
     fn events_of_rooms_not_joined_are_dropped() {
         let mut outbox = Outbox::new(10);
-        let mut out = Vec::new();
+        let mut out = Batch::default();
         outbox.absorb(event(1, Change::Insert), &mut out);
         outbox.absorb(Outbound::JoinReady { room: "r".into(), frames: vec![], high_water: 1 }, &mut out);
         outbox.absorb(Outbound::Left { room: "r".into(), frame: Message::text("left") }, &mut out);
@@ -170,10 +197,15 @@ mod tests {
         let position = |time| Position { time, increment: 1, index: 0 };
         let event = |time| {
             let frame = Message::text(format!("n{time}"));
-            Outbound::User(Arc::new(UserEvent { route: "notes".into(), position: position(time), frame }))
+            Outbound::User(Arc::new(UserEvent {
+                route: "notes".into(),
+                position: position(time),
+                frame,
+                received: Instant::now(),
+            }))
         };
         let mut outbox = Outbox::new(10);
-        let mut out = Vec::new();
+        let mut out = Batch::default();
         outbox.absorb(Outbound::RecoveryStarted("notes".into()), &mut out);
         outbox.absorb(event(5), &mut out);
         outbox.absorb(event(6), &mut out);
@@ -187,7 +219,7 @@ mod tests {
     #[test]
     fn holding_too_much_overflows() {
         let mut outbox = Outbox::new(1);
-        let mut out = Vec::new();
+        let mut out = Batch::default();
         outbox.absorb(Outbound::JoinStarted("r".into()), &mut out);
         assert_eq!(outbox.absorb(event(1, Change::Insert), &mut out), Verdict::Continue);
         assert_eq!(outbox.absorb(event(2, Change::Insert), &mut out), Verdict::Overflow);

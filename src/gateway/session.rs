@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
 use tracing::Instrument;
 
 use super::frames::{self, ClientFrame, ServerFrame};
-use super::outbox::{Outbox, Verdict};
+use super::outbox::{Batch, Outbox, Verdict};
 use super::upgrade::WebSocket;
 use super::Context;
 use crate::auth::{claim_allows, Identity};
@@ -380,7 +380,7 @@ async fn write_loop(
         tokio::time::interval_at(Instant::now() + context.server.ping_interval, context.server.ping_interval);
     let closing = connection.closing().clone();
     // Grows with use: most connections never hold more than a few frames at once.
-    let mut batch = Vec::new();
+    let mut batch = Batch::default();
     let counters = FrameCounters::new();
     loop {
         tokio::select! {
@@ -432,10 +432,12 @@ async fn write_loop(
     let _ = tokio::time::timeout(context.server.ping_interval, sink.close()).await;
 }
 
-/// Counters of written frames, looked up once per connection, not per frame.
+/// Counters of written frames and the relay-overhead histogram, looked up
+/// once per connection, not per frame.
 struct FrameCounters {
     by_type: Vec<(&'static str, ::metrics::Counter)>,
     bytes: ::metrics::Counter,
+    overhead: ::metrics::Histogram,
 }
 
 impl FrameCounters {
@@ -443,7 +445,11 @@ impl FrameCounters {
         let types =
             ["message", "notification", "ack", "error", "joined", "left", "pong", "recovery", "resync", "other"];
         let by_type = types.iter().map(|t| (*t, ::metrics::counter!(metrics::FRAMES_OUT, "type" => *t))).collect();
-        FrameCounters { by_type, bytes: ::metrics::counter!(metrics::BYTES_OUT) }
+        FrameCounters {
+            by_type,
+            bytes: ::metrics::counter!(metrics::BYTES_OUT),
+            overhead: ::metrics::histogram!(metrics::RELAY_OVERHEAD_SECONDS),
+        }
     }
 
     fn count(&self, frame: &Message) {
@@ -459,12 +465,19 @@ impl FrameCounters {
 
 async fn write_all(
     sink: &mut SplitSink<WebSocket, Message>,
-    batch: &mut Vec<Message>,
+    batch: &mut Batch,
     counters: &FrameCounters,
 ) -> Result<(), SocketError> {
-    for frame in batch.drain(..) {
+    for frame in batch.frames.drain(..) {
         counters.count(&frame);
         sink.feed(frame).await?;
     }
-    sink.flush().await
+    sink.flush().await?;
+    // The live frames are now in the kernel's hands: their time inside the
+    // relay ends here.
+    let written = std::time::Instant::now();
+    for received in batch.received.drain(..) {
+        counters.overhead.record(written.saturating_duration_since(received).as_secs_f64());
+    }
+    Ok(())
 }

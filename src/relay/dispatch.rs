@@ -4,6 +4,7 @@
 //! recovery ring keeps them for users who are away.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bson::{Bson, Document, Timestamp};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
@@ -47,7 +48,7 @@ impl Dispatcher {
         }
     }
 
-    pub fn dispatch(&mut self, event: ChangeStreamEvent<Document>) {
+    pub fn dispatch(&mut self, event: ChangeStreamEvent<Document>, received: Instant) {
         if self.channel == Channel::Membership {
             return self.membership_changed(event);
         }
@@ -57,8 +58,8 @@ impl Dispatcher {
             return;
         };
         match self.channel {
-            Channel::Room => self.relay_to_room(event.operation_type, &document),
-            Channel::User => self.relay_to_user(event.cluster_time, document),
+            Channel::Room => self.relay_to_room(event.operation_type, &document, received),
+            Channel::User => self.relay_to_user(event.cluster_time, document, received),
             Channel::Membership => unreachable!("handled above"),
         }
     }
@@ -107,13 +108,13 @@ impl Dispatcher {
             let missed = self.store.history(&room, after, i64::MAX).await?;
             tracing::warn!(route = %self.route, room, after, count = missed.len(), "re-filling room after lost history");
             for document in missed {
-                self.relay_to_room(OperationType::Insert, &document);
+                self.relay_to_room(OperationType::Insert, &document, Instant::now());
             }
         }
         Ok(())
     }
 
-    fn relay_to_room(&self, operation: OperationType, document: &Document) {
+    fn relay_to_room(&self, operation: OperationType, document: &Document, received: Instant) {
         let message = match MessageDoc::from_document(document) {
             Ok(message) => message,
             Err(why) => {
@@ -126,11 +127,17 @@ impl Dispatcher {
             return;
         }
         let change = if operation == OperationType::Insert { Change::Insert } else { Change::Update };
-        let event = RoomEvent { room: message.room.clone(), seq: message.seq, change, frame: frames::message(message) };
+        let event = RoomEvent {
+            room: message.room.clone(),
+            seq: message.seq,
+            change,
+            frame: frames::message(message),
+            received,
+        };
         self.registry.publish_room(Arc::new(event));
     }
 
-    fn relay_to_user(&mut self, cluster_time: Option<Timestamp>, document: Document) {
+    fn relay_to_user(&mut self, cluster_time: Option<Timestamp>, document: Document, received: Instant) {
         let user = match document.get(&self.key) {
             Some(Bson::String(user)) => user.clone(),
             Some(Bson::ObjectId(oid)) => oid.to_hex(),
@@ -149,7 +156,7 @@ impl Dispatcher {
             ring.push(position, &user, &frame);
         }
         if self.registry.has_user(&user) {
-            let event = UserEvent { route: self.route.clone(), position, frame };
+            let event = UserEvent { route: self.route.clone(), position, frame, received };
             self.registry.publish_user(&user, Arc::new(event));
         }
     }

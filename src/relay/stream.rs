@@ -196,6 +196,7 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dis
         };
         match next {
             Ok(Some(event)) => {
+                let received = std::time::Instant::now();
                 let wall_time = event.wall_time.map(|at| at.to_system_time());
                 route.health.answered(wall_time);
                 route.events.increment(1);
@@ -214,7 +215,7 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dis
                     return;
                 }
                 route.token = Some(event.id.clone());
-                dispatcher.dispatch(event);
+                dispatcher.dispatch(event, received);
             }
             Ok(None) => route.health.answered(None),
             Err(error) => {

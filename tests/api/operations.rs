@@ -42,6 +42,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
         "roomcast_bytes_out_total",
         "roomcast_sends_total",
         "roomcast_write_seconds",
+        "roomcast_relay_overhead_seconds",
         "roomcast_route_events_total",
         "roomcast_route_lag_seconds",
         "roomcast_auth_failures_total",
@@ -59,6 +60,10 @@ async fn metrics_are_served_in_prometheus_text_format() {
     assert_eq!(metric(body, r#"roomcast_frames_out_total{type="message"}"#), Some(1.0));
     assert_eq!(metric(body, r#"roomcast_route_events_total{route="messages"}"#), Some(1.0));
     assert_eq!(metric(body, "roomcast_write_seconds_count"), Some(1.0));
+    // One live frame (the message) was written; the error frame after it is
+    // not a change event. Its record precedes the error frame's write.
+    assert_eq!(metric(body, "roomcast_relay_overhead_seconds_count"), Some(1.0));
+    assert!(body.contains(r#"roomcast_relay_overhead_seconds_bucket{le="0.001"}"#), "{body}");
     assert_eq!(metric(body, r#"roomcast_auth_failures_total{reason="invalid_user"}"#), Some(1.0));
 }
 
