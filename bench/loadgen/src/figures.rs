@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::clock::{micros, now_micros};
+use crate::overhead::{self, Buckets, Overhead};
 use crate::procstat::{self, cpu_between, ProcSample};
 use crate::stats::{Latency, Stats};
 
@@ -27,6 +28,8 @@ pub struct Timing {
 pub struct Watched {
     pub server: u32,
     pub db: Option<u32>,
+    /// Where roomcast serves `/metrics`, for its relay-overhead histogram.
+    pub metrics_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +51,8 @@ pub struct StepFigures {
     pub loadgen_cpu_s: f64,
     pub server_rss_mib: f64,
     pub server_peak_rss_mib: f64,
+    /// roomcast only: change event received → frame written, from its metrics.
+    pub relay_overhead: Option<Overhead>,
 }
 
 /// CPU and memory of the server, the database and this process at one instant.
@@ -55,14 +60,20 @@ pub struct Samples {
     server: ProcSample,
     db: Option<ProcSample>,
     loadgen: ProcSample,
+    overhead: Option<Buckets>,
 }
 
 impl Samples {
-    fn take(watched: Watched) -> Result<Samples> {
+    async fn take(watched: Watched) -> Result<Samples> {
+        let overhead = match watched.metrics_port {
+            Some(port) => Some(overhead::scrape(port).await?),
+            None => None,
+        };
         Ok(Samples {
             server: procstat::sample(watched.server)?,
             db: watched.db.and_then(|pid| procstat::sample(pid).ok()),
             loadgen: procstat::sample(std::process::id())?,
+            overhead,
         })
     }
 }
@@ -85,7 +96,7 @@ impl Window {
     /// Waits for the window to open and samples the processes.
     pub async fn started(&self, watched: Watched) -> Result<Samples> {
         tokio::time::sleep_until(self.start).await;
-        Samples::take(watched)
+        Samples::take(watched).await
     }
 
     /// Call once the load stopped: drains, samples again and returns the figures.
@@ -100,7 +111,11 @@ impl Window {
     ) -> Result<StepFigures> {
         let expected = stats.sent.load(Ordering::Relaxed) * fanout;
         drain(stats, expected, self.end + self.timing.drain).await;
-        let after = Samples::take(watched)?;
+        let after = Samples::take(watched).await?;
+        let relay_overhead = match (&after.overhead, &before.overhead) {
+            (Some(after), Some(before)) => Some(after.since(before)),
+            _ => None,
+        };
         let server = after.server;
         let seconds = self.timing.duration.as_secs_f64();
         let delivered = stats.delivered.load(Ordering::Relaxed);
@@ -121,6 +136,7 @@ impl Window {
             loadgen_cpu_s: cpu_between(Some(before.loadgen), Some(after.loadgen)),
             server_rss_mib: server.rss_kib as f64 / 1024.0,
             server_peak_rss_mib: server.peak_rss_kib as f64 / 1024.0,
+            relay_overhead,
         })
     }
 }

@@ -11,6 +11,7 @@ mod dialect;
 mod figures;
 mod fleet;
 mod machine;
+mod overhead;
 mod plot;
 mod procstat;
 mod publisher;

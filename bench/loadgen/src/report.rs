@@ -37,9 +37,25 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
         ("  database CPU s in window".into(), "/fixed/db_cpu_s", Lower),
         ("  load generator CPU s in window".into(), "/fixed/loadgen_cpu_s", Lower),
         ("  server peak RSS MiB".into(), "/fixed/server_peak_rss_mib", Lower),
+        ("  relay overhead p50 ms (roomcast only)".into(), "/fixed/relay_overhead/p50_ms", Lower),
+        ("  relay overhead p99 ms (roomcast only)".into(), "/fixed/relay_overhead/p99_ms", Lower),
         (format!("fan-out {shape} ramp: saturation frames/s"), "/saturation_frames_per_s", Higher),
     ] {
         rows.push(("fanout".into(), row(label, pointer, better)));
+    }
+    let wide = format!("{}×{}", fanout["wide_rooms"], fanout["wide_subs_per_room"]);
+    let wide_rate = fanout["wide_rate"].as_f64().unwrap_or(0.0);
+    for (label, pointer, better) in [
+        (format!("fan-out {wide} @ {wide_rate} msg/s: delivered frames/s"), "/fixed/delivered_frames_per_s", Higher),
+        ("  p50 latency ms".into(), "/fixed/latency/p50_ms", Lower),
+        ("  p99 latency ms".into(), "/fixed/latency/p99_ms", Lower),
+        ("  lost frames".into(), "/fixed/lost_frames", Lower),
+        ("  server CPU s per 1M frames".into(), "/fixed/server_cpu_s_per_m_frames", Lower),
+        ("  relay overhead p50 ms (roomcast only)".into(), "/fixed/relay_overhead/p50_ms", Lower),
+        ("  relay overhead p99 ms (roomcast only)".into(), "/fixed/relay_overhead/p99_ms", Lower),
+        ("  relay overhead p99.9 ms (roomcast only)".into(), "/fixed/relay_overhead/p999_ms", Lower),
+    ] {
+        rows.push(("wide".into(), row(label, pointer, better)));
     }
     if let Some(sizes) = result["scale"]["idle_sizes"].as_array() {
         for (i, size) in sizes.iter().enumerate() {
@@ -106,6 +122,7 @@ pub fn table(result: &Value) -> String {
         }
         let ours = figure(result, &section, "roomcast", &row.pointer);
         let theirs = figure(result, &section, "socket.io", &row.pointer);
+        let ours_only = row.figure.ends_with("(roomcast only)");
         let ratio = match (ours, theirs) {
             (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
             _ => "–".into(),
@@ -115,7 +132,7 @@ pub fn table(result: &Value) -> String {
             "| {} | {} | {} | {} | {} |",
             row.figure,
             format_number(ours),
-            format_number(theirs),
+            if ours_only { "n/a".into() } else { format_number(theirs) },
             ratio,
             better
         ));

@@ -29,6 +29,7 @@ pub struct Suite {
 #[derive(Debug, Clone, Copy)]
 enum Job {
     Fanout,
+    Wide,
     Idle,
     Notify,
     Growth { rooms: usize, subs_per_room: usize },
@@ -38,6 +39,7 @@ impl Job {
     fn name(self) -> String {
         match self {
             Job::Fanout => "fanout".into(),
+            Job::Wide => "wide".into(),
             Job::Idle => "idle".into(),
             Job::Notify => "notify".into(),
             Job::Growth { rooms, subs_per_room } => format!("growth_{rooms}x{subs_per_room}"),
@@ -69,7 +71,7 @@ impl Suite {
             let _ = admin.database(&database).drop().await;
         }
         let mut turn = 0usize;
-        for (key, job) in [("fanout", Job::Fanout), ("idle", Job::Idle), ("notify", Job::Notify)] {
+        for (key, job) in [("fanout", Job::Fanout), ("wide", Job::Wide), ("idle", Job::Idle), ("notify", Job::Notify)] {
             if self.wants(key) {
                 out[key] = self.both(job, &admin, &mut turn).await;
             }
@@ -111,18 +113,23 @@ impl Suite {
     }
 
     async fn once(&self, job: Job, target: Target, database: &str) -> Result<Value> {
-        let saturating = matches!(job, Job::Fanout | Job::Growth { .. });
+        let saturating = matches!(job, Job::Fanout | Job::Wide | Job::Growth { .. });
         let server = Server::start(target, &self.setup, database, saturating).await?;
         let ctx = Ctx {
             target,
             port: server.port,
-            watched: Watched { server: server.pid, db: self.db_pid },
+            watched: Watched {
+                server: server.pid,
+                db: self.db_pid,
+                metrics_port: (target == Target::Roomcast).then_some(server.port),
+            },
             scale: &self.scale,
             mongo_uri: &self.setup.mongo_uri,
             database,
         };
         let result = match job {
             Job::Fanout => scenario::fanout::run(&ctx).await.map(to_value),
+            Job::Wide => scenario::fanout::run_wide(&ctx).await.map(to_value),
             Job::Idle => scenario::idle::run(&ctx).await.map(to_value),
             Job::Notify => scenario::notify::run(&ctx).await.map(to_value),
             Job::Growth { rooms, subs_per_room } => {

@@ -29,6 +29,36 @@ pub struct FanoutRun {
 const KEEPING_UP: f64 = 0.9;
 const P99_LIMIT_MS: f64 = 1000.0;
 
+/// One fixed-rate step on a wide fleet (about 100k frames/s in the full scale).
+#[derive(Debug, Serialize)]
+pub struct WideRun {
+    pub shape: Shape,
+    pub connect_s: f64,
+    pub fixed: StepFigures,
+    pub closes: BTreeMap<String, u64>,
+}
+
+pub async fn run_wide(ctx: &Ctx<'_>) -> Result<WideRun> {
+    let scale = ctx.scale;
+    let shape = Shape {
+        rooms: scale.wide_rooms,
+        subs_per_room: scale.wide_subs_per_room,
+        publishers: scale.wide_publishers,
+        payload_bytes: scale.payload_bytes,
+    };
+    let began = Instant::now();
+    let fleet = Fleet::connect(ctx.target, ctx.port, shape).await?;
+    let connect_s = began.elapsed().as_secs_f64();
+    let pace = Pace {
+        rate: Some(scale.wide_rate / shape.publishers as f64),
+        max_in_flight: scale.max_in_flight_per_publisher,
+    };
+    let fixed = fleet.step(pace, scale.timing, ctx.watched).await?;
+    let closes = fleet.closes();
+    fleet.close();
+    Ok(WideRun { shape, connect_s, fixed, closes })
+}
+
 pub async fn run(ctx: &Ctx<'_>) -> Result<FanoutRun> {
     let scale = ctx.scale;
     let shape = Shape {
