@@ -26,9 +26,9 @@ pub const AUTH_FAILURES: &str = "roomcast_auth_failures_total";
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Fine around the 1 ms that matters for the relay's own delay.
-const OVERHEAD_BUCKETS: [f64; 16] = [
-    0.000_025, 0.000_05, 0.000_1, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.0015, 0.002, 0.005, 0.01, 0.025, 0.1,
-    0.5, 2.0,
+const OVERHEAD_BUCKETS: [f64; 20] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 2.0,
 ];
 
 /// Installs the recorder (once) and returns the handle that renders it.
