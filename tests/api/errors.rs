@@ -105,6 +105,15 @@ async fn handshakes_without_a_valid_user_are_refused_with_401_before_the_upgrade
     let plain = http_get(app.port, "/ws?user=alice").await;
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
     assert!(plain.contains("upgrade_required"));
+    // An upgrade in a WebSocket version other than 13 is refused the same way.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let request =
+        "GET /ws?user=alice HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut old_version = String::new();
+    stream.read_to_string(&mut old_version).await.unwrap();
+    assert!(old_version.starts_with("HTTP/1.1 426") && old_version.contains("version 13"), "{old_version}");
     let health = http_get(app.port, "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200") && health.contains(r#""status":"ok""#), "{health}");
     let ready = http_get(app.port, "/readyz").await;

@@ -50,3 +50,20 @@ async fn bodies_with_operator_and_dotted_keys_are_stored_and_relayed_verbatim() 
     let frame = alice.wait_for(|f| f["type"] == "message" && f["edited_at"].is_string()).await;
     assert_eq!(frame["body"], edited);
 }
+
+#[tokio::test]
+async fn a_frame_many_times_the_socket_read_buffer_is_read_whole_and_relayed_intact() {
+    // The server reads client frames 4 KiB at a time; a 60 KB body (under the
+    // default 64 KiB limit) arrives in many reads and must come back intact.
+    let app = spawn_app().await;
+    let mut alice = app.client("alice").await;
+    let mut bob = app.client("bob").await;
+    alice.join("r").await;
+    bob.join("r").await;
+    let text: String = (0..60_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let body = json!({ "text": text });
+    assert_eq!(alice.post("r", "big", body.clone()).await["seq"], 1);
+    assert_eq!(bob.message("r", 1).await["body"], body);
+    let stored = app.messages().find_one(doc! {"seq": 1}).await.unwrap().unwrap();
+    assert_eq!(stored.get_document("body").unwrap().get_str("text").unwrap(), text);
+}
