@@ -43,6 +43,8 @@ pub struct StepFigures {
     pub skipped_sends: u64,
     pub refused_sends: u64,
     pub latency: Latency,
+    /// Send → ack at the publishers, where the ack names the send (roomcast).
+    pub ack_latency: Option<Latency>,
     pub server_cpu_s: f64,
     pub server_cpu_s_per_m_frames: f64,
     pub db_cpu_s: f64,
@@ -130,6 +132,7 @@ impl Window {
             skipped_sends: stats.skipped.load(Ordering::Relaxed),
             refused_sends: stats.refused.load(Ordering::Relaxed),
             latency: stats.latency(),
+            ack_latency: stats.ack_latency(),
             server_cpu_s,
             server_cpu_s_per_m_frames: if delivered > 0 { server_cpu_s * 1e6 / delivered as f64 } else { 0.0 },
             db_cpu_s: cpu_between(before.db, after.db),

@@ -82,6 +82,11 @@ impl Publisher {
                         }
                     };
                     let incoming = target.classify(&text);
+                    if incoming == Incoming::Ack {
+                        if let Some(sent_at) = ack_sent_at(&text) {
+                            stats.record_ack(sent_at);
+                        }
+                    }
                     let done = match incoming {
                         Incoming::Message(_) => integer_after(&text, SOURCE_KEY) == Some(own_source),
                         Incoming::Refused => {
@@ -166,4 +171,11 @@ impl Publisher {
             task.abort();
         }
     }
+}
+
+/// The send time inside a roomcast ack's `client_id` (`p<id>-<sent_at>-<n>`);
+/// socket.io's acks do not echo the client id.
+fn ack_sent_at(text: &str) -> Option<i64> {
+    let client_id = text.split(r#""client_id":"p"#).nth(1)?;
+    client_id.split('-').nth(1)?.parse().ok()
 }

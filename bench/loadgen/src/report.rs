@@ -37,6 +37,7 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
         ("  database CPU s in window".into(), "/fixed/db_cpu_s", Lower),
         ("  load generator CPU s in window".into(), "/fixed/loadgen_cpu_s", Lower),
         ("  server peak RSS MiB".into(), "/fixed/server_peak_rss_mib", Lower),
+        ("  send → ack p50 ms (roomcast only)".into(), "/fixed/ack_latency/p50_ms", Lower),
         ("  relay overhead p50 ms (roomcast only)".into(), "/fixed/relay_overhead/p50_ms", Lower),
         ("  relay overhead p99 ms (roomcast only)".into(), "/fixed/relay_overhead/p99_ms", Lower),
         (format!("fan-out {shape} ramp: saturation frames/s"), "/saturation_frames_per_s", Higher),

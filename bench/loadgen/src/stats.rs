@@ -25,6 +25,8 @@ pub struct Stats {
     pub refused: AtomicU64,
     pub skipped: AtomicU64,
     shards: Vec<Mutex<Histogram<u64>>>,
+    /// Send → ack at the publisher: the server's commit path, seen from outside.
+    acks: Mutex<Histogram<u64>>,
     closes: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -73,6 +75,7 @@ impl Default for Stats {
             refused: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             shards: (0..SHARDS).map(|_| histogram()).collect(),
+            acks: histogram(),
             closes: Mutex::new(BTreeMap::new()),
         }
     }
@@ -85,6 +88,7 @@ impl Stats {
         for shard in &self.shards {
             shard.lock().expect("histogram poisoned").reset();
         }
+        self.acks.lock().expect("histogram poisoned").reset();
         for counter in [&self.delivered, &self.sent, &self.refused, &self.skipped] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -104,6 +108,20 @@ impl Stats {
         let latency = (now_micros() - sent_at).clamp(1, MAX_MICROS as i64) as u64;
         self.shards[conn % SHARDS].lock().expect("histogram poisoned").saturating_record(latency);
         self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the ack of a send made at `sent_at`.
+    pub fn record_ack(&self, sent_at: i64) {
+        if self.in_window(sent_at) {
+            let latency = (now_micros() - sent_at).clamp(1, MAX_MICROS as i64) as u64;
+            self.acks.lock().expect("histogram poisoned").saturating_record(latency);
+        }
+    }
+
+    /// Send → ack percentiles, if any ack carried its send time back.
+    pub fn ack_latency(&self) -> Option<Latency> {
+        let acks = self.acks.lock().expect("histogram poisoned");
+        (!acks.is_empty()).then(|| Latency::from_histogram(&acks))
     }
 
     pub fn record_send(&self, sent_at: i64) {
