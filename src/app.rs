@@ -75,11 +75,18 @@ impl Application {
         // the listener stops accepting, every session finishes its frame in
         // hand, flushes what it queued (acks included) and closes with 1001,
         // then the routes stop. All of it within `server.shutdown_grace`.
-        server::serve(self.listener, routes::routes(self.context.clone()), shutdown.clone().cancelled_owned()).await;
-        let stopping_at = tokio::time::Instant::now();
         let grace = self.context.server.shutdown_grace;
+        let routes = routes::routes(self.context.clone());
+        let serving = server::serve(self.listener, routes, shutdown.clone().cancelled_owned(), grace);
+        // The grace counts from the signal; sessions start closing then too.
+        let signalled = async {
+            shutdown.cancelled().await;
+            tokio::time::Instant::now()
+        };
+        let ((), stopping_at) = tokio::join!(serving, signalled);
         self.context.sessions.close();
-        if tokio::time::timeout(grace, self.context.sessions.wait()).await.is_err() {
+        let left = grace.saturating_sub(stopping_at.elapsed());
+        if tokio::time::timeout(left, self.context.sessions.wait()).await.is_err() {
             tracing::warn!("some sessions did not close within the shutdown grace");
         }
         let left = grace.saturating_sub(stopping_at.elapsed());

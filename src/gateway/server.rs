@@ -5,6 +5,7 @@
 //! reach them, so `/ws` can own its upgrade (see `upgrade`).
 
 use std::future::Future;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -17,9 +18,9 @@ use warp::{Filter, Reply};
 use super::upgrade::{PeerAddr, PendingUpgrade};
 
 /// Serves `routes` on `listener` until `stop` completes, then stops accepting
-/// and waits for the HTTP exchanges in progress. Upgraded sockets are not
-/// waited for here: they belong to their sessions.
-pub async fn serve<F>(listener: TcpListener, routes: F, stop: impl Future<Output = ()>)
+/// and waits up to `drain` for the HTTP exchanges in progress. Upgraded
+/// sockets are not waited for here: they belong to their sessions.
+pub async fn serve<F>(listener: TcpListener, routes: F, stop: impl Future<Output = ()>, drain: Duration)
 where
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: Reply,
@@ -38,7 +39,7 @@ where
                         tracing::error!(%error, "accept failed");
                         tokio::select! {
                             _ = &mut stop => break,
-                            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                         }
                     }
                     continue;
@@ -62,7 +63,10 @@ where
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // A client trickling a request in must not hold the process up.
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some HTTP exchanges did not finish within the shutdown grace");
+    }
 }
 
 /// Accept errors that concern one connection only, as hyper's old server had them.

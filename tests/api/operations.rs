@@ -94,7 +94,11 @@ async fn sigterm_closes_every_client_with_1001_after_acking_what_was_in_flight()
         alice.send(json!({"type": "send", "room": "r", "client_id": format!("c{i}"), "body": i})).await;
     }
     alice.wait_for(|f| f["type"] == "ack").await;
-    let (code, took) = relay.terminate().await;
+    // A client trickling in an HTTP request must not hold the exit up.
+    let mut trickling = tokio::net::TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut trickling, b"GET /healthz HTTP/1.1\r\nHost: loc").await.unwrap();
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(30), relay.terminate()).await;
+    let (code, took) = exited.expect("the relay exits despite an unfinished HTTP request");
     assert_eq!(code, Some(0), "exits cleanly");
     assert!(took < std::time::Duration::from_secs(10), "within server.shutdown_grace: {took:?}");
     for client in [&mut alice, &mut bob] {
