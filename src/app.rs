@@ -74,21 +74,22 @@ impl Application {
         // On the signal, in order: /readyz answers 503 (it reads the token),
         // the listener stops accepting, every session finishes its frame in
         // hand, flushes what it queued (acks included) and closes with 1001,
-        // then the routes stop. All of it within `server.shutdown_grace`.
+        // then the routes stop. All of it within `server.shutdown_grace`,
+        // counted from the signal; plain HTTP exchanges drain meanwhile.
         let grace = self.context.server.shutdown_grace;
         let routes = routes::routes(self.context.clone());
-        let serving = server::serve(self.listener, routes, shutdown.clone().cancelled_owned(), grace);
-        // The grace counts from the signal; sessions start closing then too.
-        let signalled = async {
+        let drain = grace.min(server::LONGEST_EXCHANGE);
+        let serving = server::serve(self.listener, routes, shutdown.clone().cancelled_owned(), drain);
+        let closing_sessions = async {
             shutdown.cancelled().await;
-            tokio::time::Instant::now()
+            let stopping_at = tokio::time::Instant::now();
+            self.context.sessions.close();
+            if tokio::time::timeout(grace, self.context.sessions.wait()).await.is_err() {
+                tracing::warn!("some sessions did not close within the shutdown grace");
+            }
+            stopping_at
         };
-        let ((), stopping_at) = tokio::join!(serving, signalled);
-        self.context.sessions.close();
-        let left = grace.saturating_sub(stopping_at.elapsed());
-        if tokio::time::timeout(left, self.context.sessions.wait()).await.is_err() {
-            tracing::warn!("some sessions did not close within the shutdown grace");
-        }
+        let ((), stopping_at) = tokio::join!(serving, closing_sessions);
         let left = grace.saturating_sub(stopping_at.elapsed());
         if tokio::time::timeout(left, self.relay.stopped()).await.is_err() {
             tracing::warn!("some routes did not stop within the shutdown grace");

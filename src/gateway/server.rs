@@ -17,6 +17,11 @@ use warp::{Filter, Reply};
 
 use super::upgrade::{PeerAddr, PendingUpgrade};
 
+/// How long an HTTP exchange may still take once shutdown began. No route
+/// takes longer than `/readyz`'s 2 s database ping; a request unfinished by
+/// then is a stalled client, which must not hold the exit up.
+pub const LONGEST_EXCHANGE: Duration = Duration::from_secs(3);
+
 /// Serves `routes` on `listener` until `stop` completes, then stops accepting
 /// and waits up to `drain` for the HTTP exchanges in progress. Upgraded
 /// sockets are not waited for here: they belong to their sessions.
@@ -63,9 +68,8 @@ where
         });
     }
     drop(listener);
-    // A client trickling a request in must not hold the process up.
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!("some HTTP exchanges did not finish within the shutdown grace");
+        tracing::debug!("HTTP exchanges still unfinished at shutdown were dropped");
     }
 }
 
