@@ -190,7 +190,8 @@ mod tests {
         assert_eq!(texts(&replay.frames.unwrap()), ["bob13"]);
         assert_eq!(replay.high_water, at(13, 0));
         assert!(ring.replay("bob", at(10, 0)).frames.is_none(), "events at the start time are before the floor");
-        assert_eq!(texts(&ring.replay("bob", at(10, 5).max(at(11, 0))).frames.unwrap()), ["bob13"]);
+        let floor = Position::at(Timestamp { time: 10, increment: 1 }, u32::MAX);
+        assert_eq!(texts(&ring.replay("bob", floor).frames.unwrap()), ["bob11", "bob13"], "a cursor at the floor");
         // A fourth event evicts the first: cursors before it are no longer recoverable.
         ring.push(at(14, 0), "bob", &Message::text("bob14"));
         assert!(ring.replay("bob", at(10, 0)).frames.is_none());

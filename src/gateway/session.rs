@@ -385,7 +385,7 @@ async fn write_loop(
     tokio::pin!(closed);
     // Grows with use: most connections never hold more than a few frames at once.
     let mut batch = Batch::default();
-    let counters = FrameCounters::new();
+    let counters = FrameCounters::shared();
     loop {
         tokio::select! {
             biased;
@@ -414,7 +414,7 @@ async fn write_loop(
             biased;
             // A client that stopped reading must not pin this task on a full socket.
             _ = &mut closed => break,
-            written = write_all(&mut sink, &mut batch, &counters) => written,
+            written = write_all(&mut sink, &mut batch, counters) => written,
         };
         if written.is_err() {
             return;
@@ -427,7 +427,7 @@ async fn write_loop(
             connection.dequeued(&item);
             outbox.absorb(item, &mut batch);
         }
-        let _ = tokio::time::timeout(context.server.ping_interval, write_all(&mut sink, &mut batch, &counters)).await;
+        let _ = tokio::time::timeout(context.server.ping_interval, write_all(&mut sink, &mut batch, counters)).await;
     }
     if let Some(reason) = connection.close_reason() {
         let close = Message::Close(Some(CloseFrame { code: reason.code().into(), reason: reason.text().into() }));
@@ -437,32 +437,27 @@ async fn write_loop(
 }
 
 /// Counters of written frames and the relay-overhead histogram, looked up
-/// once per connection, not per frame.
+/// once per process (after `metrics::install`), not per connection or frame.
 struct FrameCounters {
-    by_type: Vec<(&'static str, ::metrics::Counter)>,
+    by_type: [::metrics::Counter; metrics::FRAME_TYPES.len()],
     bytes: ::metrics::Counter,
     overhead: ::metrics::Histogram,
 }
 
 impl FrameCounters {
-    fn new() -> Self {
-        let types =
-            ["message", "notification", "ack", "error", "joined", "left", "pong", "recovery", "resync", "other"];
-        let by_type = types.iter().map(|t| (*t, ::metrics::counter!(metrics::FRAMES_OUT, "type" => *t))).collect();
-        FrameCounters {
-            by_type,
+    fn shared() -> &'static FrameCounters {
+        static SHARED: std::sync::OnceLock<FrameCounters> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| FrameCounters {
+            by_type: metrics::FRAME_TYPES.map(|t| ::metrics::counter!(metrics::FRAMES_OUT, "type" => t)),
             bytes: ::metrics::counter!(metrics::BYTES_OUT),
             overhead: ::metrics::histogram!(metrics::RELAY_OVERHEAD_SECONDS),
-        }
+        })
     }
 
     fn count(&self, frame: &Message) {
         let Message::Text(text) = frame else { return };
         let bytes = text.as_bytes();
-        let kind = metrics::frame_type(bytes);
-        if let Some((_, counter)) = self.by_type.iter().find(|(t, _)| *t == kind) {
-            counter.increment(1);
-        }
+        self.by_type[metrics::frame_type(bytes)].increment(1);
         self.bytes.increment(bytes.len() as u64);
     }
 }

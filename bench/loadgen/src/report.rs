@@ -21,42 +21,39 @@ fn row(figure: impl Into<String>, pointer: impl Into<String>, better: Better) ->
     Row { figure: figure.into(), pointer: pointer.into(), better }
 }
 
+/// The figures of a fixed-rate fan-out step, under its delivered-rate row.
+const FIXED_STEP_FIGURES: [(&str, &str, Better); 13] = [
+    ("  p50 latency ms", "/latency/p50_ms", Better::Lower),
+    ("  p99 latency ms", "/latency/p99_ms", Better::Lower),
+    ("  p99.9 latency ms", "/latency/p999_ms", Better::Lower),
+    ("  lost frames", "/lost_frames", Better::Lower),
+    ("  server CPU s per 1M frames", "/server_cpu_s_per_m_frames", Better::Lower),
+    ("  database CPU s in window", "/db_cpu_s", Better::Lower),
+    ("  load generator CPU s in window", "/loadgen_cpu_s", Better::Lower),
+    ("  server peak RSS MiB", "/server_peak_rss_mib", Better::Lower),
+    ("  send → ack p50 ms (roomcast only)", "/ack_latency/p50_ms", Better::Lower),
+    ("  relay overhead p50 ms (roomcast only)", "/relay_overhead/p50_ms", Better::Lower),
+    ("  relay overhead p99 ms (roomcast only)", "/relay_overhead/p99_ms", Better::Lower),
+    ("  relay overhead p99.9 ms (roomcast only)", "/relay_overhead/p999_ms", Better::Lower),
+    ("  relay overhead share within 1 ms (roomcast only)", "/relay_overhead/within_1ms", Better::Higher),
+];
+
 fn rows(result: &Value) -> Vec<(String, Row)> {
     use Better::*;
     let mut rows = Vec::new();
-    let fanout = &result["scale"];
-    let shape = format!("{}×{}", fanout["fanout_rooms"], fanout["fanout_subs_per_room"]);
-    let rate = fanout["fanout_rate"].as_f64().unwrap_or(0.0);
-    for (label, pointer, better) in [
-        (format!("fan-out {shape} @ {rate} msg/s: delivered frames/s"), "/fixed/delivered_frames_per_s", Higher),
-        ("  p50 latency ms".into(), "/fixed/latency/p50_ms", Lower),
-        ("  p99 latency ms".into(), "/fixed/latency/p99_ms", Lower),
-        ("  p99.9 latency ms".into(), "/fixed/latency/p999_ms", Lower),
-        ("  lost frames".into(), "/fixed/lost_frames", Lower),
-        ("  server CPU s per 1M frames".into(), "/fixed/server_cpu_s_per_m_frames", Lower),
-        ("  database CPU s in window".into(), "/fixed/db_cpu_s", Lower),
-        ("  load generator CPU s in window".into(), "/fixed/loadgen_cpu_s", Lower),
-        ("  server peak RSS MiB".into(), "/fixed/server_peak_rss_mib", Lower),
-        ("  send → ack p50 ms (roomcast only)".into(), "/fixed/ack_latency/p50_ms", Lower),
-        ("  relay overhead p50 ms (roomcast only)".into(), "/fixed/relay_overhead/p50_ms", Lower),
-        ("  relay overhead p99 ms (roomcast only)".into(), "/fixed/relay_overhead/p99_ms", Lower),
-        (format!("fan-out {shape} ramp: saturation frames/s"), "/saturation_frames_per_s", Higher),
-    ] {
-        rows.push(("fanout".into(), row(label, pointer, better)));
-    }
-    let wide = format!("{}×{}", fanout["wide_rooms"], fanout["wide_subs_per_room"]);
-    let wide_rate = fanout["wide_rate"].as_f64().unwrap_or(0.0);
-    for (label, pointer, better) in [
-        (format!("fan-out {wide} @ {wide_rate} msg/s: delivered frames/s"), "/fixed/delivered_frames_per_s", Higher),
-        ("  p50 latency ms".into(), "/fixed/latency/p50_ms", Lower),
-        ("  p99 latency ms".into(), "/fixed/latency/p99_ms", Lower),
-        ("  lost frames".into(), "/fixed/lost_frames", Lower),
-        ("  server CPU s per 1M frames".into(), "/fixed/server_cpu_s_per_m_frames", Lower),
-        ("  relay overhead p50 ms (roomcast only)".into(), "/fixed/relay_overhead/p50_ms", Lower),
-        ("  relay overhead p99 ms (roomcast only)".into(), "/fixed/relay_overhead/p99_ms", Lower),
-        ("  relay overhead p99.9 ms (roomcast only)".into(), "/fixed/relay_overhead/p999_ms", Lower),
-    ] {
-        rows.push(("wide".into(), row(label, pointer, better)));
+    let scale = &result["scale"];
+    for (section, prefix) in [("fanout", "fanout"), ("wide", "wide")] {
+        let shape = format!("{}×{}", scale[format!("{prefix}_rooms")], scale[format!("{prefix}_subs_per_room")]);
+        let rate = scale[format!("{prefix}_rate")].as_f64().unwrap_or(0.0);
+        let label = format!("fan-out {shape} @ {rate} msg/s: delivered frames/s");
+        rows.push((section.into(), row(label, "/fixed/delivered_frames_per_s", Higher)));
+        for (label, pointer, better) in FIXED_STEP_FIGURES {
+            rows.push((section.into(), row(label, format!("/fixed{pointer}"), better)));
+        }
+        if section == "fanout" {
+            let label = format!("fan-out {shape} ramp: saturation frames/s");
+            rows.push((section.into(), row(label, "/saturation_frames_per_s", Higher)));
+        }
     }
     if let Some(sizes) = result["scale"]["idle_sizes"].as_array() {
         for (i, size) in sizes.iter().enumerate() {

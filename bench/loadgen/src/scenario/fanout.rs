@@ -29,44 +29,29 @@ pub struct FanoutRun {
 const KEEPING_UP: f64 = 0.9;
 const P99_LIMIT_MS: f64 = 1000.0;
 
-/// One fixed-rate step on a wide fleet (about 100k frames/s in the full scale).
-#[derive(Debug, Serialize)]
-pub struct WideRun {
-    pub shape: Shape,
-    pub connect_s: f64,
-    pub fixed: StepFigures,
-    pub closes: BTreeMap<String, u64>,
-}
-
-pub async fn run_wide(ctx: &Ctx<'_>) -> Result<WideRun> {
-    let scale = ctx.scale;
-    let shape = Shape {
-        rooms: scale.wide_rooms,
-        subs_per_room: scale.wide_subs_per_room,
-        publishers: scale.wide_publishers,
-        payload_bytes: scale.payload_bytes,
-    };
-    let began = Instant::now();
-    let fleet = Fleet::connect(ctx.target, ctx.port, shape).await?;
-    let connect_s = began.elapsed().as_secs_f64();
-    let pace = Pace {
-        rate: Some(scale.wide_rate / shape.publishers as f64),
-        max_in_flight: scale.max_in_flight_per_publisher,
-    };
-    let fixed = fleet.step(pace, scale.timing, ctx.watched).await?;
-    let closes = fleet.closes();
-    fleet.close();
-    Ok(WideRun { shape, connect_s, fixed, closes })
-}
-
+/// The fan-out scenario: 20×50 at a fixed rate, then the ramp.
 pub async fn run(ctx: &Ctx<'_>) -> Result<FanoutRun> {
     let scale = ctx.scale;
-    let shape = Shape {
-        rooms: scale.fanout_rooms,
-        subs_per_room: scale.fanout_subs_per_room,
-        publishers: scale.fanout_publishers,
-        payload_bytes: scale.payload_bytes,
-    };
+    let shape = (scale.fanout_rooms, scale.fanout_subs_per_room, scale.fanout_publishers);
+    fanout(ctx, shape, scale.fanout_rate, &scale.ramp_rates).await
+}
+
+/// One fixed-rate step on a wide fleet (about 100k frames/s in the full
+/// scale), where the relay-overhead target applies; no ramp.
+pub async fn run_wide(ctx: &Ctx<'_>) -> Result<FanoutRun> {
+    let scale = ctx.scale;
+    fanout(ctx, (scale.wide_rooms, scale.wide_subs_per_room, scale.wide_publishers), scale.wide_rate, &[]).await
+}
+
+/// `(rooms, subscribers per room, publishers)` at `rate` msg/s, then each of `ramp_rates`.
+async fn fanout(
+    ctx: &Ctx<'_>,
+    (rooms, subs_per_room, publishers): (usize, usize, usize),
+    rate: f64,
+    ramp_rates: &[f64],
+) -> Result<FanoutRun> {
+    let scale = ctx.scale;
+    let shape = Shape { rooms, subs_per_room, publishers, payload_bytes: scale.payload_bytes };
     let began = Instant::now();
     let fleet = Fleet::connect(ctx.target, ctx.port, shape).await?;
     let connect_s = began.elapsed().as_secs_f64();
@@ -74,9 +59,9 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<FanoutRun> {
         rate: Some(total / shape.publishers as f64),
         max_in_flight: scale.max_in_flight_per_publisher,
     };
-    let fixed = fleet.step(pace(scale.fanout_rate), scale.timing, ctx.watched).await?;
+    let fixed = fleet.step(pace(rate), scale.timing, ctx.watched).await?;
     let mut ramp = Vec::new();
-    for rate in &scale.ramp_rates {
+    for rate in ramp_rates {
         let step = fleet.step(pace(*rate), scale.timing, ctx.watched).await?;
         let offered_frames = rate * shape.subs_per_room as f64;
         let saturated = step.delivered_frames_per_s < KEEPING_UP * offered_frames
