@@ -29,10 +29,11 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub const FRAME_TYPES: [&str; 10] =
     ["message", "notification", "ack", "error", "joined", "left", "pong", "recovery", "resync", "other"];
 
-/// Fine around the 1 ms that matters for the relay's own delay.
-const OVERHEAD_BUCKETS: [f64; 20] = [
+/// Fine around the 1 ms that matters for the relay's own delay and for a
+/// send's commit, and up to the 10 s of a slow database.
+const LATENCY_BUCKETS: [f64; 23] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 2.0,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// Installs the recorder (once) and returns the handle that renders it.
@@ -40,12 +41,9 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(WRITE_SECONDS.to_string()),
-                    &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-                )
+                .set_buckets_for_metric(Matcher::Full(WRITE_SECONDS.to_string()), &LATENCY_BUCKETS)
                 .expect("valid buckets")
-                .set_buckets_for_metric(Matcher::Full(RELAY_OVERHEAD_SECONDS.to_string()), &OVERHEAD_BUCKETS)
+                .set_buckets_for_metric(Matcher::Full(RELAY_OVERHEAD_SECONDS.to_string()), &LATENCY_BUCKETS)
                 .expect("valid buckets")
                 .install_recorder()
                 .unwrap_or_else(|_| {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::clock::{micros, now_micros};
-use crate::overhead::{self, Buckets, Overhead};
+use crate::overhead::{self, Overhead, Scrape};
 use crate::procstat::{self, cpu_between, ProcSample};
 use crate::stats::{Latency, Stats};
 
@@ -55,6 +55,8 @@ pub struct StepFigures {
     pub server_peak_rss_mib: f64,
     /// roomcast only: change event received → frame written, from its metrics.
     pub relay_overhead: Option<Overhead>,
+    /// roomcast only: a send's majority insert as the relay waited for it.
+    pub relay_commit: Option<Overhead>,
 }
 
 /// CPU and memory of the server, the database and this process at one instant.
@@ -62,12 +64,12 @@ pub struct Samples {
     server: ProcSample,
     db: Option<ProcSample>,
     loadgen: ProcSample,
-    overhead: Option<Buckets>,
+    metrics: Option<Scrape>,
 }
 
 impl Samples {
     async fn take(watched: Watched) -> Result<Samples> {
-        let overhead = match watched.metrics_port {
+        let metrics = match watched.metrics_port {
             Some(port) => Some(overhead::scrape(port).await?),
             None => None,
         };
@@ -75,7 +77,7 @@ impl Samples {
             server: procstat::sample(watched.server)?,
             db: watched.db.and_then(|pid| procstat::sample(pid).ok()),
             loadgen: procstat::sample(std::process::id())?,
-            overhead,
+            metrics,
         })
     }
 }
@@ -114,9 +116,11 @@ impl Window {
         let expected = stats.sent.load(Ordering::Relaxed) * fanout;
         drain(stats, expected, self.end + self.timing.drain).await;
         let after = Samples::take(watched).await?;
-        let relay_overhead = match (&after.overhead, &before.overhead) {
-            (Some(after), Some(before)) => Some(after.since(before)),
-            _ => None,
+        let (relay_overhead, relay_commit) = match (&after.metrics, &before.metrics) {
+            (Some(after), Some(before)) => {
+                (Some(after.overhead.since(&before.overhead)), Some(after.commit.since(&before.commit)))
+            }
+            _ => (None, None),
         };
         let server = after.server;
         let seconds = self.timing.duration.as_secs_f64();
@@ -140,6 +144,7 @@ impl Window {
             server_rss_mib: server.rss_kib as f64 / 1024.0,
             server_peak_rss_mib: server.peak_rss_kib as f64 / 1024.0,
             relay_overhead,
+            relay_commit,
         })
     }
 }

@@ -1,18 +1,28 @@
-//! roomcast's own delay, read from its `/metrics`: the histogram
+//! roomcast's own delays, read from its `/metrics`: the histograms
 //! `roomcast_relay_overhead_seconds` (change event received → frame written
-//! to the socket) is scraped when a step's window opens and after it drains,
-//! and the percentiles of the difference are interpolated within buckets, as
-//! Prometheus's `histogram_quantile` does. The peer has no such histogram.
+//! to the socket) and `roomcast_write_seconds` (a send's majority insert, as
+//! the relay waits for it) are scraped when a step's window opens and after
+//! it drains, and the percentiles of the differences are interpolated within
+//! buckets, as Prometheus's `histogram_quantile` does. The peer has no such
+//! histograms.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERIES: &str = "roomcast_relay_overhead_seconds_bucket{le=\"";
+const OVERHEAD: &str = "roomcast_relay_overhead_seconds";
+const COMMIT: &str = "roomcast_write_seconds";
 
 /// Cumulative counts per upper bound, as exposed (`+Inf` last).
 #[derive(Debug, Clone, Default)]
 pub struct Buckets(Vec<(f64, u64)>);
+
+/// The two histograms at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    pub overhead: Buckets,
+    pub commit: Buckets,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Overhead {
@@ -24,18 +34,19 @@ pub struct Overhead {
     pub within_1ms: f64,
 }
 
-pub async fn scrape(port: u16) -> Result<Buckets> {
+pub async fn scrape(port: u16) -> Result<Scrape> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await?;
     let mut body = String::new();
     stream.read_to_string(&mut body).await.context("reading /metrics")?;
-    Ok(parse(&body))
+    Ok(Scrape { overhead: parse(&body, OVERHEAD), commit: parse(&body, COMMIT) })
 }
 
-fn parse(exposition: &str) -> Buckets {
+fn parse(exposition: &str, histogram: &str) -> Buckets {
+    let series = format!("{histogram}_bucket{{le=\"");
     let buckets = exposition
         .lines()
-        .filter_map(|line| line.strip_prefix(SERIES))
+        .filter_map(|line| line.strip_prefix(series.as_str()))
         .filter_map(|rest| {
             let (bound, count) = rest.split_once("\"} ")?;
             let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
@@ -101,12 +112,15 @@ mod tests {
         let before = parse(
             "roomcast_relay_overhead_seconds_bucket{le=\"0.001\"} 10\n\
              roomcast_relay_overhead_seconds_bucket{le=\"0.002\"} 10\n\
-             roomcast_relay_overhead_seconds_bucket{le=\"+Inf\"} 10\n",
+             roomcast_relay_overhead_seconds_bucket{le=\"+Inf\"} 10\n\
+             roomcast_write_seconds_bucket{le=\"0.001\"} 7\n",
+            OVERHEAD,
         );
         let after = parse(
             "roomcast_relay_overhead_seconds_bucket{le=\"0.001\"} 60\n\
              roomcast_relay_overhead_seconds_bucket{le=\"0.002\"} 110\n\
              roomcast_relay_overhead_seconds_bucket{le=\"+Inf\"} 110\n",
+            OVERHEAD,
         );
         let overhead = after.since(&before);
         assert_eq!(overhead.frames, 100);

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::now_micros;
-use crate::conn::{self, close_reason};
+use crate::conn::{self, close_reason, Ws};
 use crate::dialect::{integer_after, Incoming, Target, SOURCE_KEY};
 use crate::stats::Stats;
 
@@ -36,7 +37,9 @@ pub struct Publisher {
     id: u64,
     target: Target,
     rooms: Vec<String>,
-    outgoing: mpsc::Sender<String>,
+    /// Shared by the send loop and the reader's pongs: a send goes to the
+    /// socket from the task that stamped its send time, with no hop between.
+    sink: Arc<Mutex<SplitSink<Ws, Message>>>,
     in_flight: Arc<AtomicU64>,
     completed: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
@@ -53,19 +56,12 @@ impl Publisher {
         stats: Arc<Stats>,
     ) -> Result<Publisher> {
         let ws = conn::open(target, port, &format!("pub-{id}"), &rooms).await?;
-        let (mut sink, mut stream) = ws.split();
-        let (outgoing, mut queue) = mpsc::channel::<String>(1024);
+        let (sink, mut stream) = ws.split();
+        let sink = Arc::new(Mutex::new(sink));
         let in_flight = Arc::new(AtomicU64::new(0));
         let completed = Arc::new(Notify::new());
-        let writer = tokio::spawn(async move {
-            while let Some(frame) = queue.recv().await {
-                if sink.send(Message::text(frame)).await.is_err() {
-                    break;
-                }
-            }
-        });
         let reader = tokio::spawn({
-            let (outgoing, in_flight, completed) = (outgoing.clone(), in_flight.clone(), completed.clone());
+            let (sink, in_flight, completed) = (sink.clone(), in_flight.clone(), completed.clone());
             let own_source = id as i64;
             async move {
                 while let Some(frame) = stream.next().await {
@@ -100,7 +96,7 @@ impl Publisher {
                         completed.notify_one();
                     }
                     if let Some(reply) = target.reply(&incoming) {
-                        let _ = outgoing.send(reply.to_string()).await;
+                        let _ = sink.lock().await.send(Message::text(reply)).await;
                     }
                 }
             }
@@ -109,10 +105,10 @@ impl Publisher {
             id,
             target,
             rooms,
-            outgoing,
+            sink,
             in_flight,
             completed,
-            tasks: vec![writer, reader],
+            tasks: vec![reader],
             padding: "x".repeat(payload_bytes),
         })
     }
@@ -147,7 +143,7 @@ impl Publisher {
             let client_id = format!("p{}-{sent_at}-{count}", self.id);
             let frame = self.target.send_frame(room, &client_id, count, &body);
             stats.record_send(sent_at);
-            if self.outgoing.send(frame).await.is_err() {
+            if self.sink.lock().await.send(Message::text(frame)).await.is_err() {
                 return;
             }
         }

@@ -22,7 +22,7 @@ fn row(figure: impl Into<String>, pointer: impl Into<String>, better: Better) ->
 }
 
 /// The figures of a fixed-rate fan-out step, under its delivered-rate row.
-const FIXED_STEP_FIGURES: [(&str, &str, Better); 13] = [
+const FIXED_STEP_FIGURES: [(&str, &str, Better); 14] = [
     ("  p50 latency ms", "/latency/p50_ms", Better::Lower),
     ("  p99 latency ms", "/latency/p99_ms", Better::Lower),
     ("  p99.9 latency ms", "/latency/p999_ms", Better::Lower),
@@ -32,6 +32,7 @@ const FIXED_STEP_FIGURES: [(&str, &str, Better); 13] = [
     ("  load generator CPU s in window", "/loadgen_cpu_s", Better::Lower),
     ("  server peak RSS MiB", "/server_peak_rss_mib", Better::Lower),
     ("  send → ack p50 ms (roomcast only)", "/ack_latency/p50_ms", Better::Lower),
+    ("  relay: send commit p50 ms (roomcast only)", "/relay_commit/p50_ms", Better::Lower),
     ("  relay overhead p50 ms (roomcast only)", "/relay_overhead/p50_ms", Better::Lower),
     ("  relay overhead p99 ms (roomcast only)", "/relay_overhead/p99_ms", Better::Lower),
     ("  relay overhead p99.9 ms (roomcast only)", "/relay_overhead/p999_ms", Better::Lower),
@@ -50,6 +51,9 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
         for (label, pointer, better) in FIXED_STEP_FIGURES {
             rows.push((section.into(), row(label, format!("/fixed{pointer}"), better)));
         }
+        let floor = "  the floor under this load: insert → change event p50 ms (bare driver)";
+        rows.push((section.into(), row(floor, "/floor_under_load/insert_to_event/p50_ms", Lower)));
+        rows.push((section.into(), row("  p50 latency over that floor ms", "/p50_over_floor_under_load_ms", Lower)));
         if section == "fanout" {
             let label = format!("fan-out {shape} ramp: saturation frames/s");
             rows.push((section.into(), row(label, "/saturation_frames_per_s", Higher)));

@@ -48,6 +48,9 @@ pub struct Scale {
     pub growth_max_publishers: usize,
     pub growth_window: u64,
     pub floor_rate: f64,
+    /// The bare-driver probe that runs beside each fixed fan-out step: low,
+    /// so that it barely adds to the load it measures.
+    pub floor_under_load_rate: f64,
 }
 
 impl Scale {
@@ -83,6 +86,7 @@ impl Scale {
             growth_max_publishers: 100,
             growth_window: 64,
             floor_rate: 500.0,
+            floor_under_load_rate: 50.0,
         }
     }
 
@@ -115,6 +119,7 @@ impl Scale {
             growth_subs_fixed: 3,
             growth_window: 4,
             floor_rate: 20.0,
+            floor_under_load_rate: 10.0,
             ..Scale::full()
         }
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::floor::{self, FloorRun};
 use super::Ctx;
 use crate::figures::StepFigures;
 use crate::fleet::{Fleet, Shape};
@@ -19,6 +20,11 @@ pub struct FanoutRun {
     pub shape: Shape,
     pub connect_s: f64,
     pub fixed: StepFigures,
+    /// The database's own insert → change-event latency, measured by a bare
+    /// driver client during the fixed step: the floor under this load.
+    pub floor_under_load: Option<FloorRun>,
+    /// The fixed step's p50 latency minus that floor's p50.
+    pub p50_over_floor_under_load_ms: Option<f64>,
     pub ramp: Vec<StepFigures>,
     pub saturation_frames_per_s: f64,
     pub closes: BTreeMap<String, u64>,
@@ -59,7 +65,15 @@ async fn fanout(
         rate: Some(total / shape.publishers as f64),
         max_in_flight: scale.max_in_flight_per_publisher,
     };
-    let fixed = fleet.step(pace(rate), scale.timing, ctx.watched).await?;
+    let probe_database = format!("{}_floor", ctx.database);
+    let (fixed, floor_under_load) = tokio::join!(
+        fleet.step(pace(rate), scale.timing, ctx.watched),
+        floor::run(ctx.mongo_uri, &probe_database, scale.floor_under_load_rate, scale.timing)
+    );
+    let fixed = fixed?;
+    let floor_under_load = floor_under_load.map_err(|e| eprintln!("bench: the floor under load failed: {e:#}")).ok();
+    let p50_over_floor_under_load_ms =
+        floor_under_load.as_ref().map(|f| fixed.latency.p50_ms - f.insert_to_event.p50_ms);
     let mut ramp = Vec::new();
     for rate in ramp_rates {
         let step = fleet.step(pace(*rate), scale.timing, ctx.watched).await?;
@@ -76,5 +90,14 @@ async fn fanout(
         ramp.iter().chain(std::iter::once(&fixed)).map(|s| s.delivered_frames_per_s).fold(0.0, f64::max);
     let closes = fleet.closes();
     fleet.close();
-    Ok(FanoutRun { shape, connect_s, fixed, ramp, saturation_frames_per_s, closes })
+    Ok(FanoutRun {
+        shape,
+        connect_s,
+        fixed,
+        floor_under_load,
+        p50_over_floor_under_load_ms,
+        ramp,
+        saturation_frames_per_s,
+        closes,
+    })
 }

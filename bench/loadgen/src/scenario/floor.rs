@@ -52,6 +52,7 @@ pub async fn run(mongo_uri: &str, database: &str, rate: f64, timing: Timing) -> 
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     reader.abort();
+    let _ = collection.drop().await;
     Ok(FloorRun {
         rate,
         events: stats.delivered.load(std::sync::atomic::Ordering::Relaxed),
