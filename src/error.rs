@@ -80,8 +80,9 @@ impl ConfigError {
     }
 }
 
-/// Failures of the storage layer.
-#[derive(Debug, thiserror::Error)]
+/// Failures of the storage layer. Clone: one failed group commit answers
+/// every send in it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("message not found")]
     NotFound,
@@ -106,6 +107,9 @@ impl StoreError {
         let server_code = match &*error.kind {
             ErrorKind::Command(e) => Some(e.code),
             ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+            ErrorKind::InsertMany(failure) => {
+                failure.write_errors.as_ref().and_then(|errors| errors.iter().min_by_key(|e| e.index)).map(|e| e.code)
+            }
             _ => None,
         };
         let unavailable = server_code.is_some_and(|code| RETRYABLE_CODES.contains(&code))
@@ -114,6 +118,7 @@ impl StoreError {
                 ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
             )
             || matches!(*error.kind, ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)))
+            || matches!(&*error.kind, ErrorKind::InsertMany(failure) if failure.write_concern_error.is_some())
             || error.contains_label("RetryableWriteError")
             || error.contains_label("TransientTransactionError");
         if unavailable {

@@ -15,6 +15,7 @@ pub const FANOUT_FRAMES: &str = "roomcast_fanout_frames_total";
 pub const BYTES_OUT: &str = "roomcast_bytes_out_total";
 pub const SENDS: &str = "roomcast_sends_total";
 pub const WRITE_SECONDS: &str = "roomcast_write_seconds";
+pub const SEND_GROUP_SIZE: &str = "roomcast_send_group_size";
 pub const RELAY_OVERHEAD_SECONDS: &str = "roomcast_relay_overhead_seconds";
 pub const ROUTE_EVENTS: &str = "roomcast_route_events_total";
 pub const ROUTE_LAG_SECONDS: &str = "roomcast_route_lag_seconds";
@@ -36,12 +37,17 @@ const LATENCY_BUCKETS: [f64; 23] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Sends per group commit, up to the 64 one insert takes.
+const GROUP_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 /// Installs the recorder (once) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(WRITE_SECONDS.to_string()), &LATENCY_BUCKETS)
+                .expect("valid buckets")
+                .set_buckets_for_metric(Matcher::Full(SEND_GROUP_SIZE.to_string()), &GROUP_BUCKETS)
                 .expect("valid buckets")
                 .set_buckets_for_metric(Matcher::Full(RELAY_OVERHEAD_SECONDS.to_string()), &LATENCY_BUCKETS)
                 .expect("valid buckets")
@@ -80,6 +86,11 @@ fn describe() {
     describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes of frames written to clients.");
     describe_counter!(SENDS, "Sends, by result: accepted or an error code.");
     describe_histogram!(WRITE_SECONDS, Unit::Seconds, "Time to commit a send (write concern majority).");
+    describe_histogram!(
+        SEND_GROUP_SIZE,
+        Unit::Count,
+        "Sends to one room written by one ordered insert (group commit)."
+    );
     describe_histogram!(
         RELAY_OVERHEAD_SECONDS,
         Unit::Seconds,

@@ -1,7 +1,7 @@
-//! Message writes (send, edit, soft delete) and reads (current seq, history).
-//! A send is one single-document insert at the room's last seq + 1; the
-//! unique (room, seq) index arbitrates between writers, so a writer that dies
-//! at any instant holds nothing open and leaves no gap.
+//! Messages as stored, their edits and soft deletes, and the reads (current
+//! seq, history). Sends are in `sends.rs`: inserts at the room's last seq + 1,
+//! arbitrated by the unique (room, seq) index, so a writer that dies at any
+//! instant holds nothing open and leaves no gap.
 
 use bson::oid::ObjectId;
 use bson::{doc, Bson, DateTime, Document};
@@ -11,10 +11,6 @@ use mongodb::Collection;
 
 use super::Store;
 use crate::error::StoreError;
-
-/// First pause when a retry would collide again; it doubles up to the cap.
-const CONFLICT_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
-const CONFLICT_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What the author is told once a write is committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,18 +84,26 @@ fn parse_id(id: &str) -> Bson {
 }
 
 /// The name of the unique index a write collided with, if that is what failed.
-fn duplicate_index(error: &mongodb::error::Error) -> Option<String> {
+pub(super) fn duplicate_index(error: &mongodb::error::Error) -> Option<String> {
     use mongodb::error::{ErrorKind, WriteFailure};
     let message = match &*error.kind {
         ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == 11000 => &e.message,
         ErrorKind::Command(e) if e.code == 11000 => &e.message,
+        // An ordered insert reports the one document it stopped at.
+        ErrorKind::InsertMany(failure) => {
+            let first = failure.write_errors.as_ref()?.iter().min_by_key(|e| e.index)?;
+            if first.code != 11000 {
+                return None;
+            }
+            &first.message
+        }
         _ => return None,
     };
     let name = message.split("index: ").nth(1)?.split_whitespace().next()?;
     Some(name.to_string())
 }
 
-fn ack_from(doc: &Document) -> Result<Ack, StoreError> {
+pub(super) fn ack_from(doc: &Document) -> Result<Ack, StoreError> {
     let seq = doc.get("seq").and_then(as_i64);
     let room = doc.get_str("room").ok();
     match (room, seq, doc.get("_id")) {
@@ -109,83 +113,13 @@ fn ack_from(doc: &Document) -> Result<Ack, StoreError> {
 }
 
 impl Store {
-    /// Inserts a message at the room's next seq and returns once it is
-    /// majority-committed. A repeated (author, client_id) returns the original ack.
-    #[tracing::instrument(skip(self, body), err(level = "debug"))]
-    pub async fn insert_message(
-        &self,
-        room: &str,
-        author: &str,
-        client_id: &str,
-        body: Bson,
-    ) -> Result<Ack, StoreError> {
-        let writer = self.seqs.writer(room);
-        let _serialized = writer.lock.lock().await;
-        let mut last = match writer.last_seq() {
-            Some(seq) => seq,
-            None => self.max_seq(&self.messages_local, room).await?,
-        };
-        // The unique index can refuse seq k while the insert holding k is still
-        // in flight elsewhere and not yet visible to the read: retrying at once
-        // would spin. Pause, with jitter, whenever the re-read shows no progress,
-        // and give up (nothing written) after the database timeout.
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut pause = CONFLICT_PAUSE;
-        while tokio::time::Instant::now() < deadline {
-            let id = ObjectId::new();
-            let seq = last + 1;
-            let message = doc! {
-                "_id": id,
-                "room": room,
-                "seq": seq,
-                "author": author,
-                "client_id": client_id,
-                "body": body.clone(),
-                "sent_at": DateTime::now(),
-            };
-            match self.messages.insert_one(message).await {
-                Ok(_) => {
-                    writer.raise(seq);
-                    return Ok(Ack { room: room.to_string(), seq, id: id.to_hex() });
-                }
-                Err(error) => match duplicate_index(&error).as_deref() {
-                    Some("author_client_id") => return self.original_ack(author, client_id).await,
-                    Some(_) => {
-                        // Another writer took this seq: learn the real maximum and retry.
-                        let seen = self.max_seq(&self.messages_local, room).await?;
-                        if seen < seq {
-                            tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
-                            pause = (pause * 2).min(CONFLICT_PAUSE_MAX);
-                        }
-                        last = seen.max(last);
-                        writer.reset(last);
-                    }
-                    None => return Err(StoreError::from_driver(error)),
-                },
-            }
-        }
-        Err(StoreError::Busy(room.to_string()))
-    }
-
-    async fn original_ack(&self, author: &str, client_id: &str) -> Result<Ack, StoreError> {
-        // Majority read: the original may exist locally but not be committed yet,
-        // and an ack must never precede the commit.
-        let original = self
-            .messages
-            .find_one(doc! { "author": author, "client_id": client_id })
-            .projection(doc! { "room": 1, "seq": 1 })
-            .await
-            .map_err(StoreError::from_driver)?;
-        original.as_ref().map(ack_from).unwrap_or(Err(StoreError::Pending))
-    }
-
     /// The room's highest committed seq, 0 for an empty room.
     #[tracing::instrument(skip(self))]
     pub async fn current_seq(&self, room: &str) -> Result<i64, StoreError> {
         self.max_seq(&self.messages, room).await
     }
 
-    async fn max_seq(&self, collection: &Collection<Document>, room: &str) -> Result<i64, StoreError> {
+    pub(super) async fn max_seq(&self, collection: &Collection<Document>, room: &str) -> Result<i64, StoreError> {
         let newest = collection
             .find_one(doc! { "room": room })
             .sort(doc! { "seq": -1 })

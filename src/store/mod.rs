@@ -4,6 +4,7 @@
 //! streams.
 
 mod messages;
+mod sends;
 mod seqs;
 
 use std::time::Duration;

@@ -1,11 +1,14 @@
-//! Per-room writer state inside one process: a lock that serializes sends to
-//! the same room (so this process never races itself on the unique index)
-//! and a hint of the room's last committed seq. The hint is only a guess; the
+//! Per-room writer state inside one process: the queue of sends waiting for
+//! the room's next group commit, a lock that lets one group at a time be
+//! written (so this process never races itself on the unique index), and a
+//! hint of the room's last committed seq. The hint is only a guess; the
 //! unique (room, seq) index is what decides.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use super::sends::QueuedSend;
 
 /// Rooms kept before idle entries are dropped; a dropped hint costs one indexed read.
 const PRUNE_ABOVE: usize = 10_000;
@@ -13,12 +16,28 @@ const UNKNOWN: i64 = -1;
 
 pub struct RoomWriter {
     pub lock: tokio::sync::Mutex<()>,
+    queued: Mutex<VecDeque<QueuedSend>>,
     last_seq: AtomicI64,
 }
 
 impl RoomWriter {
     fn new() -> Self {
-        RoomWriter { lock: tokio::sync::Mutex::new(()), last_seq: AtomicI64::new(UNKNOWN) }
+        RoomWriter {
+            lock: tokio::sync::Mutex::new(()),
+            queued: Mutex::new(VecDeque::new()),
+            last_seq: AtomicI64::new(UNKNOWN),
+        }
+    }
+
+    pub fn enqueue(&self, send: QueuedSend) {
+        self.queued.lock().expect("send queue poisoned").push_back(send);
+    }
+
+    /// Up to `max` queued sends, oldest first.
+    pub fn take_queued(&self, max: usize) -> Vec<QueuedSend> {
+        let mut queued = self.queued.lock().expect("send queue poisoned");
+        let count = queued.len().min(max);
+        queued.drain(..count).collect()
     }
 
     /// The last seq known to be committed, if any is known.

@@ -9,7 +9,7 @@ use crate::db::{DbOptions, DbServer};
 use crate::errors::http_get;
 use crate::helpers::{mongo, spawn_process, spawn_process_at, unique_database, wait_for_http};
 
-fn metric(exposition: &str, series: &str) -> Option<f64> {
+pub fn metric(exposition: &str, series: &str) -> Option<f64> {
     exposition
         .lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?
@@ -42,6 +42,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
         "roomcast_bytes_out_total",
         "roomcast_sends_total",
         "roomcast_write_seconds",
+        "roomcast_send_group_size",
         "roomcast_relay_overhead_seconds",
         "roomcast_route_events_total",
         "roomcast_route_lag_seconds",
@@ -60,6 +61,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
     assert_eq!(metric(body, r#"roomcast_frames_out_total{type="message"}"#), Some(1.0));
     assert_eq!(metric(body, r#"roomcast_route_events_total{route="messages"}"#), Some(1.0));
     assert_eq!(metric(body, "roomcast_write_seconds_count"), Some(1.0));
+    assert_eq!(metric(body, "roomcast_send_group_size_sum"), Some(1.0));
     // One live frame (the message) was written; the error frame after it is
     // not a change event. Its record precedes the error frame's write.
     assert_eq!(metric(body, "roomcast_relay_overhead_seconds_count"), Some(1.0));

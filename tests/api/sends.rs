@@ -1,7 +1,9 @@
 use bson::doc;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::errors::http_get;
+use crate::helpers::{spawn_app, spawn_process, unique_database};
+use crate::operations::metric;
 
 #[tokio::test]
 async fn a_resend_with_the_same_client_id_writes_nothing_and_gets_the_original_ack() {
@@ -66,4 +68,66 @@ async fn a_frame_many_times_the_socket_read_buffer_is_read_whole_and_relayed_int
     assert_eq!(bob.message("r", 1).await["body"], body);
     let stored = app.messages().find_one(doc! {"seq": 1}).await.unwrap().unwrap();
     assert_eq!(stored.get_document("body").unwrap().get_str("text").unwrap(), text);
+}
+
+#[tokio::test]
+async fn concurrent_sends_to_one_room_commit_in_groups_with_contiguous_seqs() {
+    let database = unique_database();
+    let relay = spawn_process(&database).await;
+    let (writers, each) = (16usize, 8usize);
+    let mut clients = Vec::new();
+    for w in 0..writers {
+        let mut client = relay.client(&format!("w{w}")).await;
+        client.join("busy").await;
+        clients.push(client);
+    }
+    // A second connection of w0 sends w0's first client_id at the same time:
+    // whichever lands first is the one write, and both get its ack.
+    let mut twin = relay.client("w0").await;
+    twin.join("busy").await;
+    for (w, client) in clients.iter_mut().enumerate() {
+        for i in 0..each {
+            let body = json!({"w": w, "i": i});
+            client.send(json!({"type": "send", "room": "busy", "client_id": format!("c{i}"), "body": body})).await;
+        }
+    }
+    twin.send(json!({"type": "send", "room": "busy", "client_id": "c0", "body": "twin"})).await;
+
+    let mut acked = Vec::new();
+    for client in clients.iter_mut() {
+        client.wait_for_count(each, |f| f["type"] == "ack").await;
+        let acks: Vec<&serde_json::Value> = client.seen.iter().filter(|f| f["type"] == "ack").collect();
+        let in_send_order: Vec<i64> = (0..each)
+            .map(|i| acks.iter().find(|a| a["client_id"] == format!("c{i}")).unwrap()["seq"].as_i64().unwrap())
+            .collect();
+        assert!(
+            in_send_order.windows(2).all(|p| p[0] < p[1]),
+            "one connection's sends keep their order: {in_send_order:?}"
+        );
+        acked.extend(in_send_order);
+    }
+    let twin_ack = twin.wait_for(|f| f["type"] == "ack").await;
+    let first = clients[0].seen.iter().find(|f| f["type"] == "ack" && f["client_id"] == "c0").unwrap();
+    assert_eq!((&twin_ack["seq"], &twin_ack["id"]), (&first["seq"], &first["id"]), "one write for one client_id");
+
+    let total = (writers * each) as i64;
+    acked.sort();
+    assert_eq!(acked, (1..=total).collect::<Vec<_>>(), "every seq acked exactly once");
+    let messages = crate::helpers::mongo(&database).await.collection::<bson::Document>("messages");
+    let stored: Vec<i64> = futures::TryStreamExt::try_collect::<Vec<_>>(
+        messages.find(doc! {"room": "busy"}).sort(doc! {"seq": 1}).await.unwrap(),
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|d| d.get_i64("seq").unwrap())
+    .collect();
+    assert_eq!(stored, (1..=total).collect::<Vec<_>>(), "stored seqs are 1..N with no gap");
+
+    let response = http_get(relay.port, "/metrics").await;
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let sends = metric(body, "roomcast_send_group_size_sum").unwrap();
+    let groups = metric(body, "roomcast_send_group_size_count").unwrap();
+    assert_eq!(sends, (total + 1) as f64, "every send, the twin's included, went through one group");
+    assert!(groups < sends, "{sends} concurrent sends took {groups} inserts: no grouping happened");
 }

@@ -1,0 +1,180 @@
+//! Sends, committed in groups. Concurrent sends to one room inside this
+//! process queue on the room's writer; one task at a time takes the queue and
+//! writes it as one ordered insert at seqs last + 1, last + 2, … with write
+//! concern majority. An ordered insert stops at its first failure, so what it
+//! wrote is always a contiguous run of seqs after the room's maximum: each
+//! document keeps the single-insert argument for gap-free seqs
+//! (docs/design.md), and a busy room pays one commit round trip per group
+//! instead of one per send. The unique (room, seq) index still arbitrates
+//! between processes.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bson::oid::ObjectId;
+use bson::{doc, Bson, DateTime};
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use super::messages::{ack_from, duplicate_index, Ack};
+use super::seqs::RoomWriter;
+use super::Store;
+use crate::error::StoreError;
+
+/// First pause when a retry would collide again; it doubles up to the cap.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(1);
+const CONFLICT_PAUSE_MAX: Duration = Duration::from_millis(50);
+/// Sends written by one insert at most: with the largest bodies a few MiB,
+/// so the driver never splits the group into several commands.
+const MAX_GROUP: usize = 64;
+
+/// A send waiting for its room's next group.
+pub struct QueuedSend {
+    author: String,
+    client_id: String,
+    body: Bson,
+    reply: oneshot::Sender<Result<Ack, StoreError>>,
+}
+
+impl QueuedSend {
+    fn answer(self, result: Result<Ack, StoreError>) {
+        // The sender may have gone away; the write stands, and a resend finds it.
+        let _ = self.reply.send(result);
+    }
+}
+
+fn answer_all(queue: VecDeque<QueuedSend>, error: StoreError) {
+    for send in queue {
+        send.answer(Err(error.clone()));
+    }
+}
+
+impl Store {
+    /// Inserts a message at the room's next seq and returns once it is
+    /// majority-committed. A repeated (author, client_id) returns the original ack.
+    #[tracing::instrument(skip(self, body), err(level = "debug"))]
+    pub async fn insert_message(
+        &self,
+        room: &str,
+        author: &str,
+        client_id: &str,
+        body: Bson,
+    ) -> Result<Ack, StoreError> {
+        let writer = self.seqs.writer(room);
+        let (reply, answer) = oneshot::channel();
+        writer.enqueue(QueuedSend { author: author.to_string(), client_id: client_id.to_string(), body, reply });
+        // Its own task: a group must not be abandoned halfway because the
+        // connection that happened to lead it went away.
+        let (store, room_name) = (self.clone(), room.to_string());
+        tokio::spawn(async move { store.commit_queued(&room_name, &writer).await }.in_current_span());
+        answer.await.unwrap_or_else(|_| Err(StoreError::Busy(room.to_string())))
+    }
+
+    /// Commits whatever is queued for the room, one group at a time.
+    async fn commit_queued(&self, room: &str, writer: &RoomWriter) {
+        let _serialized = writer.lock.lock().await;
+        loop {
+            let group = writer.take_queued(MAX_GROUP);
+            if group.is_empty() {
+                return;
+            }
+            ::metrics::histogram!(crate::metrics::SEND_GROUP_SIZE).record(group.len() as f64);
+            self.commit_group(room, writer, group.into()).await;
+        }
+    }
+
+    async fn commit_group(&self, room: &str, writer: &RoomWriter, mut queue: VecDeque<QueuedSend>) {
+        let mut last = match writer.last_seq() {
+            Some(seq) => seq,
+            None => match self.max_seq(&self.messages_local, room).await {
+                Ok(seq) => seq,
+                Err(error) => return answer_all(queue, error),
+            },
+        };
+        // The unique index can refuse seq k while the insert holding k is still
+        // in flight elsewhere and not yet visible to the read: retrying at once
+        // would spin. Pause, with jitter, whenever the re-read shows no progress,
+        // and give up (nothing written) after the database timeout.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut pause = CONFLICT_PAUSE;
+        while !queue.is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                return answer_all(queue, StoreError::Busy(room.to_string()));
+            }
+            let sent_at = DateTime::now();
+            let ids: Vec<ObjectId> = queue.iter().map(|_| ObjectId::new()).collect();
+            let documents = queue.iter().zip(&ids).zip(last + 1..).map(|((send, id), seq)| {
+                doc! {
+                    "_id": id,
+                    "room": room,
+                    "seq": seq,
+                    "author": &send.author,
+                    "client_id": &send.client_id,
+                    "body": send.body.clone(),
+                    "sent_at": sent_at,
+                }
+            });
+            let (written, failure) = match self.messages.insert_many(documents).ordered(true).await {
+                Ok(_) => (queue.len(), None),
+                Err(error) => match first_write_failure(&error) {
+                    Some(index) => (index, Some(error)),
+                    // Unknown how much was written: every sender retries with its
+                    // client_id, which finds what was.
+                    None => return answer_all(queue, StoreError::from_driver(error)),
+                },
+            };
+            for ((send, id), seq) in queue.drain(..written).zip(&ids).zip(last + 1..) {
+                send.answer(Ok(Ack { room: room.to_string(), seq, id: id.to_hex() }));
+            }
+            last += written as i64;
+            writer.raise(last);
+            let Some(error) = failure else { return };
+            let refused = queue.pop_front().expect("the refused send is still queued");
+            match duplicate_index(&error).as_deref() {
+                Some("author_client_id") => {
+                    let original = self.original_ack(&refused.author, &refused.client_id).await;
+                    refused.answer(original);
+                }
+                Some(_) => {
+                    // Another writer took seq last + 1: learn the real maximum and retry.
+                    queue.push_front(refused);
+                    let seen = match self.max_seq(&self.messages_local, room).await {
+                        Ok(seen) => seen,
+                        Err(error) => return answer_all(queue, error),
+                    };
+                    if seen <= last {
+                        tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
+                        pause = (pause * 2).min(CONFLICT_PAUSE_MAX);
+                    }
+                    last = seen.max(last);
+                    writer.reset(last);
+                }
+                // This document alone was refused; the rest get their own try.
+                None => refused.answer(Err(StoreError::from_driver(error))),
+            }
+        }
+    }
+
+    async fn original_ack(&self, author: &str, client_id: &str) -> Result<Ack, StoreError> {
+        // Majority read: the original may exist locally but not be committed yet,
+        // and an ack must never precede the commit.
+        let original = self
+            .messages
+            .find_one(doc! { "author": author, "client_id": client_id })
+            .projection(doc! { "room": 1, "seq": 1 })
+            .await
+            .map_err(StoreError::from_driver)?;
+        original.as_ref().map(ack_from).unwrap_or(Err(StoreError::Pending))
+    }
+}
+
+/// The index of the first document an ordered insert refused, when the
+/// documents before it are known to be committed (no write concern error).
+fn first_write_failure(error: &mongodb::error::Error) -> Option<usize> {
+    match &*error.kind {
+        mongodb::error::ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
+            failure.write_errors.as_ref()?.iter().map(|e| e.index).min()
+        }
+        _ => None,
+    }
+}
