@@ -3,6 +3,7 @@
 //! connection's bounded queue, batching frames (feed, then one flush). Live
 //! frames reach the queue from the relay only; a send is never echoed here.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures::stream::{SplitSink, SplitStream};
@@ -24,7 +25,11 @@ use crate::metrics;
 use crate::recovery::Position;
 use crate::registry::{CloseReason, Connection, Outbound};
 use crate::settings::RoomPolicy;
-use crate::store::MessageDoc;
+use crate::store::{Ack, Answer, MessageDoc};
+
+/// Sends one connection may have waiting for their commit; at this many its
+/// frames are not read until the oldest is answered.
+const MAX_PENDING_SENDS: usize = 32;
 
 /// Most queued items written before one flush.
 const WRITE_BATCH: usize = 64;
@@ -72,7 +77,8 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshak
         let limits = &context.limits;
         let sends = governor::RateLimiter::direct(super::quota(limits.sends_per_second, limits.send_burst));
         let joins = governor::RateLimiter::direct(super::quota(limits.joins_per_second, limits.join_burst));
-        let mut session = Session { context, connection, identity: handshake.identity, sends, joins };
+        let pending = VecDeque::new();
+        let mut session = Session { context, connection, identity: handshake.identity, sends, joins, pending };
         session.start(&handshake.cursors).await;
         session.read_loop(stream).await;
         session.leave_everything();
@@ -93,6 +99,27 @@ struct Session {
     /// Token buckets for send/edit/delete frames and for join frames.
     sends: governor::DefaultDirectRateLimiter,
     joins: governor::DefaultDirectRateLimiter,
+    /// Sends queued for their rooms' group commits, oldest first; their
+    /// replies go out in this order.
+    pending: VecDeque<PendingSend>,
+}
+
+/// A send whose reply is still owed: its commit, or the refusal it got
+/// before it could be queued (kept in line so replies stay in send order).
+struct PendingSend {
+    client_id: String,
+    reference: Option<Value>,
+    started: std::time::Instant,
+    answer: Result<Answer, Refusal>,
+}
+
+/// The oldest pending send's outcome; never ready while nothing is pending.
+async fn oldest_outcome(pending: &mut VecDeque<PendingSend>) -> Result<Ack, Refusal> {
+    match pending.front_mut() {
+        Some(PendingSend { answer: Ok(answer), .. }) => answer.await.map_err(Refusal::from),
+        Some(PendingSend { answer: Err(refusal), .. }) => Err(refusal.clone()),
+        None => std::future::pending().await,
+    }
 }
 
 impl Session {
@@ -145,7 +172,11 @@ impl Session {
                     return self.connection.close(CloseReason::TokenExpired)
                 }
                 _ = tokio::time::sleep_until(deadline) => return self.connection.close(CloseReason::IdleTimeout),
-                incoming = stream.next() => incoming,
+                outcome = oldest_outcome(&mut self.pending), if !self.pending.is_empty() => {
+                    self.finish_send(outcome).await;
+                    continue;
+                }
+                incoming = stream.next(), if self.pending.len() < MAX_PENDING_SENDS => incoming,
             };
             let message = match incoming {
                 None => return,
@@ -167,6 +198,7 @@ impl Session {
                 Box::pin(self.handle_text(text.as_str())).await;
             } else if message.is_binary() {
                 ::metrics::counter!(metrics::FRAMES_IN, "type" => "binary").increment(1);
+                self.drain_pending().await;
                 let refusal =
                     Refusal::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text");
                 self.reply(frames::error(&refusal, None)).await;
@@ -179,6 +211,7 @@ impl Session {
             Ok(frame) => frame,
             Err(rejected) => {
                 ::metrics::counter!(metrics::FRAMES_IN, "type" => "invalid").increment(1);
+                self.drain_pending().await;
                 return self.reply(frames::error(&rejected.refusal, rejected.reference.as_ref())).await;
             }
         };
@@ -190,16 +223,16 @@ impl Session {
     }
 
     async fn handle(&mut self, frame: ClientFrame) -> Result<(), Refusal> {
+        if !matches!(frame, ClientFrame::Send { .. }) {
+            // Anything but a send waits for the sends before it, so every
+            // reply keeps the order of the frames it answers.
+            self.drain_pending().await;
+        }
         match frame {
             ClientFrame::Ping => self.reply(ServerFrame::Pong.encode()).await,
             ClientFrame::Join { room, since } => self.join(room, since).await?,
             ClientFrame::Leave { room } => self.leave(room).await?,
-            ClientFrame::Send { room, client_id, body } => {
-                let ack = self.send(&room, &client_id, &body).await;
-                let result = ack.as_ref().map_or_else(|refusal| refusal.code.as_str(), |_| "accepted");
-                ::metrics::counter!(metrics::SENDS, "result" => result).increment(1);
-                self.reply(frames::ack(Some(&client_id), &ack?)).await;
-            }
+            ClientFrame::Send { room, client_id, body } => self.queue_send(room, client_id, &body),
             ClientFrame::Edit { room, id, body, client_id } => {
                 self.require_send_right(&room)?;
                 let body = frames::body_to_bson(&body, &self.context.limits)?;
@@ -215,13 +248,38 @@ impl Session {
         Ok(())
     }
 
-    async fn send(&self, room: &str, client_id: &str, body: &Value) -> Result<crate::store::Ack, Refusal> {
-        self.require_send_right(room)?;
-        let body = frames::body_to_bson(body, &self.context.limits)?;
+    /// Checks a send and queues it for its room's group commit without
+    /// waiting: the connection's next frames are read meanwhile, and the
+    /// reply goes out when `finish_send` gets the outcome.
+    fn queue_send(&mut self, room: String, client_id: String, body: &Value) {
+        let reference = Some(serde_json::json!({ "room": room, "client_id": client_id }));
+        let answer = self.require_send_right(&room).and_then(|()| {
+            let body = frames::body_to_bson(body, &self.context.limits)?;
+            Ok(self.context.store.queue_message(&room, &self.connection.user, &client_id, body))
+        });
         let started = std::time::Instant::now();
-        let ack = self.context.store.insert_message(room, &self.connection.user, client_id, body).await?;
-        ::metrics::histogram!(metrics::WRITE_SECONDS).record(started.elapsed().as_secs_f64());
-        Ok(ack)
+        self.pending.push_back(PendingSend { client_id, reference, started, answer });
+    }
+
+    /// Replies to the oldest pending send with its outcome.
+    async fn finish_send(&mut self, outcome: Result<Ack, Refusal>) {
+        let sent = self.pending.pop_front().expect("an outcome belongs to the oldest pending send");
+        let result = outcome.as_ref().map_or_else(|refusal| refusal.code.as_str(), |_| "accepted");
+        ::metrics::counter!(metrics::SENDS, "result" => result).increment(1);
+        match outcome {
+            Ok(ack) => {
+                ::metrics::histogram!(metrics::WRITE_SECONDS).record(sent.started.elapsed().as_secs_f64());
+                self.reply(frames::ack(Some(&sent.client_id), &ack)).await;
+            }
+            Err(refusal) => self.reply(frames::error(&refusal, sent.reference.as_ref())).await,
+        }
+    }
+
+    async fn drain_pending(&mut self) {
+        while !self.pending.is_empty() {
+            let outcome = oldest_outcome(&mut self.pending).await;
+            self.finish_send(outcome).await;
+        }
     }
 
     fn require_joined(&self, room: &str) -> Result<(), Refusal> {

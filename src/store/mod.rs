@@ -14,6 +14,7 @@ use mongodb::options::{ClientOptions, CollectionOptions, IndexOptions, ReadConce
 use mongodb::{Client, Collection, Database, IndexModel};
 
 pub use messages::{id_string, Ack, MessageDoc};
+pub use sends::Answer;
 pub use seqs::SeqWriters;
 
 use crate::error::StoreError;

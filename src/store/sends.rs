@@ -49,25 +49,39 @@ fn answer_all(queue: VecDeque<QueuedSend>, error: StoreError) {
     }
 }
 
+/// The outcome of a queued send: its ack once majority-committed, or why not.
+pub struct Answer {
+    room: String,
+    outcome: oneshot::Receiver<Result<Ack, StoreError>>,
+}
+
+impl std::future::Future for Answer {
+    type Output = Result<Ack, StoreError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        std::pin::Pin::new(&mut this.outcome).poll(cx).map(|outcome| {
+            // Only a panic in the group's task drops the reply unanswered.
+            outcome.unwrap_or_else(|_| Err(StoreError::Busy(this.room.clone())))
+        })
+    }
+}
+
 impl Store {
-    /// Inserts a message at the room's next seq and returns once it is
-    /// majority-committed. A repeated (author, client_id) returns the original ack.
-    #[tracing::instrument(skip(self, body), err(level = "debug"))]
-    pub async fn insert_message(
-        &self,
-        room: &str,
-        author: &str,
-        client_id: &str,
-        body: Bson,
-    ) -> Result<Ack, StoreError> {
+    /// Queues a message for the room's next group commit, at the room's next
+    /// seq, and returns its answer. The queue position is taken now, so one
+    /// caller's sends to a room get increasing seqs in call order. A repeated
+    /// (author, client_id) is answered with the original ack.
+    #[tracing::instrument(skip(self, body))]
+    pub fn queue_message(&self, room: &str, author: &str, client_id: &str, body: Bson) -> Answer {
         let writer = self.seqs.writer(room);
-        let (reply, answer) = oneshot::channel();
+        let (reply, outcome) = oneshot::channel();
         writer.enqueue(QueuedSend { author: author.to_string(), client_id: client_id.to_string(), body, reply });
         // Its own task: a group must not be abandoned halfway because the
         // connection that happened to lead it went away.
         let (store, room_name) = (self.clone(), room.to_string());
         tokio::spawn(async move { store.commit_queued(&room_name, &writer).await }.in_current_span());
-        answer.await.unwrap_or_else(|_| Err(StoreError::Busy(room.to_string())))
+        Answer { room: room.to_string(), outcome }
     }
 
     /// Commits whatever is queued for the room, one group at a time.

@@ -131,3 +131,44 @@ async fn concurrent_sends_to_one_room_commit_in_groups_with_contiguous_seqs() {
     assert_eq!(sends, (total + 1) as f64, "every send, the twin's included, went through one group");
     assert!(groups < sends, "{sends} concurrent sends took {groups} inserts: no grouping happened");
 }
+
+#[tokio::test]
+async fn one_connection_pipelines_its_sends_and_gets_every_reply_in_order() {
+    let database = unique_database();
+    let relay = spawn_process(&database).await;
+    let mut alice = relay.client("alice").await;
+    alice.join("r").await;
+    let send = |room: &str, client_id: String| json!({"type": "send", "room": room, "client_id": client_id, "body": 1});
+    let mut expected = Vec::new();
+    for i in 0..10 {
+        alice.send(send("r", format!("c{i}"))).await;
+        expected.push(format!("ack c{i}"));
+    }
+    // Refused before it could be queued, yet answered in its place in line.
+    alice.send(send("not-joined", "x".to_string())).await;
+    expected.push("error x".to_string());
+    for i in 10..20 {
+        alice.send(send("r", format!("c{i}"))).await;
+        expected.push(format!("ack c{i}"));
+    }
+    alice.send(json!({"type": "ping"})).await;
+    expected.push("pong ".to_string());
+    alice.wait_for(|f| f["type"] == "pong").await;
+
+    let replies: Vec<String> = alice
+        .seen
+        .iter()
+        .filter(|f| matches!(f["type"].as_str(), Some("ack" | "error" | "pong")))
+        .map(|f| format!("{} {}", f["type"].as_str().unwrap(), crate::client::f_ref_client(f)))
+        .collect();
+    assert_eq!(replies, expected, "every reply in the order of the frames it answers");
+    let seqs: Vec<i64> = alice.seen.iter().filter(|f| f["type"] == "ack").map(|f| f["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "one connection's sends commit in the order sent");
+
+    let response = http_get(relay.port, "/metrics").await;
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let sends = metric(body, "roomcast_send_group_size_sum").unwrap();
+    let groups = metric(body, "roomcast_send_group_size_count").unwrap();
+    assert_eq!(sends, 20.0, "the refused send was never queued");
+    assert!(groups < sends, "20 pipelined sends took {groups} inserts: the connection waited for each commit");
+}
