@@ -80,6 +80,14 @@ impl ConfigError {
     }
 }
 
+/// The first document an ordered insert refused, when that is how it failed.
+pub(crate) fn first_refused(error: &mongodb::error::Error) -> Option<&mongodb::error::IndexedWriteError> {
+    match &*error.kind {
+        mongodb::error::ErrorKind::InsertMany(failure) => failure.write_errors.as_ref()?.iter().min_by_key(|e| e.index),
+        _ => None,
+    }
+}
+
 /// Failures of the storage layer. Clone: one failed group commit answers
 /// every send in it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -107,9 +115,7 @@ impl StoreError {
         let server_code = match &*error.kind {
             ErrorKind::Command(e) => Some(e.code),
             ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
-            ErrorKind::InsertMany(failure) => {
-                failure.write_errors.as_ref().and_then(|errors| errors.iter().min_by_key(|e| e.index)).map(|e| e.code)
-            }
+            ErrorKind::InsertMany(_) => first_refused(&error).map(|e| e.code),
             _ => None,
         };
         let unavailable = server_code.is_some_and(|code| RETRYABLE_CODES.contains(&code))

@@ -217,12 +217,13 @@ impl Session {
         };
         let reference = reference_of(&frame);
         ::metrics::counter!(metrics::FRAMES_IN, "type" => frame.kind()).increment(1);
-        if let Err(refusal) = self.handle(frame).await {
+        if let Err(refusal) = self.handle(frame, &reference).await {
             self.reply(frames::error(&refusal, reference.as_ref())).await;
         }
     }
 
-    async fn handle(&mut self, frame: ClientFrame) -> Result<(), Refusal> {
+    /// `reference` names the frame in its error reply (`reference_of`).
+    async fn handle(&mut self, frame: ClientFrame, reference: &Option<Value>) -> Result<(), Refusal> {
         if !matches!(frame, ClientFrame::Send { .. }) {
             // Anything but a send waits for the sends before it, so every
             // reply keeps the order of the frames it answers.
@@ -232,7 +233,7 @@ impl Session {
             ClientFrame::Ping => self.reply(ServerFrame::Pong.encode()).await,
             ClientFrame::Join { room, since } => self.join(room, since).await?,
             ClientFrame::Leave { room } => self.leave(room).await?,
-            ClientFrame::Send { room, client_id, body } => self.queue_send(room, client_id, &body),
+            ClientFrame::Send { room, client_id, body } => self.queue_send(room, client_id, &body, reference.clone()),
             ClientFrame::Edit { room, id, body, client_id } => {
                 self.require_send_right(&room)?;
                 let body = frames::body_to_bson(&body, &self.context.limits)?;
@@ -251,8 +252,7 @@ impl Session {
     /// Checks a send and queues it for its room's group commit without
     /// waiting: the connection's next frames are read meanwhile, and the
     /// reply goes out when `finish_send` gets the outcome.
-    fn queue_send(&mut self, room: String, client_id: String, body: &Value) {
-        let reference = Some(serde_json::json!({ "room": room, "client_id": client_id }));
+    fn queue_send(&mut self, room: String, client_id: String, body: &Value, reference: Option<Value>) {
         let answer = self.require_send_right(&room).and_then(|()| {
             let body = frames::body_to_bson(body, &self.context.limits)?;
             Ok(self.context.store.queue_message(&room, &self.connection.user, &client_id, body))

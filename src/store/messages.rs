@@ -90,13 +90,10 @@ pub(super) fn duplicate_index(error: &mongodb::error::Error) -> Option<String> {
         ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == 11000 => &e.message,
         ErrorKind::Command(e) if e.code == 11000 => &e.message,
         // An ordered insert reports the one document it stopped at.
-        ErrorKind::InsertMany(failure) => {
-            let first = failure.write_errors.as_ref()?.iter().min_by_key(|e| e.index)?;
-            if first.code != 11000 {
-                return None;
-            }
-            &first.message
-        }
+        ErrorKind::InsertMany(_) => match crate::error::first_refused(error)? {
+            first if first.code == 11000 => &first.message,
+            _ => return None,
+        },
         _ => return None,
     };
     let name = message.split("index: ").nth(1)?.split_whitespace().next()?;

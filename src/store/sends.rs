@@ -187,7 +187,7 @@ impl Store {
 fn first_write_failure(error: &mongodb::error::Error) -> Option<usize> {
     match &*error.kind {
         mongodb::error::ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
-            failure.write_errors.as_ref()?.iter().map(|e| e.index).min()
+            crate::error::first_refused(error).map(|e| e.index)
         }
         _ => None,
     }

@@ -2,7 +2,7 @@ use bson::doc;
 use futures::TryStreamExt;
 use serde_json::json;
 
-use crate::helpers::{mongo, spawn_process, unique_database};
+use crate::helpers::{mongo, spawn_process, stored_seqs, unique_database};
 
 #[tokio::test]
 async fn a_writer_killed_mid_send_leaves_no_gap_and_no_blocked_room() {
@@ -30,16 +30,7 @@ async fn a_writer_killed_mid_send_leaves_no_gap_and_no_blocked_room() {
     let last = bob.post("room", "after-kill", json!("still open")).await["seq"].as_i64().unwrap();
     assert!(last > acked.len() as i64);
 
-    let messages = mongo(&database).await.collection::<bson::Document>("messages");
-    let stored: Vec<i64> = messages
-        .find(doc! {"room": "room"})
-        .sort(doc! {"seq": 1})
-        .await
-        .unwrap()
-        .map_ok(|d| d.get_i64("seq").unwrap())
-        .try_collect()
-        .await
-        .unwrap();
+    let stored = stored_seqs(&database, "room").await;
     let contiguous: Vec<i64> = (1..=last).collect();
     assert_eq!(stored, contiguous, "committed seqs have no gap");
     for seq in &acked {

@@ -156,6 +156,20 @@ impl RelayProcess {
     pub async fn client(&self, user: &str) -> Client {
         Client::connect(self.port, user).await
     }
+
+    /// The body of its `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = crate::errors::http_get(self.port, "/metrics").await;
+        response.split("\r\n\r\n").nth(1).expect("a response body").to_string()
+    }
+}
+
+/// The seqs stored for `room`, in order.
+pub async fn stored_seqs(database_name: &str, room: &str) -> Vec<i64> {
+    use futures::TryStreamExt;
+    let messages = mongo(database_name).await.collection::<Document>("messages");
+    let cursor = messages.find(bson::doc! {"room": room}).sort(bson::doc! {"seq": 1}).await.unwrap();
+    cursor.map_ok(|d| d.get_i64("seq").unwrap()).try_collect().await.unwrap()
 }
 
 /// Starts `target/.../roomcast` on port 0 against the given database and

@@ -1,8 +1,7 @@
 use bson::doc;
 use serde_json::json;
 
-use crate::errors::http_get;
-use crate::helpers::{spawn_app, spawn_process, unique_database};
+use crate::helpers::{spawn_app, spawn_process, stored_seqs, unique_database};
 use crate::operations::metric;
 
 #[tokio::test]
@@ -113,21 +112,12 @@ async fn concurrent_sends_to_one_room_commit_in_groups_with_contiguous_seqs() {
     let total = (writers * each) as i64;
     acked.sort();
     assert_eq!(acked, (1..=total).collect::<Vec<_>>(), "every seq acked exactly once");
-    let messages = crate::helpers::mongo(&database).await.collection::<bson::Document>("messages");
-    let stored: Vec<i64> = futures::TryStreamExt::try_collect::<Vec<_>>(
-        messages.find(doc! {"room": "busy"}).sort(doc! {"seq": 1}).await.unwrap(),
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|d| d.get_i64("seq").unwrap())
-    .collect();
+    let stored = stored_seqs(&database, "busy").await;
     assert_eq!(stored, (1..=total).collect::<Vec<_>>(), "stored seqs are 1..N with no gap");
 
-    let response = http_get(relay.port, "/metrics").await;
-    let body = response.split("\r\n\r\n").nth(1).unwrap();
-    let sends = metric(body, "roomcast_send_group_size_sum").unwrap();
-    let groups = metric(body, "roomcast_send_group_size_count").unwrap();
+    let body = relay.metrics().await;
+    let sends = metric(&body, "roomcast_send_group_size_sum").unwrap();
+    let groups = metric(&body, "roomcast_send_group_size_count").unwrap();
     assert_eq!(sends, (total + 1) as f64, "every send, the twin's included, went through one group");
     assert!(groups < sends, "{sends} concurrent sends took {groups} inserts: no grouping happened");
 }
@@ -164,11 +154,12 @@ async fn one_connection_pipelines_its_sends_and_gets_every_reply_in_order() {
     assert_eq!(replies, expected, "every reply in the order of the frames it answers");
     let seqs: Vec<i64> = alice.seen.iter().filter(|f| f["type"] == "ack").map(|f| f["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "one connection's sends commit in the order sent");
+    assert_eq!(stored_seqs(&database, "r").await, seqs, "what was acked is what is stored");
+    assert!(stored_seqs(&database, "not-joined").await.is_empty(), "the refused send wrote nothing");
 
-    let response = http_get(relay.port, "/metrics").await;
-    let body = response.split("\r\n\r\n").nth(1).unwrap();
-    let sends = metric(body, "roomcast_send_group_size_sum").unwrap();
-    let groups = metric(body, "roomcast_send_group_size_count").unwrap();
+    let body = relay.metrics().await;
+    let sends = metric(&body, "roomcast_send_group_size_sum").unwrap();
+    let groups = metric(&body, "roomcast_send_group_size_count").unwrap();
     assert_eq!(sends, 20.0, "the refused send was never queued");
     assert!(groups < sends, "20 pipelined sends took {groups} inserts: the connection waited for each commit");
 }
