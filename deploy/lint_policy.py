@@ -77,7 +77,7 @@ def dockerfile_facts():
 
 
 def lint_dockerfile():
-    print("Dockerfile: what the issue and the manifests rely on")
+    print("Dockerfile: what the docs and the manifests rely on")
     facts = dockerfile_facts()
     lines, runtime = facts["lines"], facts["runtime"]
     check(len(facts["stages"]) >= 2, "multi-stage build")

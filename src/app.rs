@@ -1,6 +1,6 @@
 //! Building and running the service: connect to MongoDB, create indexes, open
-//! every route's change stream, bind the listener, then serve until the
-//! shutdown future completes.
+//! every route's change stream, bind the listener (or take the one the
+//! process was started with), then serve until the shutdown future completes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,14 +10,25 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
-use crate::error::StartupError;
-use crate::gateway::{routes, server, Context};
+use crate::fanout::Registry;
+use crate::gateway::{routes, server, Context, RelayView};
 use crate::membership::Memberships;
-use crate::registry::Registry;
 use crate::relay::Relay;
-use crate::settings::{RoomPolicy, Settings};
+use crate::settings::{ConfigError, RoomPolicy, Settings};
 use crate::store::Store;
 
+/// Failures while building the application.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot reach MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("cannot bind the listener: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// The service, built and bound, ready to run.
 pub struct Application {
     listener: TcpListener,
     port: u16,
@@ -30,7 +41,7 @@ impl Application {
     /// listener is bound last, so a client that connects is served for real.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         // Before anything registers a metric: earlier ones would go to no recorder.
-        crate::metrics::install();
+        crate::prometheus::install();
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         let store = Store::connect(&settings.mongo).await?;
         store.ensure_indexes().await?;
@@ -44,7 +55,8 @@ impl Application {
         let listener = listen(&settings.server.host, settings.server.port).await?;
         let address = listener.local_addr()?;
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
-        let context = Arc::new(Context::new(store, registry, &settings, &relay, authenticator, memberships, shutdown));
+        let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone() };
+        let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown));
         Ok(Application { listener, port: address.port(), context, relay })
     }
 
@@ -63,7 +75,7 @@ impl Application {
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let shutdown = self.context.shutdown.clone();
         tokio::spawn(forget_idle_addresses(self.context.clone()));
-        tokio::spawn(crate::metrics::keep_up(self.context.metrics.clone(), shutdown.clone()));
+        tokio::spawn(crate::prometheus::keep_up(self.context.metrics.clone(), shutdown.clone()));
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -112,17 +124,20 @@ async fn forget_idle_addresses(context: Arc<Context>) {
     }
 }
 
-/// Binds the listener with `TCP_NODELAY`, which accepted sockets inherit on
-/// Linux: frames are small and latency-bound, and Nagle's algorithm against
-/// delayed ACKs stalls back-to-back small writes by about 40 ms.
+/// The listener: the first socket passed by a service manager (systemd
+/// socket activation: `LISTEN_FDS`, the socket at descriptor 3), else
+/// `host:port` bound here.
 async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    if let Some(inherited) = listenfd::ListenFd::from_env().take_tcp_listener(0)? {
+        inherited.set_nonblocking(true)?;
+        return TcpListener::from_std(inherited);
+    }
     let address = tokio::net::lookup_host((host, port))
         .await?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, format!("cannot resolve {host}")))?;
     let socket = if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
     socket.bind(address)?;
     socket.listen(1024)
 }

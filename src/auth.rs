@@ -12,13 +12,14 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::error::ConfigError;
-use crate::settings::{AuthMode, AuthSettings, JwtAlgorithm, JwtSettings};
+use crate::protocol::is_plain_name;
+use crate::settings::{AuthMode, AuthSettings, ConfigError, JwtAlgorithm, JwtSettings};
 
 /// The subprotocol a browser offers next to `bearer.<token>`, and that the server answers with.
 pub const SUBPROTOCOL: &str = "roomcast.v1";
 const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 
+/// Why a handshake's credentials were refused (answered 401).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     #[error("the `user` query parameter is required")]
@@ -38,8 +39,6 @@ pub enum AuthError {
     #[error("the token is invalid")]
     Invalid,
 }
-
-impl warp::reject::Reject for AuthError {}
 
 impl AuthError {
     /// A stable label for metrics.
@@ -108,6 +107,7 @@ enum Keys {
     Set(Vec<(Option<String>, Algorithm, DecodingKey)>),
 }
 
+/// Checks credentials against the configured mode and keys.
 pub struct Authenticator {
     mode: AuthMode,
     query_token: bool,
@@ -295,9 +295,9 @@ fn load_jwks(jwt: &JwtSettings) -> Result<Vec<(Option<String>, Algorithm, Decodi
     Ok(keys)
 }
 
+/// Local user ids: letters, digits and `. _ : @ -`.
 fn valid_local_user(user: &str) -> bool {
-    (1..=128).contains(&user.len())
-        && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
+    is_plain_name(user, b"._:@-")
 }
 
 /// Whether a room is allowed by the token's `rooms` claim.

@@ -31,7 +31,7 @@ impl RouteHealth {
             open: AtomicBool::new(false),
             event_lag_ms: AtomicU64::new(0),
             answered_at_ms: AtomicU64::new(now_ms()),
-            lag_gauge: ::metrics::gauge!(crate::metrics::ROUTE_LAG_SECONDS, "route" => name.to_string()),
+            lag_gauge: ::metrics::gauge!(crate::prometheus::ROUTE_LAG_SECONDS, "route" => name.to_string()),
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use roomcast::error::StartupError;
+use roomcast::app::StartupError;
 use roomcast::settings::Settings;
 use roomcast::{telemetry, Application};
 

@@ -10,13 +10,13 @@ use std::sync::Mutex;
 
 use bson::Bson;
 
-use crate::registry::Registry;
+use crate::collections::id_string;
+use crate::fanout::Registry;
 
-/// Memberships remembered before idle ones are dropped.
-const PRUNE_ABOVE: usize = 100_000;
+/// Memberships remembered before those backing no live join are dropped.
+const MAX_REMEMBERED: usize = 100_000;
 
-pub const COLLECTION: &str = "room_members";
-
+/// The memberships that back live joins in this process, by `_id`.
 #[derive(Default)]
 pub struct Memberships {
     /// Membership `_id` (as a string) → its raw `_id`, room and user.
@@ -26,10 +26,10 @@ pub struct Memberships {
 impl Memberships {
     pub fn remember(&self, id: Bson, room: &str, user: &str, registry: &Registry) {
         let mut known = self.known.lock().expect("memberships poisoned");
-        if known.len() >= PRUNE_ABOVE {
+        if known.len() >= MAX_REMEMBERED {
             known.retain(|_, (_, room, user)| registry.is_joined(room, user));
         }
-        known.insert(crate::store::id_string(&id), (id, room.to_string(), user.to_string()));
+        known.insert(id_string(&id), (id, room.to_string(), user.to_string()));
     }
 
     /// The membership document `id` is gone or no longer says (room, user).

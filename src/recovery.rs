@@ -13,7 +13,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use bson::Timestamp;
-use tokio_tungstenite::tungstenite::Message;
+
+use crate::protocol::Frame;
 
 /// A place in a route's change stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,7 +68,7 @@ impl Positions {
 struct Entry {
     position: Position,
     user: String,
-    frame: Message,
+    frame: Frame,
     kept_at: Instant,
 }
 
@@ -82,7 +83,7 @@ struct State {
 pub struct Replay {
     /// The user's notifications after the cursor, in stream order; `None` when
     /// the ring cannot know them all.
-    pub frames: Option<Vec<Message>>,
+    pub frames: Option<Vec<Frame>>,
     /// The newest position the ring held: anything at or below it that still
     /// arrives live was part of this replay or not for this user.
     pub high_water: Position,
@@ -109,7 +110,7 @@ impl Ring {
         state.floor = Some(Position::at(start, u32::MAX));
     }
 
-    pub fn push(&self, position: Position, user: &str, frame: &Message) {
+    pub fn push(&self, position: Position, user: &str, frame: &Frame) {
         let mut state = self.state.write().expect("ring poisoned");
         state.entries.push_back(Entry {
             position,
@@ -154,8 +155,8 @@ mod tests {
         Position { time, increment: 1, index }
     }
 
-    fn texts(frames: &[Message]) -> Vec<&str> {
-        frames.iter().map(|m| m.to_text().unwrap()).collect()
+    fn texts(frames: &[Frame]) -> Vec<&str> {
+        frames.iter().map(Frame::text).collect()
     }
 
     #[test]
@@ -183,7 +184,7 @@ mod tests {
         assert!(ring.replay("bob", at(1, 0)).frames.is_none(), "a ring that has not started knows nothing");
         ring.restart(Timestamp { time: 10, increment: 1 });
         for (time, user) in [(11, "bob"), (12, "amy"), (13, "bob")] {
-            ring.push(at(time, 0), user, &Message::text(format!("{user}{time}")));
+            ring.push(at(time, 0), user, &Frame::from(format!("{user}{time}")));
         }
         assert!(ring.replay("bob", at(9, 0)).frames.is_none(), "before the stream started");
         let replay = ring.replay("bob", at(11, 0));
@@ -193,7 +194,7 @@ mod tests {
         let floor = Position::at(Timestamp { time: 10, increment: 1 }, u32::MAX);
         assert_eq!(texts(&ring.replay("bob", floor).frames.unwrap()), ["bob11", "bob13"], "a cursor at the floor");
         // A fourth event evicts the first: cursors before it are no longer recoverable.
-        ring.push(at(14, 0), "bob", &Message::text("bob14"));
+        ring.push(at(14, 0), "bob", &Frame::from("bob14"));
         assert!(ring.replay("bob", at(10, 0)).frames.is_none());
         assert_eq!(texts(&ring.replay("bob", at(11, 0)).frames.unwrap()), ["bob13", "bob14"]);
         // A client ahead of this replica gets nothing now; live events up to its cursor are dropped.
@@ -206,8 +207,8 @@ mod tests {
     fn the_window_expires_entries() {
         let ring = Ring::new(Duration::ZERO, 100);
         ring.restart(Timestamp { time: 10, increment: 1 });
-        ring.push(at(11, 0), "bob", &Message::text("bob11"));
-        ring.push(at(12, 0), "bob", &Message::text("bob12"));
+        ring.push(at(11, 0), "bob", &Frame::from("bob11"));
+        ring.push(at(12, 0), "bob", &Frame::from("bob12"));
         assert!(ring.replay("bob", at(11, 0)).frames.is_none(), "what came after 11 has expired");
         assert_eq!(ring.replay("bob", at(12, 0)).frames.unwrap().len(), 0, "nothing came after 12");
     }

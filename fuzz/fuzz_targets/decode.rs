@@ -2,19 +2,25 @@
 //! BSON conversion, as a client could. Neither may panic.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
-use roomcast::gateway::frames::{body_to_bson, decode, ClientFrame};
+use roomcast::protocol::{body_to_bson, decode, BodyLimits, ClientFrame};
+use roomcast::settings::Settings;
+
+/// The body limits of the project's `config/base.yaml`.
+fn limits() -> BodyLimits {
+    static LIMITS: OnceLock<BodyLimits> = OnceLock::new();
+    *LIMITS.get_or_init(|| {
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let (settings, _) = Settings::load(&config).expect("the project's configuration loads");
+        BodyLimits { max_bytes: settings.limits.max_body_bytes, max_depth: settings.limits.max_body_depth }
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let limits = serde_json::from_value(serde_json::json!({
-        "max_frame_bytes": 131072, "max_body_bytes": 65536, "max_body_depth": 32, "max_replay": 1000,
-        "send_queue_frames": 1024, "send_queue_bytes": 4194304, "max_rooms_per_connection": 100,
-        "max_connections_per_user": 20, "sends_per_second": 20, "send_burst": 40, "joins_per_second": 10,
-        "join_burst": 50, "handshakes_per_second_per_ip": 20, "handshake_burst_per_ip": 50
-    }))
-    .expect("limits deserialize");
     if let Ok(ClientFrame::Send { body, .. } | ClientFrame::Edit { body, .. }) = decode(text) {
-        let _ = body_to_bson(&body, &limits);
+        let _ = body_to_bson(&body, limits());
     }
 });

@@ -1,14 +1,21 @@
-//! The WebSocket gateway: the HTTP server (`server`), its routes (`routes`),
-//! the WebSocket upgrade (`upgrade`), the protocol frames (`frames`), one
-//! socket's session (`session`) and the ordering between a connection's queue
-//! and its socket (`outbox`).
+//! The WebSocket gateway. The HTTP server (`server`) runs the routes
+//! (`routes`); `/ws` checks the handshake (`handshake`), owns the upgrade
+//! (`upgrade`) and serves the socket as a session (`session`): a reader
+//! (`reader`, with `joins`, `pending` sends and notification `recover`y)
+//! and a writer (`writer`) that orders its queue through the `outbox`.
 
-pub mod frames;
+mod handshake;
+mod joins;
 mod outbox;
+mod pending;
+mod reader;
+mod recover;
+mod refusals;
 pub mod routes;
 pub mod server;
 mod session;
 mod upgrade;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +25,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::fanout::Registry;
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
+use crate::protocol::BodyLimits;
 use crate::recovery::Ring;
-use crate::registry::Registry;
-use crate::settings::{AuthSettings, LimitSettings, ServerSettings};
+use crate::settings::{AuthSettings, LimitSettings, ServerSettings, Settings};
 use crate::store::Store;
 
 /// Handshakes allowed per client address.
@@ -32,6 +40,14 @@ pub type HandshakeLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
 pub fn quota(per_second: u32, burst: u32) -> governor::Quota {
     let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("not zero");
     governor::Quota::per_second(at_least_one(per_second)).allow_burst(at_least_one(burst))
+}
+
+/// What the relay shares with the gateway: the routes' recovery rings and health.
+pub struct RelayView {
+    /// The notification recovery ring of each user route.
+    pub rings: HashMap<String, Arc<Ring>>,
+    /// Each route's stream state, for `/readyz`.
+    pub routes: Vec<Arc<RouteHealth>>,
 }
 
 /// What every connection shares.
@@ -60,8 +76,8 @@ impl Context {
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
-        settings: &crate::settings::Settings,
-        relay: &crate::relay::Relay,
+        settings: &Settings,
+        relay: RelayView,
         authenticator: Authenticator,
         memberships: Arc<Memberships>,
         shutdown: CancellationToken,
@@ -79,16 +95,21 @@ impl Context {
                 limits.handshake_burst_per_ip,
             )),
             memberships,
-            rings: relay.rings.clone(),
-            routes: relay.health.clone(),
+            rings: relay.rings,
+            routes: relay.routes,
             shutdown,
             sessions: TaskTracker::new(),
-            metrics: crate::metrics::install(),
+            metrics: crate::prometheus::install(),
             next_connection_id: AtomicU64::new(1),
         }
     }
 
     fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The limits a message body is checked against.
+    fn body_limits(&self) -> BodyLimits {
+        BodyLimits { max_bytes: self.limits.max_body_bytes, max_depth: self.limits.max_body_depth }
     }
 }

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use tokio_tungstenite::tungstenite::Message;
 
-use super::frames::ServerFrame;
+use crate::fanout::{Change, Outbound, RoomEvent, UserEvent};
+use crate::protocol::{Frame, ServerFrame};
 use crate::recovery::Position;
-use crate::registry::{Change, Outbound, RoomEvent, UserEvent};
 
 enum RoomState {
     Pending(Vec<Arc<RoomEvent>>),
@@ -44,20 +44,25 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn push(&mut self, frame: Message) {
-        self.frames.push(frame);
+    pub fn push(&mut self, frame: Frame) {
+        self.frames.push(frame.into_message());
     }
 
-    fn push_live(&mut self, frame: &Message, received: Instant) {
-        self.frames.push(frame.clone());
+    pub fn push_ping(&mut self) {
+        self.frames.push(Message::Ping(Default::default()));
+    }
+
+    fn push_live(&mut self, frame: &Frame, received: Instant) {
+        self.frames.push(frame.clone().into_message());
         self.received.push(received);
     }
 
-    fn extend(&mut self, frames: Vec<Message>) {
-        self.frames.extend(frames);
+    fn extend(&mut self, frames: Vec<Frame>) {
+        self.frames.extend(frames.into_iter().map(Frame::into_message));
     }
 }
 
+/// One connection's ordering state: rooms and routes held or live.
 pub struct Outbox {
     rooms: HashMap<String, RoomState>,
     /// Only routes this connection recovered; others are delivered as they come.
@@ -98,7 +103,7 @@ impl Outbox {
                     }
                 }
             },
-            Outbound::Reply(frame) => out.push(frame),
+            Outbound::Reply(frame) | Outbound::Notice(frame) => out.push(frame),
             Outbound::RecoveryStarted(route) => {
                 self.routes.insert(route, RouteState::Pending(Vec::new()));
             }
@@ -157,7 +162,7 @@ mod tests {
     use super::*;
 
     fn event(seq: i64, change: Change) -> Outbound {
-        let frame = Message::text(format!("{seq}{change:?}"));
+        let frame = Frame::from(format!("{seq}{change:?}"));
         Outbound::Room(Arc::new(RoomEvent { room: "r".into(), seq, change, frame, received: Instant::now() }))
     }
 
@@ -174,7 +179,7 @@ mod tests {
         outbox.absorb(event(4, Change::Insert), &mut out);
         outbox.absorb(event(2, Change::Update), &mut out);
         assert!(out.frames.is_empty(), "events of a pending room are held");
-        let frames = vec![Message::text("joined"), Message::text("2Insert"), Message::text("3Insert")];
+        let frames = vec![Frame::from("joined"), Frame::from("2Insert"), Frame::from("3Insert")];
         outbox.absorb(Outbound::JoinReady { room: "r".into(), frames, high_water: 3 }, &mut out);
         outbox.absorb(event(4, Change::Insert), &mut out);
         outbox.absorb(event(5, Change::Insert), &mut out);
@@ -187,7 +192,7 @@ mod tests {
         let mut out = Batch::default();
         outbox.absorb(event(1, Change::Insert), &mut out);
         outbox.absorb(Outbound::JoinReady { room: "r".into(), frames: vec![], high_water: 1 }, &mut out);
-        outbox.absorb(Outbound::Left { room: "r".into(), frame: Message::text("left") }, &mut out);
+        outbox.absorb(Outbound::Left { room: "r".into(), frame: Frame::from("left") }, &mut out);
         outbox.absorb(event(2, Change::Insert), &mut out);
         assert_eq!(texts(&out), ["left"]);
     }
@@ -196,7 +201,7 @@ mod tests {
     fn recovered_notifications_are_not_repeated_live() {
         let position = |time| Position { time, increment: 1, index: 0 };
         let event = |time| {
-            let frame = Message::text(format!("n{time}"));
+            let frame = Frame::from(format!("n{time}"));
             Outbound::User(Arc::new(UserEvent {
                 route: "notes".into(),
                 position: position(time),
@@ -209,7 +214,7 @@ mod tests {
         outbox.absorb(Outbound::RecoveryStarted("notes".into()), &mut out);
         outbox.absorb(event(5), &mut out);
         outbox.absorb(event(6), &mut out);
-        let frames = vec![Message::text("recovery"), Message::text("n4"), Message::text("n5")];
+        let frames = vec![Frame::from("recovery"), Frame::from("n4"), Frame::from("n5")];
         outbox.absorb(Outbound::RecoveryReady { route: "notes".into(), frames, high_water: position(5) }, &mut out);
         outbox.absorb(event(5), &mut out);
         outbox.absorb(event(7), &mut out);

@@ -1,11 +1,16 @@
-//! Change-stream routes. Each configured route is exactly one change stream
-//! per process, whatever the number of rooms or clients; its events are
-//! routed in memory through the registry. Streams are opened before the
-//! listener accepts anyone, so no client is told "joined" before the relay
-//! can see what it joined.
+//! Change-stream routes. Each route (`route`) is exactly one change stream
+//! per process (`stream`), whatever the number of rooms or clients; its
+//! events are handed to the handling of its audience (`dispatch`: `rooms`,
+//! `users`, `members`) and routed in memory through the fan-out. Streams are
+//! opened before the listener accepts anyone, so no client is told "joined"
+//! before the relay can see what it joined.
 
 mod dispatch;
+mod members;
+mod rooms;
+mod route;
 mod stream;
+mod users;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +18,14 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::fanout::Registry;
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
 use crate::recovery::Ring;
-use crate::registry::Registry;
-use crate::settings::{Channel, Operation, RoomPolicy, RouteSettings, Settings};
+use crate::settings::{RoomPolicy, Settings};
 use crate::store::Store;
 
-pub use stream::pipeline;
+pub use route::{Audience, Route};
 
 /// The running routes of one process.
 pub struct Relay {
@@ -40,35 +45,35 @@ impl Relay {
         memberships: Arc<Memberships>,
         shutdown: CancellationToken,
     ) -> Result<Relay, mongodb::error::Error> {
-        let mut routes = settings.routes.clone();
+        let mut routes: Vec<Route> = settings.routes.iter().map(Route::from_settings).collect();
         if settings.auth.room_policy == RoomPolicy::Membership {
-            routes.push(RouteSettings {
-                name: crate::membership::COLLECTION.to_string(),
-                collection: crate::membership::COLLECTION.to_string(),
-                channel: Channel::Membership,
-                key: "user".to_string(),
-                operations: vec![Operation::Update, Operation::Replace, Operation::Delete],
-                filter: None,
-            });
+            routes.push(Route::membership());
         }
         let mut tasks = Vec::with_capacity(routes.len());
         let mut rings = HashMap::new();
         let mut health = Vec::new();
-        for route_settings in &routes {
-            let ring = (route_settings.channel == Channel::User)
-                .then(|| Arc::new(Ring::new(settings.recovery.window, settings.recovery.max_events)));
-            if let Some(ring) = &ring {
-                rings.insert(route_settings.name.clone(), ring.clone());
-            }
-            let dispatcher =
-                dispatch::Dispatcher::new(route_settings, store.clone(), registry.clone(), ring, memberships.clone());
-            let route_health = RouteHealth::new(&route_settings.name);
+        for route in &routes {
+            let dispatcher = match &route.audience {
+                Audience::Room => {
+                    dispatch::Dispatcher::Room(rooms::RoomRelay::new(&route.name, store.clone(), registry.clone()))
+                }
+                Audience::User { key } => {
+                    let ring = Arc::new(Ring::new(settings.recovery.window, settings.recovery.max_events));
+                    rings.insert(route.name.clone(), ring.clone());
+                    dispatch::Dispatcher::User(users::UserRelay::new(&route.name, key, registry.clone(), ring))
+                }
+                Audience::Membership => dispatch::Dispatcher::Membership(members::MembershipWatch::new(
+                    store.clone(),
+                    registry.clone(),
+                    memberships.clone(),
+                )),
+            };
+            let route_health = RouteHealth::new(&route.name);
             health.push(route_health.clone());
-            let route =
-                stream::RouteStream::new(route_settings, store.database(), settings.relay.max_backoff, route_health);
-            let opened = route.open().await?;
-            tracing::info!(route = %route_settings.name, collection = %route_settings.collection, "change stream open");
-            tasks.push(tokio::spawn(stream::follow(route, opened, dispatcher, shutdown.clone())));
+            let stream = stream::RouteStream::new(route, store.database(), settings.relay.max_backoff, route_health);
+            let opened = stream.open().await?;
+            tracing::info!(route = %route.name, collection = %route.collection, "change stream open");
+            tasks.push(tokio::spawn(stream::follow(stream, opened, dispatcher, shutdown.clone())));
         }
         Ok(Relay { tasks, rings, health })
     }

@@ -1,4 +1,4 @@
-//! One route's change stream: its pipeline, and the loop that follows it and
+//! One route's change stream: the loop that follows it and
 //! reopens it from the last resume token after any error, with backoff and
 //! jitter, for as long as it takes. The token is taken only after a call to
 //! `next_if_any` completed (the driver panics on `resume_token()` after a
@@ -18,8 +18,9 @@ use mongodb::{Collection, Database};
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Dispatcher;
+use super::route::Route;
 use crate::health::RouteHealth;
-use crate::settings::{Operation, RouteSettings};
+use crate::prometheus;
 
 /// How long an idle `getMore` waits; also bounds how long shutdown waits for a route.
 const MAX_AWAIT: Duration = Duration::from_millis(500);
@@ -29,27 +30,7 @@ const HISTORY_LOST: i32 = 286;
 
 type Events = ChangeStream<ChangeStreamEvent<Document>>;
 
-/// The route's pipeline: a leading `$match` on `operationType` (and the
-/// route's own filter) that MongoDB pushes down into the oplog scan.
-/// The collection's lifecycle events always pass the filter: a `$match` may
-/// otherwise hide the invalidation that ends a stream, and the relay must see
-/// it to re-fill rooms and tell user channels to resync.
-const LIFECYCLE: [&str; 4] = ["drop", "rename", "dropDatabase", "invalidate"];
-
-pub fn pipeline(route: &RouteSettings) -> Vec<Document> {
-    let mut operations: Vec<&str> = route.operations.iter().map(|op| op.as_str()).collect();
-    operations.extend(LIFECYCLE);
-    let by_operation = doc! { "operationType": { "$in": operations } };
-    let filter = match &route.filter {
-        None => by_operation,
-        Some(extra) => {
-            let extra = bson::to_document(extra).expect("route filters are checked at start-up");
-            doc! { "$and": [by_operation, extra] }
-        }
-    };
-    vec![doc! { "$match": filter }]
-}
-
+/// One route's change stream, and where to resume it.
 pub struct RouteStream {
     name: String,
     database: Database,
@@ -71,15 +52,15 @@ pub struct Opened {
 }
 
 impl RouteStream {
-    pub fn new(route: &RouteSettings, database: &Database, max_backoff: Duration, health: Arc<RouteHealth>) -> Self {
+    pub fn new(route: &Route, database: &Database, max_backoff: Duration, health: Arc<RouteHealth>) -> Self {
         RouteStream {
             name: route.name.clone(),
             database: database.clone(),
             collection: database.collection(&route.collection),
-            pipeline: pipeline(route),
-            lookup: route.operations.contains(&Operation::Update),
+            pipeline: route.pipeline(),
+            lookup: route.looks_up_updates(),
             max_backoff,
-            events: ::metrics::counter!(crate::metrics::ROUTE_EVENTS, "route" => route.name.clone()),
+            events: ::metrics::counter!(prometheus::ROUTE_EVENTS, "route" => route.name.clone()),
             health,
             token: None,
             lost: false,
@@ -129,7 +110,19 @@ impl RouteStream {
     fn forget_position(&mut self) {
         self.token = None;
         self.lost = true;
-        ::metrics::counter!(crate::metrics::ROUTE_HISTORY_LOST, "route" => self.name.clone()).increment(1);
+        ::metrics::counter!(prometheus::ROUTE_HISTORY_LOST, "route" => self.name.clone()).increment(1);
+    }
+
+    /// Opening or reading failed: a lost resume point restarts from now (and
+    /// re-fills); anything else is retried from the token.
+    fn failed(&mut self, error: &mongodb::error::Error, retry: &str) {
+        let history_lost = matches!(&*error.kind, mongodb::error::ErrorKind::Command(e) if e.code == HISTORY_LOST);
+        if history_lost {
+            tracing::error!(route = %self.name, %error, "resume point lost; restarting from now");
+            self.forget_position();
+        } else {
+            tracing::warn!(route = %self.name, %error, "{retry}");
+        }
     }
 }
 
@@ -152,12 +145,7 @@ pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Disp
                 }),
             },
             Err(error) => {
-                if is_history_lost(&error) {
-                    tracing::error!(route = %route.name, %error, "resume point lost; restarting from now");
-                    route.forget_position();
-                } else {
-                    tracing::warn!(route = %route.name, %error, retry_in = ?backoff, "cannot open change stream");
-                }
+                route.failed(&error, "cannot open change stream; retrying");
                 Err(())
             }
         };
@@ -171,7 +159,7 @@ pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Disp
             continue;
         };
         if resumed {
-            ::metrics::counter!(crate::metrics::ROUTE_RESUMES, "route" => route.name.clone()).increment(1);
+            ::metrics::counter!(prometheus::ROUTE_RESUMES, "route" => route.name.clone()).increment(1);
         }
         if backoff > BACKOFF_FIRST {
             tracing::info!(route = %route.name, "change stream reopened");
@@ -219,12 +207,7 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dis
             }
             Ok(None) => route.health.answered(None),
             Err(error) => {
-                if is_history_lost(&error) {
-                    tracing::error!(route = %route.name, %error, "resume point lost; restarting from now");
-                    route.forget_position();
-                } else {
-                    tracing::warn!(route = %route.name, %error, "change stream failed; resuming");
-                }
+                route.failed(&error, "change stream failed; resuming");
                 return;
             }
         }
@@ -235,10 +218,6 @@ async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dis
             return;
         }
     }
-}
-
-fn is_history_lost(error: &mongodb::error::Error) -> bool {
-    matches!(&*error.kind, mongodb::error::ErrorKind::Command(e) if e.code == HISTORY_LOST)
 }
 
 /// Spreads reconnects of many replicas over the interval.

@@ -15,9 +15,7 @@ use futures::TryStreamExt;
 use crate::chatter::Chatter;
 use crate::client::Client;
 use crate::db::{DbOptions, DbServer};
-use crate::helpers::{mongo_at, spawn_process_at, unique_database, RelayProcess};
-
-const RECOVER_FAST: [(&str, &str); 2] = [("ROOMCAST__MONGO__TIMEOUT", "1s"), ("ROOMCAST__RELAY__MAX_BACKOFF", "300ms")];
+use crate::helpers::{mongo_at, spawn_app, unique_database, RelayProcess, RECOVER_FAST};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long-running; run it with scripts/chaos"]
@@ -123,7 +121,7 @@ async fn relay_kill(rng: &mut fastrand::Rng) -> String {
     let database = unique_database();
     let mut replicas: Vec<RelayProcess> = Vec::new();
     for _ in 0..2 {
-        replicas.push(spawn_process_at(&uri, &database, &[]).await);
+        replicas.push(spawn_app().at(&uri).database(&database).process().await);
     }
     let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
     let load = Load::random(rng);
@@ -133,8 +131,7 @@ async fn relay_kill(rng: &mut fastrand::Rng) -> String {
     let victim = rng.usize(0..2);
     replicas[victim].kill().await;
     // The killed replica comes back on its port while its clients move.
-    let port = ports[victim].to_string();
-    replicas[victim] = spawn_process_at(&uri, &database, &[("ROOMCAST__SERVER__PORT", &port)]).await;
+    replicas[victim] = spawn_app().at(&uri).database(&database).port(ports[victim]).process().await;
     verify(&uri, &database, chatters, load.total()).await
 }
 
@@ -144,7 +141,7 @@ async fn database_restart(rng: &mut fastrand::Rng) -> String {
     let database = unique_database();
     let mut replicas = Vec::new();
     for _ in 0..2 {
-        replicas.push(spawn_process_at(&db.uri, &database, &RECOVER_FAST).await);
+        replicas.push(spawn_app().at(&db.uri).database(&database).set_all(&RECOVER_FAST).process().await);
     }
     let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
     let load = Load::random(rng);
@@ -170,8 +167,8 @@ async fn database_restart(rng: &mut fastrand::Rng) -> String {
 async fn slow_reader(rng: &mut fastrand::Rng) -> String {
     let uri = crate::db::uri();
     let database = unique_database();
-    let small_queue = [("ROOMCAST__LIMITS__SEND_QUEUE_FRAMES", "64"), ("ROOMCAST__LIMITS__SEND_QUEUE_BYTES", "262144")];
-    let relay = spawn_process_at(&uri, &database, &small_queue).await;
+    let small_queue = [("limits.send_queue_frames", "64"), ("limits.send_queue_bytes", "262144")];
+    let relay = spawn_app().at(&uri).database(&database).set_all(&small_queue).process().await;
     let mut stalled = Client::connect_stingy(relay.port, "stalled").await;
     stalled.join("room").await;
     let load = Load { chatters: rng.usize(2..=4), each: 0, window: rng.usize(1..=8) };

@@ -14,9 +14,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::client::PATIENCE;
 
-const PATIENCE: Duration = Duration::from_secs(30);
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct Chatter {
     pub user: String,

@@ -2,13 +2,13 @@ use bson::doc;
 use futures::TryStreamExt;
 use serde_json::json;
 
-use crate::helpers::{mongo, spawn_process, stored_seqs, unique_database};
+use crate::helpers::{mongo, spawn_app, stored_seqs, unique_database};
 
 #[tokio::test]
 async fn a_writer_killed_mid_send_leaves_no_gap_and_no_blocked_room() {
     let database = unique_database();
-    let mut doomed = spawn_process(&database).await;
-    let survivor = spawn_process(&database).await;
+    let mut doomed = spawn_app().database(&database).process().await;
+    let survivor = spawn_app().database(&database).process().await;
     let mut watcher = survivor.client("watcher").await;
     watcher.join("room").await;
     let mut alice = doomed.client("alice").await;
@@ -49,8 +49,8 @@ async fn a_relay_killed_during_a_thousand_sends_loses_nothing_and_invents_nothin
     use crate::chatter::Chatter;
 
     let database = unique_database();
-    let mut doomed = spawn_process(&database).await;
-    let survivor = spawn_process(&database).await;
+    let mut doomed = spawn_app().database(&database).process().await;
+    let survivor = spawn_app().database(&database).process().await;
     let (senders, each, window) = (4, 250, 4);
     let total = (senders * each) as i64;
     let acks = Arc::new(AtomicUsize::new(0));

@@ -78,10 +78,6 @@ pub struct DbServer {
     scratch: Option<PathBuf>,
 }
 
-fn project_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 enum Binary {
     Mongod(PathBuf),
     Secantus(PathBuf),
@@ -98,7 +94,7 @@ fn find_binary() -> Binary {
         _ => vec![".dev/secantus/bin/secantusd-rs", ".dev/venv/bin/secantusd-py"],
     };
     for candidate in builds {
-        let path = project_dir().join(candidate);
+        let path = crate::project_dir().join(candidate);
         if path.exists() {
             return Binary::Secantus(path);
         }

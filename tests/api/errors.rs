@@ -3,11 +3,11 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{http_get, spawn_app};
 
 #[tokio::test]
 async fn bad_frames_get_their_error_code_change_nothing_and_the_connection_keeps_working() {
-    let app = spawn_app_with(|settings| settings.limits.max_body_bytes = 1024).await;
+    let app = spawn_app().set("limits.max_body_bytes", "1024").await;
     let mut alice = app.client("alice").await;
     let mut bob = app.client("bob").await;
     bob.join("lobby").await;
@@ -66,7 +66,7 @@ async fn bad_frames_get_their_error_code_change_nothing_and_the_connection_keeps
 
 #[tokio::test]
 async fn an_oversized_frame_closes_only_that_connection_with_1009() {
-    let app = spawn_app_with(|settings| settings.limits.max_frame_bytes = 4096).await;
+    let app = spawn_app().set("limits.max_frame_bytes", "4096").await;
     let mut bob = app.client("bob").await;
     bob.join("lobby").await;
     let mut mallory = app.client("mallory").await;
@@ -77,15 +77,6 @@ async fn an_oversized_frame_closes_only_that_connection_with_1009() {
     assert_eq!(reason, "frame too large");
     assert_eq!(app.message_count().await, 0);
     assert_eq!(bob.post("lobby", "c", json!("still here")).await["seq"], 1);
-}
-
-pub async fn http_get(port: u16, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }
 
 #[tokio::test]

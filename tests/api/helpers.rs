@@ -1,20 +1,45 @@
-//! Starting the relay for a test: in-process on port 0 with a database of its
-//! own (`spawn_app`), or as a real child process of the built binary
-//! (`spawn_process`), plus a plain MongoDB client for direct writes and checks.
+//! Starting a relay for a test, the one way: `spawn_app()` is a builder.
+//! Awaited, it runs the relay in this process; `.process()` runs the built
+//! binary as a child instead, handed a listening socket (systemd-style socket
+//! activation) so the test knows its port without reading its logs. Either
+//! way the relay gets a database of its own and the project's configuration,
+//! with the limits relaxed for tests that send faster than a person. Settings
+//! are given as dotted keys (`.set("limits.max_replay", "5")`), which reach a
+//! child process as `ROOMCAST__…` variables, or as a closure over `Settings`
+//! for a relay in this process (`.with(…)`).
 
-use std::path::PathBuf;
+use std::future::{Future, IntoFuture};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use bson::Document;
 use mongodb::{Collection, Database};
 use roomcast::settings::Settings;
 use roomcast::Application;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::{Client, PATIENCE};
 use crate::db;
 
+/// Limits high enough that only the tests about limits meet them: load tests
+/// send far faster than a person.
+pub const RELAXED_LIMITS: [(&str, &str); 6] = [
+    ("limits.sends_per_second", "1000000"),
+    ("limits.send_burst", "1000000"),
+    ("limits.joins_per_second", "1000000"),
+    ("limits.join_burst", "1000000"),
+    ("limits.handshakes_per_second_per_ip", "1000000"),
+    ("limits.handshake_burst_per_ip", "1000000"),
+];
+
+/// A relay that notices a database outage and its end quickly: a send
+/// during the outage fails within a second, and streams reopen often.
+pub const RECOVER_FAST: [(&str, &str); 2] = [("mongo.timeout", "1s"), ("relay.max_backoff", "200ms")];
+
+/// A relay running in this process.
 pub struct TestApp {
     pub port: u16,
     pub database: Database,
@@ -39,40 +64,13 @@ impl TestApp {
     }
 }
 
-fn project_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A database name no other test uses.
 pub fn unique_database() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The project's settings (base + local), pointed at a test database.
-pub fn test_settings(uri: &str, database_name: &str) -> Settings {
-    let (mut settings, _) = Settings::load(&project_dir().join("config")).expect("project configuration loads");
-    settings.server.port = 0;
-    settings.mongo.uri = uri.to_string();
-    settings.mongo.database = database_name.to_string();
-    // Load tests send far faster than a person; the limit tests set their own.
-    let limits = &mut settings.limits;
-    (limits.sends_per_second, limits.send_burst) = (1_000_000, 1_000_000);
-    (limits.joins_per_second, limits.join_burst) = (1_000_000, 1_000_000);
-    (limits.handshakes_per_second_per_ip, limits.handshake_burst_per_ip) = (1_000_000, 1_000_000);
-    settings
-}
-
-/// The same generous limits for relays run as processes.
-pub const GENEROUS_LIMITS: [(&str, &str); 6] = [
-    ("ROOMCAST__LIMITS__SENDS_PER_SECOND", "1000000"),
-    ("ROOMCAST__LIMITS__SEND_BURST", "1000000"),
-    ("ROOMCAST__LIMITS__JOINS_PER_SECOND", "1000000"),
-    ("ROOMCAST__LIMITS__JOIN_BURST", "1000000"),
-    ("ROOMCAST__LIMITS__HANDSHAKES_PER_SECOND_PER_IP", "1000000"),
-    ("ROOMCAST__LIMITS__HANDSHAKE_BURST_PER_IP", "1000000"),
-];
-
+/// A client of the shared test database server.
 pub async fn mongo(database_name: &str) -> Database {
     mongo_at(&db::uri(), database_name).await
 }
@@ -82,30 +80,179 @@ pub async fn mongo_at(uri: &str, database_name: &str) -> Database {
     client.database(database_name)
 }
 
-/// Starts the relay in this process with its own database.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+type Adjust = Box<dyn FnOnce(&mut Settings) + Send>;
+
+/// How to start a relay: see the module's documentation.
+#[must_use = "await it, or call .process()"]
+pub struct Spawn {
+    uri: Option<String>,
+    database: Option<String>,
+    settings: Vec<(String, String)>,
+    adjust: Option<Adjust>,
+    port: u16,
 }
 
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_at(&db::uri(), adjust).await
+/// A relay on the shared database server, with a new database and the
+/// relaxed limits; adjust it with the builder's methods.
+pub fn spawn_app() -> Spawn {
+    Spawn { uri: None, database: None, settings: Vec::new(), adjust: None, port: 0 }
 }
 
-/// Starts the relay in this process against the server at `uri`.
-pub async fn spawn_app_at(uri: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        roomcast::telemetry::init(roomcast::settings::Environment::Local);
+impl Spawn {
+    /// Against the database server at `uri` (a test's own `DbServer`).
+    pub fn at(mut self, uri: &str) -> Self {
+        self.uri = Some(uri.to_string());
+        self
     }
-    let database_name = unique_database();
-    let mut settings = test_settings(uri, &database_name);
-    adjust(&mut settings);
-    let app = Application::build(settings).await.expect("application builds");
-    let port = app.port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
-    TestApp { port, database: mongo_at(uri, &database_name).await, _stop: stop }
+
+    /// In the named database, which other relays of the test share.
+    pub fn database(mut self, name: &str) -> Self {
+        self.database = Some(name.to_string());
+        self
+    }
+
+    /// One setting, as a dotted key: `set("limits.max_replay", "5")`.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.settings.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Several settings at once.
+    pub fn set_all(self, pairs: &[(&str, &str)]) -> Self {
+        pairs.iter().fold(self, |spawn, (key, value)| spawn.set(key, value))
+    }
+
+    /// A change to the settings of a relay in this process, applied last.
+    pub fn with(mut self, adjust: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.adjust = Some(Box::new(adjust));
+        self
+    }
+
+    /// A child process listening on this port (to come back where it was).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    fn uri(&self) -> String {
+        self.uri.clone().unwrap_or_else(db::uri)
+    }
+
+    /// Every setting: the relaxed limits, the database, then the test's own.
+    fn overrides(&self, database_name: &str) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> =
+            RELAXED_LIMITS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        all.push(("mongo.uri".to_string(), self.uri()));
+        all.push(("mongo.database".to_string(), database_name.to_string()));
+        all.extend(self.settings.iter().cloned());
+        all
+    }
+
+    async fn start(self) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            roomcast::telemetry::init(roomcast::settings::Environment::Local);
+        }
+        let database_name = self.database.clone().unwrap_or_else(unique_database);
+        let uri = self.uri();
+        let mut overrides = self.overrides(&database_name);
+        overrides.push(("server.port".to_string(), "0".to_string()));
+        let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (mut settings, _) =
+            Settings::load_with(&crate::project_dir().join("config"), &pairs).expect("test configuration loads");
+        if let Some(adjust) = self.adjust {
+            adjust(&mut settings);
+        }
+        let app = Application::build(settings).await.expect("application builds");
+        let port = app.port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        TestApp { port, database: mongo_at(&uri, &database_name).await, _stop: stop }
+    }
+
+    /// Runs the built binary as a child process and returns once it serves.
+    pub async fn process(self) -> RelayProcess {
+        assert!(self.adjust.is_none(), ".with() changes a relay in this process; use .set() for a child process");
+        let database_name = self.database.clone().unwrap_or_else(unique_database);
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind the relay's port");
+        let port = listener.local_addr().unwrap().port();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        command
+            .current_dir(crate::project_dir())
+            .env("ROOMCAST_ENV", "local")
+            .env("RUST_LOG", "info")
+            .env("LISTEN_FDS", "1")
+            .env_remove("LISTEN_PID")
+            .stdout(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (key, value) in self.overrides(&database_name) {
+            command.env(format!("ROOMCAST__{}", key.to_uppercase().replace('.', "__")), value);
+        }
+        pass_listener(&mut command, &listener);
+        let mut child = command.spawn().expect("start the roomcast binary");
+        // The child holds the socket now; ours would keep the port answering after it dies.
+        drop(listener);
+        tokio::select! {
+            () = serving(port) => {}
+            status = child.wait() => panic!("roomcast exited before serving: {status:?}"),
+            () = tokio::time::sleep(PATIENCE) => panic!("roomcast did not serve within {PATIENCE:?}"),
+        }
+        RelayProcess { port, child }
+    }
+}
+
+impl IntoFuture for Spawn {
+    type Output = TestApp;
+    type IntoFuture = Pin<Box<dyn Future<Output = TestApp> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.start())
+    }
+}
+
+/// Puts `listener` at descriptor 3 of the child, where `LISTEN_FDS=1` says it is.
+fn pass_listener(command: &mut tokio::process::Command, listener: &std::net::TcpListener) {
+    let fd = listener.as_raw_fd();
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) run between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let moved = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if moved == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Completes once the relay on `port` answers `/healthz`; a request sent
+/// before it serves waits in the listener's backlog.
+async fn serving(port: u16) {
+    loop {
+        if let Ok(response) = try_http_get(port, "/healthz").await {
+            if response.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        // Refused or reset: the child is going away, which `wait` reports.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn try_http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+/// `GET path` on the relay, the whole response as text.
+pub async fn http_get(port: u16, path: &str) -> String {
+    try_http_get(port, path).await.expect("HTTP request")
 }
 
 /// Waits until `GET path` answers with a body containing `needle`. Polls an
@@ -113,10 +260,10 @@ pub async fn spawn_app_at(uri: &str, adjust: impl FnOnce(&mut Settings)) -> Test
 pub async fn wait_for_http(port: u16, path: &str, needle: &str) {
     let waiting = async {
         loop {
-            if crate::errors::http_get(port, path).await.contains(needle) {
+            if http_get(port, path).await.contains(needle) {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     tokio::time::timeout(PATIENCE * 2, waiting).await.unwrap_or_else(|_| panic!("{path} never showed {needle}"));
@@ -159,7 +306,7 @@ impl RelayProcess {
 
     /// The body of its `GET /metrics`.
     pub async fn metrics(&self) -> String {
-        let response = crate::errors::http_get(self.port, "/metrics").await;
+        let response = http_get(self.port, "/metrics").await;
         response.split("\r\n\r\n").nth(1).expect("a response body").to_string()
     }
 }
@@ -170,42 +317,4 @@ pub async fn stored_seqs(database_name: &str, room: &str) -> Vec<i64> {
     let messages = mongo(database_name).await.collection::<Document>("messages");
     let cursor = messages.find(bson::doc! {"room": room}).sort(bson::doc! {"seq": 1}).await.unwrap();
     cursor.map_ok(|d| d.get_i64("seq").unwrap()).try_collect().await.unwrap()
-}
-
-/// Starts `target/.../roomcast` on port 0 against the given database and
-/// returns once it logged the address it listens on.
-pub async fn spawn_process(database_name: &str) -> RelayProcess {
-    spawn_process_at(&db::uri(), database_name, &[]).await
-}
-
-pub async fn spawn_process_at(uri: &str, database_name: &str, env: &[(&str, &str)]) -> RelayProcess {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
-    command
-        .current_dir(project_dir())
-        .env("ROOMCAST_ENV", "local")
-        .env("ROOMCAST__SERVER__PORT", "0")
-        .env("ROOMCAST__MONGO__URI", uri)
-        .env("ROOMCAST__MONGO__DATABASE", database_name)
-        .env("RUST_LOG", "info")
-        .envs(GENEROUS_LIMITS)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = command.spawn().expect("start the roomcast binary");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(address) = line.split("addr=").nth(1) {
-                let address = address.split_whitespace().next().unwrap();
-                return address.rsplit(':').next().unwrap().parse::<u16>().unwrap();
-            }
-        }
-        panic!("roomcast exited before listening");
-    })
-    .await
-    .expect("roomcast did not listen in time");
-    // Keep draining its output so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    RelayProcess { port, child }
 }

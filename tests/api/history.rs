@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn join_with_since_while_others_send_has_no_gap_and_no_duplicate() {
@@ -39,7 +39,7 @@ async fn join_with_since_while_others_send_has_no_gap_and_no_duplicate() {
 
 #[tokio::test]
 async fn replay_is_capped_and_says_when_it_is_not_complete() {
-    let app = spawn_app_with(|settings| settings.limits.max_replay = 5).await;
+    let app = spawn_app().set("limits.max_replay", "5").await;
     let mut writer = app.client("writer").await;
     writer.join("capped").await;
     for i in 1..=12 {

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::Client;
-use crate::helpers::{mongo, spawn_app_with, spawn_process_at, unique_database};
+use crate::helpers::{mongo, spawn_app, unique_database, RelayProcess};
 
 async fn http_status(port: u16, query: &str, origin: Option<&str>) -> Result<Client, u16> {
     let mut request = format!("ws://127.0.0.1:{port}/ws{query}").into_client_request().unwrap();
@@ -23,11 +23,12 @@ async fn http_status(port: u16, query: &str, origin: Option<&str>) -> Result<Cli
 
 #[tokio::test]
 async fn rooms_per_connection_and_connections_per_user_are_capped() {
-    let app = spawn_app_with(|s| {
-        s.limits.max_rooms_per_connection = 2;
-        s.limits.max_connections_per_user = 2;
-    })
-    .await;
+    let app = spawn_app()
+        .with(|s| {
+            s.limits.max_rooms_per_connection = 2;
+            s.limits.max_connections_per_user = 2;
+        })
+        .await;
     let mut alice = app.client("alice").await;
     alice.join("a").await;
     alice.join("b").await;
@@ -46,11 +47,12 @@ async fn rooms_per_connection_and_connections_per_user_are_capped() {
 
 #[tokio::test]
 async fn sends_and_joins_are_rate_limited_and_the_connection_survives() {
-    let app = spawn_app_with(|s| {
-        (s.limits.sends_per_second, s.limits.send_burst) = (1, 3);
-        (s.limits.joins_per_second, s.limits.join_burst) = (1, 2);
-    })
-    .await;
+    let app = spawn_app()
+        .with(|s| {
+            (s.limits.sends_per_second, s.limits.send_burst) = (1, 3);
+            (s.limits.joins_per_second, s.limits.join_burst) = (1, 2);
+        })
+        .await;
     let mut alice = app.client("alice").await;
     alice.join("r").await;
     for i in 0..6 {
@@ -74,11 +76,12 @@ async fn sends_and_joins_are_rate_limited_and_the_connection_survives() {
 
 #[tokio::test]
 async fn handshakes_per_address_and_origins_are_checked_before_the_upgrade() {
-    let app = spawn_app_with(|s| {
-        (s.limits.handshakes_per_second_per_ip, s.limits.handshake_burst_per_ip) = (1, 3);
-        s.server.allowed_origins = vec!["https://chat.example".into()];
-    })
-    .await;
+    let app = spawn_app()
+        .with(|s| {
+            (s.limits.handshakes_per_second_per_ip, s.limits.handshake_burst_per_ip) = (1, 3);
+            s.server.allowed_origins = vec!["https://chat.example".into()];
+        })
+        .await;
     assert_eq!(http_status(app.port, "?user=a", Some("https://evil.example")).await.err(), Some(403));
     assert!(http_status(app.port, "?user=a", Some("https://chat.example")).await.is_ok());
     assert!(http_status(app.port, "?user=a", None).await.is_ok(), "clients without Origin are not browsers");
@@ -86,17 +89,19 @@ async fn handshakes_per_address_and_origins_are_checked_before_the_upgrade() {
     assert_eq!(http_status(app.port, "?user=a", None).await.err(), Some(429));
 }
 
+/// The token buckets of `config/base.yaml`, as in production, instead of the
+/// tests' relaxed ones: the burst below meets the real buckets.
+const DEFAULT_BUCKETS: [(&str, &str); 4] = [
+    ("limits.sends_per_second", "20"),
+    ("limits.send_burst", "40"),
+    ("limits.joins_per_second", "10"),
+    ("limits.join_burst", "50"),
+];
+
 #[tokio::test]
 async fn hostile_input_changes_nothing_and_disturbs_nobody() {
     let database = unique_database();
-    // Default limits, as in production: the burst below meets the real token buckets.
-    let defaults = [
-        ("ROOMCAST__LIMITS__SENDS_PER_SECOND", "20"),
-        ("ROOMCAST__LIMITS__SEND_BURST", "40"),
-        ("ROOMCAST__LIMITS__JOINS_PER_SECOND", "10"),
-        ("ROOMCAST__LIMITS__JOIN_BURST", "50"),
-    ];
-    let relay = spawn_process_at(&crate::db::uri(), &database, &defaults).await;
+    let relay = spawn_app().database(&database).set_all(&DEFAULT_BUCKETS).process().await;
     let mut alice = relay.client("alice").await;
     let mut bob = relay.client("bob").await;
     alice.join("calm").await;
@@ -110,9 +115,28 @@ async fn hostile_input_changes_nothing_and_disturbs_nobody() {
         }
         alice
     });
-
     let mut mallory = relay.client("mallory").await;
     mallory.join("den").await;
+    every_bad_frame_gets_its_code(&mut mallory).await;
+    let burst_seconds = a_burst_is_bounded_by_the_token_buckets(&mut mallory).await;
+    oversized_and_garbled_frames_close_only_their_connection(&relay).await;
+
+    let mut alice = chatting.await.unwrap();
+    alice.message("calm", 30).await;
+    bob.message("calm", 30).await;
+    let all: Vec<i64> = (1..=30).collect();
+    for client in [&alice, &bob] {
+        assert_eq!(client.seqs("calm"), all, "no disturbance: every message, in order");
+        assert!(client.seen.iter().all(|f| f["type"] != "error"));
+    }
+    the_database_holds_only_what_was_allowed(&database, burst_seconds).await;
+    let grown = relay.rss_kib().saturating_sub(rss_before);
+    eprintln!("hostile input: relay RSS grew by {grown} KiB");
+    assert!(grown < 64 * 1024, "memory stays bounded: grew {grown} KiB");
+}
+
+/// The hostile-input table of docs/protocol.md, one frame at a time.
+async fn every_bad_frame_gets_its_code(mallory: &mut Client) {
     let mut deep = json!(1);
     for _ in 0..100 {
         deep = json!([deep]);
@@ -147,10 +171,13 @@ async fn hostile_input_changes_nothing_and_disturbs_nobody() {
     mallory.wait_for(|f| f["type"] == "pong").await;
     let verbatim = json!({"$where": "1", "$set": {"author": "alice"}, "a.b": 1});
     assert_eq!(mallory.post("den", "v", verbatim.clone()).await["type"], "ack");
+}
 
-    // A burst of 10,000 frames: pongs and refusals, bounded by the token buckets.
-    // Sent in chunks, reading the answers in between: a client that never
-    // reads is throttled by its own queue, which is the relay working as meant.
+/// 10,000 frames: pongs and refusals, bounded by the token buckets. Sent in
+/// chunks, reading the answers in between: a client that never reads is
+/// throttled by its own queue, which is the relay working as meant. Returns
+/// how long the burst took.
+async fn a_burst_is_bounded_by_the_token_buckets(mallory: &mut Client) -> f64 {
     let answer = |f: &serde_json::Value| f["type"] != "message";
     let burst_started = std::time::Instant::now();
     let mut answered = mallory.seen.iter().filter(|f| answer(f)).count();
@@ -167,10 +194,13 @@ async fn hostile_input_changes_nothing_and_disturbs_nobody() {
         answered += 400;
         mallory.wait_for_count(answered, answer).await;
     }
-    let burst_seconds = burst_started.elapsed().as_secs_f64();
     let limited = mallory.seen.iter().filter(|f| f["code"] == "rate_limited").count();
     assert!(limited > 4000, "most of the burst was refused by the buckets: {limited}");
-    // Frames over the size limit and invalid UTF-8 close only that connection.
+    burst_started.elapsed().as_secs_f64()
+}
+
+/// Frames over the size limit and invalid UTF-8 close only that connection.
+async fn oversized_and_garbled_frames_close_only_their_connection(relay: &RelayProcess) {
     let mut huge = relay.client("mallory").await;
     huge.send_text(format!("{{\"type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(1 << 20))).await;
     assert_eq!(huge.closed().await.0, 1009);
@@ -181,16 +211,12 @@ async fn hostile_input_changes_nothing_and_disturbs_nobody() {
         .await
         .unwrap();
     assert_eq!(garbled.closed().await.0, 1007);
+}
 
-    let mut alice = chatting.await.unwrap();
-    alice.message("calm", 30).await;
-    bob.message("calm", 30).await;
-    let all: Vec<i64> = (1..=30).collect();
-    for client in [&alice, &bob] {
-        assert_eq!(client.seqs("calm"), all, "no disturbance: every message, in order");
-        assert!(client.seen.iter().all(|f| f["type"] != "error"));
-    }
-    let messages = mongo(&database).await.collection::<bson::Document>("messages");
+/// Alice's 30 messages, what the send bucket let through of the burst, the
+/// verbatim body, and nothing else.
+async fn the_database_holds_only_what_was_allowed(database: &str, burst_seconds: f64) {
+    let messages = mongo(database).await.collection::<bson::Document>("messages");
     let calm = messages.count_documents(bson::doc! {"room": "calm", "author": "alice"}).await.unwrap();
     assert_eq!(calm, 30);
     let den: Vec<bson::Document> = {
@@ -203,7 +229,4 @@ async fn hostile_input_changes_nothing_and_disturbs_nobody() {
     let stored_verbatim = den.iter().find(|d| d.get_str("client_id") == Ok("v")).unwrap();
     assert_eq!(stored_verbatim.get_document("body").unwrap().get_str("$where").unwrap(), "1");
     assert_eq!(messages.count_documents(bson::doc! {}).await.unwrap(), 30 + den.len() as u64, "nothing else");
-    let grown = relay.rss_kib().saturating_sub(rss_before);
-    eprintln!("hostile input: relay RSS grew by {grown} KiB");
-    assert!(grown < 64 * 1024, "memory stays bounded: grew {grown} KiB");
 }

@@ -7,6 +7,11 @@ mod client;
 mod db;
 mod helpers;
 
+/// The project's root, where `config/` and `.dev/` are.
+pub fn project_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 mod chaos;
 mod config;
 mod crash;

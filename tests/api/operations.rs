@@ -6,8 +6,7 @@ use futures::TryStreamExt;
 use serde_json::json;
 
 use crate::db::{DbOptions, DbServer};
-use crate::errors::http_get;
-use crate::helpers::{mongo, spawn_process, spawn_process_at, unique_database, wait_for_http};
+use crate::helpers::{http_get, mongo, spawn_app, unique_database, wait_for_http, RECOVER_FAST};
 
 pub fn metric(exposition: &str, series: &str) -> Option<f64> {
     exposition
@@ -21,7 +20,7 @@ pub fn metric(exposition: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_are_served_in_prometheus_text_format() {
-    let relay = spawn_process(&unique_database()).await;
+    let relay = spawn_app().process().await;
     let mut alice = relay.client("alice").await;
     alice.join("r").await;
     alice.post("r", "c1", json!("hello")).await;
@@ -72,8 +71,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
 #[tokio::test]
 async fn readiness_names_the_failed_check_and_recovers() {
     let mut db = DbServer::start(DbOptions::default());
-    let env = [("ROOMCAST__MONGO__TIMEOUT", "1s"), ("ROOMCAST__RELAY__MAX_BACKOFF", "300ms")];
-    let relay = spawn_process_at(&db.uri, &unique_database(), &env).await;
+    let relay = spawn_app().at(&db.uri).set_all(&RECOVER_FAST).process().await;
     let ready = http_get(relay.port, "/readyz").await;
     assert!(ready.starts_with("HTTP/1.1 200") && ready.contains(r#""state":"open""#), "{ready}");
     db.stop(libc::SIGTERM);
@@ -87,7 +85,7 @@ async fn readiness_names_the_failed_check_and_recovers() {
 #[tokio::test]
 async fn sigterm_closes_every_client_with_1001_after_acking_what_was_in_flight() {
     let database = unique_database();
-    let mut relay = spawn_process(&database).await;
+    let mut relay = spawn_app().database(&database).process().await;
     let mut alice = relay.client("alice").await;
     let mut bob = relay.client("bob").await;
     alice.join("r").await;

@@ -1,19 +1,11 @@
 //! The database and the change streams failing under live clients. Each test
 //! has a database server of its own, so it can break it.
 
-use std::time::Duration;
-
 use bson::doc;
-use roomcast::settings::Settings;
 use serde_json::json;
 
 use crate::db::{DbOptions, DbServer};
-use crate::helpers::{spawn_app_at, wait_for_http};
-
-fn recover_fast(settings: &mut Settings) {
-    settings.relay.max_backoff = Duration::from_millis(200);
-    settings.mongo.timeout = Duration::from_secs(1);
-}
+use crate::helpers::{spawn_app, wait_for_http, RECOVER_FAST};
 
 /// alice and bob in room `r`, where alice's first message reached bob.
 async fn chatting_pair(app: &crate::helpers::TestApp) -> (crate::client::Client, crate::client::Client) {
@@ -33,7 +25,7 @@ fn notes(client: &crate::client::Client) -> Vec<i64> {
 #[tokio::test]
 async fn a_broken_stream_resumes_from_its_token_and_delivers_what_was_committed_meanwhile() {
     let db = DbServer::start(DbOptions { test_commands: true, ..Default::default() });
-    let app = spawn_app_at(&db.uri, recover_fast).await;
+    let app = spawn_app().at(&db.uri).set_all(&RECOVER_FAST).await;
     let (mut alice, mut bob) = chatting_pair(&app).await;
 
     db.break_change_streams().await;
@@ -63,7 +55,7 @@ async fn a_broken_stream_resumes_from_its_token_and_delivers_what_was_committed_
 #[tokio::test]
 async fn after_lost_history_rooms_are_refilled_and_user_channels_are_told_to_resync() {
     let db = DbServer::start(DbOptions { test_commands: true, oplog_max_entries: Some(10), ..Default::default() });
-    let app = spawn_app_at(&db.uri, recover_fast).await;
+    let app = spawn_app().at(&db.uri).set_all(&RECOVER_FAST).await;
     let mut alice = app.client("alice").await;
     alice.join("r").await;
     let mut bob = app.client("bob").await;
@@ -100,7 +92,7 @@ async fn after_lost_history_rooms_are_refilled_and_user_channels_are_told_to_res
 #[tokio::test]
 async fn a_database_restart_keeps_clients_connected_and_delivers_everything_committed() {
     let mut db = DbServer::start(DbOptions::default());
-    let app = spawn_app_at(&db.uri, recover_fast).await;
+    let app = spawn_app().at(&db.uri).set_all(&RECOVER_FAST).await;
     let (mut alice, mut bob) = chatting_pair(&app).await;
     app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
     bob.wait_for(|f| f["type"] == "notification").await;
@@ -142,7 +134,7 @@ async fn a_database_restart_keeps_clients_connected_and_delivers_everything_comm
 
 #[tokio::test]
 async fn a_dropped_collection_invalidates_the_stream_and_clients_are_told_to_resync() {
-    let app = crate::helpers::spawn_app_with(recover_fast).await;
+    let app = spawn_app().set_all(&RECOVER_FAST).await;
     let mut bob = app.client("bob").await;
     bob.ping().await;
     app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();

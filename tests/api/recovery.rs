@@ -4,7 +4,7 @@ use bson::doc;
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::helpers::{mongo, spawn_app, spawn_app_with, spawn_process, unique_database};
+use crate::helpers::{mongo, spawn_app, unique_database};
 
 fn numbers(frames: Vec<&Value>) -> Vec<i64> {
     frames.iter().map(|f| f["data"]["n"].as_i64().unwrap()).collect()
@@ -53,7 +53,7 @@ async fn outside_the_window_the_reply_says_recovered_false() {
         (|s: &mut roomcast::Settings| s.recovery.max_events = 2) as fn(&mut roomcast::Settings),
         |s: &mut roomcast::Settings| s.recovery.window = std::time::Duration::ZERO,
     ] {
-        let app = spawn_app_with(adjust).await;
+        let app = spawn_app().with(adjust).await;
         let (cursor, mut watcher) = miss_two(app.port, &app.notifications()).await;
         // One more, so the ring has dropped what came after the cursor.
         app.notifications().insert_one(doc! {"user": "bob", "n": 4}).await.unwrap();
@@ -82,8 +82,8 @@ async fn a_malformed_cursor_is_refused_and_the_connection_works() {
 #[tokio::test]
 async fn a_client_moving_between_replicas_gets_exactly_what_it_missed() {
     let database = unique_database();
-    let first = spawn_process(&database).await;
-    let second = spawn_process(&database).await;
+    let first = spawn_app().database(&database).process().await;
+    let second = spawn_app().database(&database).process().await;
     let notifications = mongo(&database).await.collection::<bson::Document>("notifications");
     let mut alice = first.client("alice").await;
     alice.join("r").await;

@@ -1,7 +1,7 @@
 use bson::doc;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_process, unique_database};
+use crate::helpers::{spawn_app, unique_database};
 
 #[tokio::test]
 async fn both_members_receive_a_message_and_the_sender_exactly_once() {
@@ -83,8 +83,8 @@ async fn rooms_are_isolated_even_when_names_look_like_patterns() {
 #[tokio::test]
 async fn two_relay_processes_serve_one_room_in_the_same_order() {
     let database = unique_database();
-    let first = spawn_process(&database).await;
-    let second = spawn_process(&database).await;
+    let first = spawn_app().database(&database).process().await;
+    let second = spawn_app().database(&database).process().await;
     let mut alice = first.client("alice").await;
     let mut bob = second.client("bob").await;
     alice.join("shared").await;

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::client::Client;
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app, TestApp};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -94,7 +94,7 @@ async fn identity_of(client: &mut Client) -> String {
 
 #[tokio::test]
 async fn bad_tokens_are_refused_with_401_before_the_upgrade() {
-    let app = spawn_app_with(|s| jwt(s, JwtAlgorithm::HS256)).await;
+    let app = spawn_app().with(|s| jwt(s, JwtAlgorithm::HS256)).await;
     let bearer = |token: &str| format!("Bearer {token}");
     let mut expired = claims("alice");
     expired["exp"] = json!(now() - 3600);
@@ -133,7 +133,7 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() {
 
 #[tokio::test]
 async fn a_token_is_accepted_from_the_header_the_subprotocol_or_the_query() {
-    let app = spawn_app_with(|s| jwt(s, JwtAlgorithm::HS256)).await;
+    let app = spawn_app().with(|s| jwt(s, JwtAlgorithm::HS256)).await;
     let token = sign(Algorithm::HS256, &claims("alice|42"), None);
     let (mut by_header, _) = handshake(&app, "", &[("authorization", &format!("Bearer {token}"))]).await.unwrap();
     assert_eq!(identity_of(&mut by_header).await, "alice|42", "the user id is the token's sub");
@@ -144,18 +144,19 @@ async fn a_token_is_accepted_from_the_header_the_subprotocol_or_the_query() {
     let (mut by_query, _) = handshake(&app, &format!("?token={token}"), &[]).await.unwrap();
     assert_eq!(identity_of(&mut by_query).await, "alice|42");
 
-    let strict = spawn_app_with(|s| {
-        jwt(s, JwtAlgorithm::HS256);
-        s.auth.query_token = false;
-    })
-    .await;
+    let strict = spawn_app()
+        .with(|s| {
+            jwt(s, JwtAlgorithm::HS256);
+            s.auth.query_token = false;
+        })
+        .await;
     assert_eq!(refused(&strict, &format!("?token={token}"), &[]).await.0, 401, "query tokens can be switched off");
 }
 
 #[tokio::test]
 async fn rs256_es256_and_jwks_keys_verify_their_tokens() {
     for algorithm in [JwtAlgorithm::RS256, JwtAlgorithm::ES256] {
-        let app = spawn_app_with(|s| jwt(s, algorithm)).await;
+        let app = spawn_app().with(move |s| jwt(s, algorithm)).await;
         let alg = if algorithm == JwtAlgorithm::RS256 { Algorithm::RS256 } else { Algorithm::ES256 };
         let token = sign(alg, &claims("bob"), None);
         let (mut client, _) = handshake(&app, "", &[("authorization", &format!("Bearer {token}"))]).await.unwrap();
@@ -163,12 +164,13 @@ async fn rs256_es256_and_jwks_keys_verify_their_tokens() {
         let hs = sign(Algorithm::HS256, &claims("bob"), None);
         assert_eq!(refused(&app, "", &[("authorization", &format!("Bearer {hs}"))]).await.0, 401);
     }
-    let app = spawn_app_with(|s| {
-        jwt(s, JwtAlgorithm::RS256);
-        s.auth.jwt.key_file = None;
-        s.auth.jwt.jwks_file = Some(fixture("jwks.json"));
-    })
-    .await;
+    let app = spawn_app()
+        .with(|s| {
+            jwt(s, JwtAlgorithm::RS256);
+            s.auth.jwt.key_file = None;
+            s.auth.jwt.jwks_file = Some(fixture("jwks.json"));
+        })
+        .await;
     let token = sign(Algorithm::RS256, &claims("carol"), Some("k1"));
     let (mut client, _) = handshake(&app, "", &[("authorization", &format!("Bearer {token}"))]).await.unwrap();
     assert_eq!(identity_of(&mut client).await, "carol");
@@ -178,11 +180,12 @@ async fn rs256_es256_and_jwks_keys_verify_their_tokens() {
 
 #[tokio::test]
 async fn a_token_that_expires_while_connected_closes_the_connection_with_4001() {
-    let app = spawn_app_with(|s| {
-        jwt(s, JwtAlgorithm::HS256);
-        s.auth.jwt.leeway = Duration::ZERO;
-    })
-    .await;
+    let app = spawn_app()
+        .with(|s| {
+            jwt(s, JwtAlgorithm::HS256);
+            s.auth.jwt.leeway = Duration::ZERO;
+        })
+        .await;
     let mut soon = claims("dave");
     soon["exp"] = json!(now() + 2);
     let token = sign(Algorithm::HS256, &soon, None);
@@ -193,11 +196,12 @@ async fn a_token_that_expires_while_connected_closes_the_connection_with_4001() 
 
 #[tokio::test]
 async fn the_claim_policy_admits_only_the_rooms_the_token_lists() {
-    let app = spawn_app_with(|s| {
-        jwt(s, JwtAlgorithm::HS256);
-        s.auth.room_policy = RoomPolicy::Claim;
-    })
-    .await;
+    let app = spawn_app()
+        .with(|s| {
+            jwt(s, JwtAlgorithm::HS256);
+            s.auth.room_policy = RoomPolicy::Claim;
+        })
+        .await;
     let mut with_rooms = claims("erin");
     with_rooms["rooms"] = json!(["lobby", "team:*"]);
     let token = sign(Algorithm::HS256, &with_rooms, None);
@@ -216,7 +220,7 @@ async fn the_claim_policy_admits_only_the_rooms_the_token_lists() {
 
 #[tokio::test]
 async fn the_membership_policy_follows_room_members_and_revokes_at_once() {
-    let app = spawn_app_with(|s| s.auth.room_policy = RoomPolicy::Membership).await;
+    let app = spawn_app().with(|s| s.auth.room_policy = RoomPolicy::Membership).await;
     let members = app.database.collection::<bson::Document>("room_members");
     let membership = members.insert_one(doc! {"room": "club", "user": "alice"}).await.unwrap();
     let mut alice = app.client("alice").await;

@@ -1,7 +1,7 @@
 use bson::doc;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_process, stored_seqs, unique_database};
+use crate::helpers::{spawn_app, stored_seqs, unique_database};
 use crate::operations::metric;
 
 #[tokio::test]
@@ -72,7 +72,7 @@ async fn a_frame_many_times_the_socket_read_buffer_is_read_whole_and_relayed_int
 #[tokio::test]
 async fn concurrent_sends_to_one_room_commit_in_groups_with_contiguous_seqs() {
     let database = unique_database();
-    let relay = spawn_process(&database).await;
+    let relay = spawn_app().database(&database).process().await;
     let (writers, each) = (16usize, 8usize);
     let mut clients = Vec::new();
     for w in 0..writers {
@@ -125,7 +125,7 @@ async fn concurrent_sends_to_one_room_commit_in_groups_with_contiguous_seqs() {
 #[tokio::test]
 async fn one_connection_pipelines_its_sends_and_gets_every_reply_in_order() {
     let database = unique_database();
-    let relay = spawn_process(&database).await;
+    let relay = spawn_app().database(&database).process().await;
     let mut alice = relay.client("alice").await;
     alice.join("r").await;
     let send = |room: &str, client_id: String| json!({"type": "send", "room": room, "client_id": client_id, "body": 1});

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::client::Client;
-use crate::helpers::{spawn_app_with, wait_for_http};
+use crate::helpers::{spawn_app, wait_for_http};
 
 fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
@@ -29,11 +29,12 @@ fn percentile(latencies: &mut [Duration], p: f64) -> Duration {
 
 #[tokio::test]
 async fn a_slow_consumer_is_closed_with_4008_and_the_others_keep_up() {
-    let app = spawn_app_with(|settings| {
-        settings.limits.send_queue_frames = 64;
-        settings.limits.send_queue_bytes = 256 * 1024;
-    })
-    .await;
+    let app = spawn_app()
+        .with(|settings| {
+            settings.limits.send_queue_frames = 64;
+            settings.limits.send_queue_bytes = 256 * 1024;
+        })
+        .await;
     let total: i64 = 400;
     let mut readers = Vec::new();
     for user in ["fast1", "fast2"] {

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::PATIENCE;
-use crate::helpers::spawn_app_with;
+use crate::helpers::spawn_app;
 
 async fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut header = [0_u8; 2];
@@ -25,11 +25,12 @@ async fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
 
 #[tokio::test]
 async fn a_silent_client_is_pinged_then_closed_with_4000() {
-    let app = spawn_app_with(|settings| {
-        settings.server.ping_interval = Duration::from_millis(100);
-        settings.server.idle_timeout = Duration::from_millis(400);
-    })
-    .await;
+    let app = spawn_app()
+        .with(|settings| {
+            settings.server.ping_interval = Duration::from_millis(100);
+            settings.server.idle_timeout = Duration::from_millis(400);
+        })
+        .await;
     let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
     let request = "GET /ws?user=quiet HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";

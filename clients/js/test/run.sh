@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs node test files of clients/js against a real relay and database,
-# after installing what they need: the development database
+# after installing what they need: Node.js 20+ and npm (scripts/install-node,
+# Debian's packages when missing), the development database
 # (scripts/install-db), the relay binary (cargo build), and the npm
 # devDependencies (npm ci, skipped when package-lock.json has not changed).
 # Prints node's spec report, then one line "NAME: N passed, N failed".
@@ -10,6 +11,8 @@ name="$1"
 shift
 cd "$(dirname "$0")/../../.."
 
+node_bin="$(scripts/install-node)"
+[ -z "$node_bin" ] || PATH="$node_bin:$PATH"
 scripts/install-db
 cargo build --locked --quiet --bin roomcast
 

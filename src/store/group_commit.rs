@@ -6,9 +6,12 @@
 //! document keeps the single-insert argument for gap-free seqs
 //! (docs/design.md), and a busy room pays one commit round trip per group
 //! instead of one per send. The unique (room, seq) index still arbitrates
-//! between processes.
+//! between processes. Each writer also keeps a hint of its room's last
+//! committed seq; the hint is only a guess, the index is what decides.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::oid::ObjectId;
@@ -16,10 +19,13 @@ use bson::{doc, Bson, DateTime};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::messages::{ack_from, duplicate_index, Ack};
-use super::seqs::RoomWriter;
-use super::Store;
-use crate::error::StoreError;
+use bson::Document;
+use mongodb::Collection;
+
+use super::error::{duplicate_index, first_refused, StoreError};
+use super::lookups::{ack_from, max_seq};
+use crate::prometheus;
+use crate::protocol::Ack;
 
 /// First pause when a retry would collide again; it doubles up to the cap.
 const CONFLICT_PAUSE: Duration = Duration::from_millis(1);
@@ -29,7 +35,7 @@ const CONFLICT_PAUSE_MAX: Duration = Duration::from_millis(50);
 const MAX_GROUP: usize = 64;
 
 /// A send waiting for its room's next group.
-pub struct QueuedSend {
+struct QueuedSend {
     author: String,
     client_id: String,
     body: Bson,
@@ -50,12 +56,12 @@ fn answer_all(queue: VecDeque<QueuedSend>, error: StoreError) {
 }
 
 /// The outcome of a queued send: its ack once majority-committed, or why not.
-pub struct Answer {
+pub struct PendingAck {
     room: String,
     outcome: oneshot::Receiver<Result<Ack, StoreError>>,
 }
 
-impl std::future::Future for Answer {
+impl std::future::Future for PendingAck {
     type Output = Result<Ack, StoreError>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
@@ -67,21 +73,45 @@ impl std::future::Future for Answer {
     }
 }
 
-impl Store {
+/// The group commits of one process: the `messages` collection with write
+/// concern majority, and a writer per room.
+#[derive(Clone)]
+pub(super) struct GroupCommit {
+    /// Read concern majority: an original ack is read from here.
+    messages: Collection<Document>,
+    /// Read concern `local`, for the seq lookup: see docs/design.md ("Why
+    /// local is safe for the seq lookup").
+    messages_local: Collection<Document>,
+    writers: RoomWriters,
+    /// How long a send may keep retrying a contended seq.
+    timeout: Duration,
+}
+
+impl GroupCommit {
+    pub fn new(messages: Collection<Document>, messages_local: Collection<Document>, timeout: Duration) -> Self {
+        GroupCommit { messages, messages_local, writers: RoomWriters::default(), timeout }
+    }
+
+    /// Records a seq the change stream reported, so the next send to that room
+    /// usually needs no lookup.
+    pub fn observe(&self, room: &str, seq: i64) {
+        self.writers.observe(room, seq);
+    }
+
     /// Queues a message for the room's next group commit, at the room's next
     /// seq, and returns its answer. The queue position is taken now, so one
     /// caller's sends to a room get increasing seqs in call order. A repeated
     /// (author, client_id) is answered with the original ack.
     #[tracing::instrument(skip(self, body))]
-    pub fn queue_message(&self, room: &str, author: &str, client_id: &str, body: Bson) -> Answer {
-        let writer = self.seqs.writer(room);
+    pub fn queue(&self, room: &str, author: &str, client_id: &str, body: Bson) -> PendingAck {
+        let writer = self.writers.writer(room);
         let (reply, outcome) = oneshot::channel();
         writer.enqueue(QueuedSend { author: author.to_string(), client_id: client_id.to_string(), body, reply });
         // Its own task: a group must not be abandoned halfway because the
         // connection that happened to lead it went away.
-        let (store, room_name) = (self.clone(), room.to_string());
-        tokio::spawn(async move { store.commit_queued(&room_name, &writer).await }.in_current_span());
-        Answer { room: room.to_string(), outcome }
+        let (commits, room_name) = (self.clone(), room.to_string());
+        tokio::spawn(async move { commits.commit_queued(&room_name, &writer).await }.in_current_span());
+        PendingAck { room: room.to_string(), outcome }
     }
 
     /// Commits whatever is queued for the room, one group at a time.
@@ -92,7 +122,7 @@ impl Store {
             if group.is_empty() {
                 return;
             }
-            ::metrics::histogram!(crate::metrics::SEND_GROUP_SIZE).record(group.len() as f64);
+            ::metrics::histogram!(prometheus::SEND_GROUP_SIZE).record(group.len() as f64);
             self.commit_group(room, writer, group.into()).await;
         }
     }
@@ -100,7 +130,7 @@ impl Store {
     async fn commit_group(&self, room: &str, writer: &RoomWriter, mut queue: VecDeque<QueuedSend>) {
         let mut last = match writer.last_seq() {
             Some(seq) => seq,
-            None => match self.max_seq(&self.messages_local, room).await {
+            None => match max_seq(&self.messages_local, room).await {
                 Ok(seq) => seq,
                 Err(error) => return answer_all(queue, error),
             },
@@ -152,7 +182,7 @@ impl Store {
                 Some(_) => {
                     // Another writer took seq last + 1: learn the real maximum and retry.
                     queue.push_front(refused);
-                    let seen = match self.max_seq(&self.messages_local, room).await {
+                    let seen = match max_seq(&self.messages_local, room).await {
                         Ok(seen) => seen,
                         Err(error) => return answer_all(queue, error),
                     };
@@ -187,8 +217,85 @@ impl Store {
 fn first_write_failure(error: &mongodb::error::Error) -> Option<usize> {
     match &*error.kind {
         mongodb::error::ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
-            crate::error::first_refused(error).map(|e| e.index)
+            first_refused(error).map(|e| e.index)
         }
         _ => None,
+    }
+}
+
+/// Room writers kept before idle ones are dropped; a dropped hint costs one indexed read.
+const MAX_IDLE_WRITERS: usize = 10_000;
+const UNKNOWN: i64 = -1;
+
+/// One room's writer state in this process: its queue of sends, the lock
+/// that lets one group at a time be written, and its last-seq hint.
+struct RoomWriter {
+    lock: tokio::sync::Mutex<()>,
+    queued: Mutex<VecDeque<QueuedSend>>,
+    last_seq: AtomicI64,
+}
+
+impl RoomWriter {
+    fn new() -> Self {
+        RoomWriter {
+            lock: tokio::sync::Mutex::new(()),
+            queued: Mutex::new(VecDeque::new()),
+            last_seq: AtomicI64::new(UNKNOWN),
+        }
+    }
+
+    fn enqueue(&self, send: QueuedSend) {
+        self.queued.lock().expect("send queue poisoned").push_back(send);
+    }
+
+    /// Up to `max` queued sends, oldest first.
+    fn take_queued(&self, max: usize) -> Vec<QueuedSend> {
+        let mut queued = self.queued.lock().expect("send queue poisoned");
+        let count = queued.len().min(max);
+        queued.drain(..count).collect()
+    }
+
+    /// The last seq known to be committed, if any is known.
+    fn last_seq(&self) -> Option<i64> {
+        Some(self.last_seq.load(Ordering::Acquire)).filter(|s| *s != UNKNOWN)
+    }
+
+    fn raise(&self, seq: i64) {
+        self.last_seq.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Replaces the hint with an authoritative reading of the room's maximum.
+    fn reset(&self, seq: i64) {
+        self.last_seq.store(seq, Ordering::Release);
+    }
+}
+
+/// The room writers of this process, by room.
+#[derive(Clone, Default)]
+struct RoomWriters {
+    rooms: Arc<Mutex<HashMap<String, Arc<RoomWriter>>>>,
+}
+
+impl RoomWriters {
+    fn writer(&self, room: &str) -> Arc<RoomWriter> {
+        let mut rooms = self.rooms.lock().expect("seq writers poisoned");
+        if let Some(writer) = rooms.get(room) {
+            return writer.clone();
+        }
+        if rooms.len() >= MAX_IDLE_WRITERS {
+            rooms.retain(|_, w| Arc::strong_count(w) > 1);
+        }
+        let writer = Arc::new(RoomWriter::new());
+        rooms.insert(room.to_string(), writer.clone());
+        writer
+    }
+
+    /// Raises the hint of a room this process writes to; other rooms are ignored
+    /// so the map grows with rooms written here, not with all rooms.
+    fn observe(&self, room: &str, seq: i64) {
+        let rooms = self.rooms.lock().expect("seq writers poisoned");
+        if let Some(writer) = rooms.get(room) {
+            writer.raise(seq);
+        }
     }
 }

@@ -9,7 +9,21 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::ConfigError;
+mod validate;
+
+/// A configuration problem, always naming the key at fault.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), message: message.into() }
+    }
+}
 
 /// The environment a process runs in, chosen by `ROOMCAST_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +51,7 @@ impl Environment {
     }
 }
 
+/// The whole configuration file, as layered and validated.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -49,6 +64,7 @@ pub struct Settings {
     pub routes: Vec<RouteSettings>,
 }
 
+/// `server`: the listener, timeouts and what the HTTP side serves.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
@@ -79,6 +95,7 @@ pub struct ServerSettings {
     pub ready_max_lag: Duration,
 }
 
+/// `mongo`: where the database is.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MongoSettings {
@@ -90,6 +107,7 @@ pub struct MongoSettings {
     pub timeout: Duration,
 }
 
+/// `auth.mode`: how a connection's user is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
@@ -110,6 +128,7 @@ pub enum RoomPolicy {
     Membership,
 }
 
+/// `auth`: identity and room policy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
@@ -120,6 +139,7 @@ pub struct AuthSettings {
     pub jwt: JwtSettings,
 }
 
+/// A token signature algorithm roomcast accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum JwtAlgorithm {
     HS256,
@@ -147,6 +167,7 @@ pub struct JwtSettings {
     pub leeway: Duration,
 }
 
+/// `limits`: every bound on what a client may make the relay do or hold.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
@@ -175,6 +196,7 @@ pub struct LimitSettings {
     pub handshake_burst_per_ip: u32,
 }
 
+/// `recovery`: how much notification history each replica keeps.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverySettings {
@@ -185,6 +207,7 @@ pub struct RecoverySettings {
     pub max_events: usize,
 }
 
+/// `relay`: how broken change streams are reopened.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelaySettings {
@@ -193,25 +216,23 @@ pub struct RelaySettings {
     pub max_backoff: Duration,
 }
 
+/// Whom a route's documents go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
+    /// Every member of the document's room.
     Room,
+    /// Every connection of the document's user.
     User,
-    /// Internal: the `room_members` watch of `room_policy: membership`.
-    #[serde(skip)]
-    Membership,
 }
 
+/// The change-stream operations a route relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Insert,
     Update,
     Replace,
-    /// Internal routes only: delete events carry no document to route by.
-    #[serde(skip)]
-    Delete,
 }
 
 impl Operation {
@@ -220,11 +241,11 @@ impl Operation {
             Operation::Insert => "insert",
             Operation::Update => "update",
             Operation::Replace => "replace",
-            Operation::Delete => "delete",
         }
     }
 }
 
+/// One entry of `routes`: a collection watched by one change stream per process.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSettings {
@@ -241,8 +262,14 @@ pub struct RouteSettings {
 impl Settings {
     /// Reads `base.yaml`, the environment's file and `ROOMCAST__*` variables.
     pub fn load(config_dir: &Path) -> Result<(Settings, Environment), ConfigError> {
+        Settings::load_with(config_dir, &[])
+    }
+
+    /// As `load`, with `overrides` (dotted keys such as `limits.max_replay`)
+    /// applied last, above the environment: for programs that embed roomcast.
+    pub fn load_with(config_dir: &Path, overrides: &[(&str, &str)]) -> Result<(Settings, Environment), ConfigError> {
         let environment = Environment::from_env()?;
-        let raw = config::Config::builder()
+        let mut builder = config::Config::builder()
             .add_source(config::File::from(config_dir.join("base.yaml")).required(true))
             .add_source(config::File::from(config_dir.join(format!("{}.yaml", environment.as_str()))).required(false))
             .add_source(
@@ -253,108 +280,16 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("auth.jwt.algorithms")
                     .with_list_parse_key("server.allowed_origins"),
-            )
-            .build()
-            .map_err(|e| ConfigError::new("config", e.to_string()))?;
+            );
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, *value).map_err(|e| ConfigError::new(*key, e.to_string()))?;
+        }
+        let raw = builder.build().map_err(|e| ConfigError::new("config", e.to_string()))?;
         let settings: Settings = serde_path_to_error::deserialize(raw).map_err(|e| {
             let path = e.path().to_string();
             ConfigError::new(path, e.into_inner().to_string())
         })?;
         settings.validate(environment)?;
         Ok((settings, environment))
-    }
-
-    /// Checks what types alone cannot express.
-    pub fn validate(&self, environment: Environment) -> Result<(), ConfigError> {
-        if environment == Environment::Production && self.auth.mode == AuthMode::None {
-            return Err(ConfigError::new(
-                "auth.mode",
-                "`none` is for local use only and is refused when ROOMCAST_ENV=production",
-            ));
-        }
-        if !self.mongo.uri.starts_with("mongodb://") && !self.mongo.uri.starts_with("mongodb+srv://") {
-            return Err(ConfigError::new("mongo.uri", "must start with mongodb:// or mongodb+srv://"));
-        }
-        if self.mongo.database.is_empty() || self.mongo.database.contains(['/', '.', ' ', '$']) {
-            return Err(ConfigError::new("mongo.database", "must be a non-empty MongoDB database name"));
-        }
-        let positive = [
-            ("limits.max_frame_bytes", self.limits.max_frame_bytes),
-            ("limits.max_body_bytes", self.limits.max_body_bytes),
-            ("limits.max_body_depth", self.limits.max_body_depth),
-            ("limits.send_queue_frames", self.limits.send_queue_frames),
-            ("limits.send_queue_bytes", self.limits.send_queue_bytes),
-            ("limits.max_rooms_per_connection", self.limits.max_rooms_per_connection),
-            ("limits.max_connections_per_user", self.limits.max_connections_per_user),
-            ("limits.sends_per_second", self.limits.sends_per_second as usize),
-            ("limits.send_burst", self.limits.send_burst as usize),
-            ("limits.joins_per_second", self.limits.joins_per_second as usize),
-            ("limits.join_burst", self.limits.join_burst as usize),
-            ("limits.handshakes_per_second_per_ip", self.limits.handshakes_per_second_per_ip as usize),
-            ("limits.handshake_burst_per_ip", self.limits.handshake_burst_per_ip as usize),
-        ];
-        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::new(*key, "must be greater than 0"));
-        }
-        if self.limits.max_replay < 0 {
-            return Err(ConfigError::new("limits.max_replay", "must not be negative"));
-        }
-        if self.relay.max_backoff < Duration::from_millis(100) {
-            return Err(ConfigError::new("relay.max_backoff", "must be at least 100ms"));
-        }
-        if self.server.ping_interval.is_zero() || self.server.idle_timeout <= self.server.ping_interval {
-            return Err(ConfigError::new(
-                "server.idle_timeout",
-                "must be longer than server.ping_interval, which must be above 0",
-            ));
-        }
-        self.validate_routes()
-    }
-
-    fn validate_routes(&self) -> Result<(), ConfigError> {
-        let mut names = std::collections::HashSet::new();
-        let mut room_routes = 0;
-        for (i, route) in self.routes.iter().enumerate() {
-            let at = |field: &str| format!("routes[{i}].{field}");
-            if route.name.is_empty() || !names.insert(route.name.as_str()) {
-                return Err(ConfigError::new(at("name"), "must be non-empty and unique"));
-            }
-            if route.collection.is_empty() || route.collection.starts_with("system.") {
-                return Err(ConfigError::new(at("collection"), "must name a user collection"));
-            }
-            if route.key.is_empty() || route.key.starts_with('$') {
-                return Err(ConfigError::new(at("key"), "must name a document field"));
-            }
-            if route.channel == Channel::Membership {
-                return Err(ConfigError::new(at("channel"), "must be `room` or `user`"));
-            }
-            if route.operations.is_empty() {
-                return Err(ConfigError::new(at("operations"), "must list at least one operation"));
-            }
-            if let Some(filter) = &route.filter {
-                if let Err(e) = bson::to_document(filter) {
-                    return Err(ConfigError::new(at("match"), e.to_string()));
-                }
-            }
-            if route.channel == Channel::Room {
-                room_routes += 1;
-                // Room fan-out promises one gap-free seq stream per room, which only
-                // holds when a single route feeds rooms from the collection that
-                // sends are written to and history is read from.
-                if route.collection != crate::store::MESSAGES {
-                    return Err(ConfigError::new(
-                        at("collection"),
-                        format!("a room route must watch `{}`", crate::store::MESSAGES),
-                    ));
-                }
-                if route.key != "room" {
-                    return Err(ConfigError::new(at("key"), "a room route's key must be `room`"));
-                }
-            }
-        }
-        if room_routes > 1 {
-            return Err(ConfigError::new("routes", "at most one route may have channel `room`"));
-        }
-        Ok(())
     }
 }

@@ -1,0 +1,26 @@
+//! The collections roomcast reads and writes, and how document ids are shown
+//! to clients. A leaf: the store, the settings, the relay and the protocol
+//! all name collections and ids the same way through here.
+
+use bson::oid::ObjectId;
+use bson::Bson;
+
+/// The collection that sends are written to and history is read from.
+pub const MESSAGES: &str = "messages";
+
+/// The memberships of `room_policy: membership`, one `{room, user}` document each.
+pub const ROOM_MEMBERS: &str = "room_members";
+
+/// `_id` as clients see it: ObjectId hex, a string as is, anything else as Extended JSON.
+pub fn id_string(value: &Bson) -> String {
+    match value {
+        Bson::ObjectId(oid) => oid.to_hex(),
+        Bson::String(s) => s.clone(),
+        other => other.clone().into_relaxed_extjson().to_string(),
+    }
+}
+
+/// The inverse of `id_string` for ids that clients send back.
+pub fn parse_id(id: &str) -> Bson {
+    ObjectId::parse_str(id).map(Bson::ObjectId).unwrap_or_else(|_| Bson::String(id.to_string()))
+}

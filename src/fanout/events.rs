@@ -1,0 +1,35 @@
+//! The events the relay fans out: one change-stream event each, encoded once
+//! and shared by every recipient.
+
+use std::time::Instant;
+
+use crate::protocol::Frame;
+use crate::recovery::Position;
+
+/// Whether a room event adds a message or changes one already sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Insert,
+    Update,
+}
+
+/// One change-stream event of a room, serialized once for all its recipients.
+#[derive(Debug)]
+pub struct RoomEvent {
+    pub room: String,
+    pub seq: i64,
+    pub change: Change,
+    pub frame: Frame,
+    /// When the change stream delivered it: the start of the relay's overhead.
+    pub received: Instant,
+}
+
+/// One change-stream event of a user route, serialized once for all its recipients.
+#[derive(Debug)]
+pub struct UserEvent {
+    pub route: String,
+    pub position: Position,
+    pub frame: Frame,
+    /// When the change stream delivered it: the start of the relay's overhead.
+    pub received: Instant,
+}

@@ -1,0 +1,172 @@
+//! Who listens to which room and which user, in one process. Publishing reads
+//! the maps under a read lock and offers the event's shared frame to each
+//! listener; joins and leaves take the write lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::connection::{Connection, Outbound};
+use super::events::{Change, RoomEvent, UserEvent};
+use crate::prometheus;
+use crate::protocol::Frame;
+
+type Members = HashMap<u64, Arc<Connection>>;
+
+const NO_SEQ: i64 = i64::MIN;
+
+/// The listeners of one room, and the highest seq relayed to them: after a
+/// lost change-stream history, the room is re-filled from there.
+#[derive(Default)]
+struct Room {
+    members: Members,
+    relayed_seq: AtomicI64,
+}
+
+/// The fan-out maps of one process: rooms and users to their connections.
+#[derive(Default)]
+pub struct Registry {
+    rooms: RwLock<HashMap<String, Room>>,
+    users: RwLock<HashMap<String, Members>>,
+}
+
+impl Registry {
+    /// Subscribes the connection to the room; false if it already was.
+    pub fn join_room(&self, room: &str, connection: &Arc<Connection>) -> bool {
+        if !connection.mark_joined(room) {
+            return false;
+        }
+        let mut rooms = self.rooms.write().expect("registry poisoned");
+        let entry = rooms
+            .entry(room.to_string())
+            .or_insert_with(|| Room { members: Members::new(), relayed_seq: AtomicI64::new(NO_SEQ) });
+        entry.members.insert(connection.id, connection.clone());
+        ::metrics::gauge!(prometheus::ROOMS_JOINED).increment(1.0);
+        true
+    }
+
+    /// Unsubscribes the connection; false if it was not in the room.
+    pub fn leave_room(&self, room: &str, connection: &Connection) -> bool {
+        if !connection.mark_left(room) {
+            return false;
+        }
+        let mut rooms = self.rooms.write().expect("registry poisoned");
+        if let Some(entry) = rooms.get_mut(room) {
+            entry.members.remove(&connection.id);
+            if entry.members.is_empty() {
+                rooms.remove(room);
+            }
+        }
+        ::metrics::gauge!(prometheus::ROOMS_JOINED).decrement(1.0);
+        true
+    }
+
+    /// Leaves every room and the user channel: the connection is gone.
+    pub fn disconnect(&self, connection: &Connection) {
+        for room in connection.joined_rooms() {
+            self.leave_room(&room, connection);
+        }
+        let mut users = self.users.write().expect("registry poisoned");
+        if let Some(members) = users.get_mut(&connection.user) {
+            members.remove(&connection.id);
+            if members.is_empty() {
+                users.remove(&connection.user);
+            }
+        }
+    }
+
+    /// Ends every subscription of `user` to `room`; each connection is told `left` (revoked).
+    pub fn revoke(&self, room: &str, user: &str) -> usize {
+        let revoked: Vec<Arc<Connection>> = match self.rooms.read().expect("registry poisoned").get(room) {
+            Some(entry) => entry.members.values().filter(|c| c.user == user).cloned().collect(),
+            None => Vec::new(),
+        };
+        for connection in &revoked {
+            if self.leave_room(room, connection) {
+                connection.offer(Outbound::Revoked(room.to_string()));
+            }
+        }
+        revoked.len()
+    }
+
+    /// Whether any connection of `user` is in `room`.
+    pub fn is_joined(&self, room: &str, user: &str) -> bool {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        rooms.get(room).is_some_and(|entry| entry.members.values().any(|c| c.user == user))
+    }
+
+    pub fn user_connection_count(&self, user: &str) -> usize {
+        self.users.read().expect("registry poisoned").get(user).map_or(0, HashMap::len)
+    }
+
+    /// A join's replay reached `seq`: the room is known to be delivered up to
+    /// there if nothing was relayed to it yet.
+    pub fn joined_at(&self, room: &str, seq: i64) {
+        if let Some(entry) = self.rooms.read().expect("registry poisoned").get(room) {
+            let _ = entry.relayed_seq.compare_exchange(NO_SEQ, seq, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// Rooms with listeners and the seq after which they may have missed messages.
+    pub fn rooms_to_refill(&self) -> Vec<(String, i64)> {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        rooms
+            .iter()
+            .map(|(room, entry)| (room.clone(), entry.relayed_seq.load(Ordering::Acquire)))
+            .filter(|(_, seq)| *seq != NO_SEQ)
+            .collect()
+    }
+
+    /// Registers the connection for its user's channel.
+    pub fn add_user(&self, connection: &Arc<Connection>) {
+        let mut users = self.users.write().expect("registry poisoned");
+        users.entry(connection.user.clone()).or_default().insert(connection.id, connection.clone());
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.users.read().expect("registry poisoned").values().map(HashMap::len).sum()
+    }
+
+    pub fn has_room(&self, room: &str) -> bool {
+        self.rooms.read().expect("registry poisoned").contains_key(room)
+    }
+
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.read().expect("registry poisoned").contains_key(user)
+    }
+
+    /// Offers the event to every subscriber of its room; returns how many.
+    pub fn publish_room(&self, event: Arc<RoomEvent>) -> usize {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        let Some(entry) = rooms.get(&event.room) else { return 0 };
+        if event.change == Change::Insert {
+            entry.relayed_seq.fetch_max(event.seq, Ordering::AcqRel);
+        }
+        for connection in entry.members.values() {
+            connection.offer(Outbound::Room(event.clone()));
+        }
+        ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(entry.members.len() as u64);
+        entry.members.len()
+    }
+
+    /// Offers the event to every open connection of the user; returns how many.
+    pub fn publish_user(&self, user: &str, event: Arc<UserEvent>) -> usize {
+        let users = self.users.read().expect("registry poisoned");
+        let Some(members) = users.get(user) else { return 0 };
+        for connection in members.values() {
+            connection.offer(Outbound::User(event.clone()));
+        }
+        ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(members.len() as u64);
+        members.len()
+    }
+
+    /// Offers a frame to every open connection (a `resync`), through the same
+    /// bounded queue as every relayed frame.
+    pub fn publish_everyone(&self, frame: &Frame) {
+        for members in self.users.read().expect("registry poisoned").values() {
+            for connection in members.values() {
+                connection.offer(Outbound::Notice(frame.clone()));
+            }
+        }
+    }
+}

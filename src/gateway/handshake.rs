@@ -1,0 +1,112 @@
+//! The checks a WebSocket handshake passes before the upgrade, so every
+//! refusal is an HTTP status with a JSON body: the address's handshake rate
+//! (429, first, so refused handshakes count too), the origin (403), the
+//! credentials (401), then the user's connection count (429).
+
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+use warp::{Filter, Rejection};
+
+use super::upgrade::PeerAddr;
+use super::Context;
+use crate::auth::{Credentials, Identity};
+use crate::prometheus;
+
+/// Who connected, and what they ask to recover, from the upgrade request.
+pub struct Handshake {
+    pub identity: Identity,
+    /// `since_cursor` values: the last notification cursor seen, per user route.
+    pub cursors: Vec<String>,
+    /// Whether the client offered the `roomcast.v1` subprotocol.
+    pub subprotocol: bool,
+}
+
+/// An HTTP request refused with a status and a JSON body `{"error":CODE,"message":TEXT}`.
+#[derive(Debug)]
+pub struct HttpRefusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl warp::reject::Reject for HttpRefusal {}
+
+/// Refuses a handshake, counting it by reason.
+fn refuse(status: StatusCode, code: &'static str, reason: &'static str, message: impl Into<String>) -> Rejection {
+    ::metrics::counter!(prometheus::AUTH_FAILURES, "reason" => reason).increment(1);
+    warp::reject::custom(HttpRefusal { status, code, message: message.into() })
+}
+
+/// What the upgrade request says about its client.
+struct UpgradeRequest {
+    query: Vec<(String, String)>,
+    authorization: Option<String>,
+    protocols: Option<String>,
+    origin: Option<String>,
+    forwarded: Option<String>,
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// Extracts the handshake of a `/ws` request, or refuses it.
+pub fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), Error = Rejection> + Clone {
+    let forwarded_header = context.server.client_ip_header.clone();
+    warp::query::<Vec<(String, String)>>()
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("sec-websocket-protocol"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .map(move |query, authorization, protocols, origin, headers: warp::http::HeaderMap, peer: Option<PeerAddr>| {
+            let forwarded = forwarded_header
+                .as_ref()
+                .and_then(|name| headers.get(name.as_str()))
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            UpgradeRequest { query, authorization, protocols, origin, forwarded, peer: peer.map(|p| p.0) }
+        })
+        .and_then(move |request: UpgradeRequest| {
+            let result = check(&context, request);
+            async move { result }
+        })
+}
+
+fn check(context: &Context, request: UpgradeRequest) -> Result<Handshake, Rejection> {
+    let address = request
+        .forwarded
+        .as_deref()
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse().ok())
+        .or(request.peer.map(|peer| peer.ip()));
+    if let Some(address) = address {
+        if context.handshakes.check_key(&address).is_err() {
+            let message = "too many handshakes from this address";
+            return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limited", message));
+        }
+    }
+    let allowed = &context.server.allowed_origins;
+    if let Some(origin) = &request.origin {
+        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+            let message = "this Origin may not connect";
+            return Err(refuse(StatusCode::FORBIDDEN, "origin_not_allowed", "origin_not_allowed", message));
+        }
+    }
+    let param = |name: &str| request.query.iter().find(|(key, _)| key == name).map(|(_, v)| v.clone());
+    let credentials = Credentials {
+        header_token: request.authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).map(str::to_string),
+        protocol_token: request.protocols.as_deref().and_then(Credentials::token_from_protocols),
+        query_token: param("token"),
+        query_user: param("user"),
+    };
+    let identity = context
+        .authenticator
+        .authenticate(&credentials)
+        .map_err(|error| refuse(StatusCode::UNAUTHORIZED, "unauthorized", error.reason(), error.to_string()))?;
+    if context.registry.user_connection_count(&identity.user) >= context.limits.max_connections_per_user {
+        let message = "this user has too many connections";
+        return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "too_many_connections", message));
+    }
+    let cursors = request.query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
+    let subprotocol = request.protocols.as_deref().is_some_and(Credentials::offers_subprotocol);
+    Ok(Handshake { identity, cursors, subprotocol })
+}

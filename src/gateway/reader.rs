@@ -1,0 +1,175 @@
+//! The reading half of a session: the socket's frames are decoded and
+//! validated (`protocol`), and each is answered in order: sends are queued
+//! for their room's group commit and answered in order (`pending`), joins
+//! and leaves go to
+//! `joins`, edits and deletes to the store. The loop also ends the
+//! connection on idleness, token expiry and shutdown.
+
+use futures::stream::SplitStream;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
+
+use super::pending::MAX_PENDING_SENDS;
+use super::refusals::{not_joined, rate_limited};
+use super::session::Session;
+use super::upgrade::WebSocket;
+use crate::fanout::Outbound;
+use crate::prometheus;
+use crate::protocol::{self, Ack, ClientFrame, CloseReason, ErrorCode, Frame, Refusal, ServerFrame};
+
+impl Session {
+    pub(super) async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
+        let idle_timeout = self.context.server.idle_timeout;
+        let mut deadline = Instant::now() + idle_timeout;
+        let closing = self.connection.closing().clone();
+        let shutdown = self.context.shutdown.clone();
+        let expiry = self.identity.expires_at.map(|at| {
+            let left = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
+        loop {
+            let incoming = tokio::select! {
+                biased;
+                _ = closing.cancelled() => return,
+                _ = shutdown.cancelled() => return self.connection.close(CloseReason::GoingAway),
+                _ = tokio::time::sleep_until(expiry.unwrap_or(deadline)), if expiry.is_some() => {
+                    return self.connection.close(CloseReason::TokenExpired)
+                }
+                _ = tokio::time::sleep_until(deadline) => return self.connection.close(CloseReason::IdleTimeout),
+                outcome = self.pending.oldest_outcome(), if !self.pending.is_empty() => {
+                    self.finish_send(outcome).await;
+                    continue;
+                }
+                incoming = stream.next(), if self.pending.len() < MAX_PENDING_SENDS => incoming,
+            };
+            let message = match incoming {
+                None => return,
+                Some(Err(error)) => {
+                    if let Some(reason) = close_reason_for(&error) {
+                        self.connection.close(reason);
+                    }
+                    return;
+                }
+                Some(Ok(message)) => message,
+            };
+            deadline = Instant::now() + idle_timeout;
+            if message.is_close() {
+                return;
+            }
+            if let Message::Text(text) = &message {
+                // Boxed: handling a frame awaits the database, and that state
+                // would otherwise sit in every idle connection's task.
+                Box::pin(self.handle_text(text.as_str())).await;
+            } else if message.is_binary() {
+                ::metrics::counter!(prometheus::FRAMES_IN, "type" => "binary").increment(1);
+                self.drain_pending().await;
+                let refusal =
+                    Refusal::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text");
+                self.reply(protocol::error(&refusal, None)).await;
+            }
+        }
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        let frame = match protocol::decode(text) {
+            Ok(frame) => frame,
+            Err(undecodable) => {
+                ::metrics::counter!(prometheus::FRAMES_IN, "type" => "invalid").increment(1);
+                self.drain_pending().await;
+                return self.reply(protocol::error(&undecodable.refusal, undecodable.reference.as_ref())).await;
+            }
+        };
+        let reference = frame.reference();
+        ::metrics::counter!(prometheus::FRAMES_IN, "type" => frame.kind()).increment(1);
+        if let Err(refusal) = self.handle(frame, &reference).await {
+            self.reply(protocol::error(&refusal, reference.as_ref())).await;
+        }
+    }
+
+    /// `reference` names the frame in its error reply.
+    async fn handle(&mut self, frame: ClientFrame, reference: &Option<Value>) -> Result<(), Refusal> {
+        if !matches!(frame, ClientFrame::Send { .. }) {
+            // Anything but a send waits for the sends before it, so every
+            // reply keeps the order of the frames it answers.
+            self.drain_pending().await;
+        }
+        match frame {
+            ClientFrame::Ping => self.reply(ServerFrame::Pong.encode()).await,
+            ClientFrame::Join { room, since } => self.join(room, since).await?,
+            ClientFrame::Leave { room } => self.leave(room).await?,
+            ClientFrame::Send { room, client_id, body } => self.queue_send(room, client_id, &body, reference.clone()),
+            ClientFrame::Edit { room, id, body, client_id } => {
+                self.require_send_right(&room)?;
+                let body = protocol::body_to_bson(&body, self.context.body_limits())?;
+                let ack = self.context.store.edit_message(&room, &id, &self.connection.user, body).await?;
+                self.reply(protocol::ack(client_id.as_deref(), &ack)).await;
+            }
+            ClientFrame::Delete { room, id, client_id } => {
+                self.require_send_right(&room)?;
+                let ack = self.context.store.delete_message(&room, &id, &self.connection.user).await?;
+                self.reply(protocol::ack(client_id.as_deref(), &ack)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a send and queues it for its room's group commit without
+    /// waiting; the reply goes out when `finish_send` gets the outcome.
+    fn queue_send(&mut self, room: String, client_id: String, body: &Value, reference: Option<Value>) {
+        let answer = self.require_send_right(&room).and_then(|()| {
+            let body = protocol::body_to_bson(body, self.context.body_limits())?;
+            Ok(self.context.store.queue_message(&room, &self.connection.user, &client_id, body))
+        });
+        self.pending.push(client_id, reference, answer);
+    }
+
+    /// Replies to the oldest pending send with its outcome.
+    async fn finish_send(&mut self, outcome: Result<Ack, Refusal>) {
+        let sent = self.pending.pop_oldest();
+        let result = outcome.as_ref().map_or_else(|refusal| refusal.code.as_str(), |_| "accepted");
+        ::metrics::counter!(prometheus::SENDS, "result" => result).increment(1);
+        match outcome {
+            Ok(ack) => {
+                ::metrics::histogram!(prometheus::WRITE_SECONDS).record(sent.started.elapsed().as_secs_f64());
+                self.reply(protocol::ack(Some(&sent.client_id), &ack)).await;
+            }
+            Err(refusal) => self.reply(protocol::error(&refusal, sent.reference.as_ref())).await,
+        }
+    }
+
+    /// Answers every pending send, oldest first: anything but a send waits
+    /// for the sends before it.
+    async fn drain_pending(&mut self) {
+        while !self.pending.is_empty() {
+            let outcome = self.pending.oldest_outcome().await;
+            self.finish_send(outcome).await;
+        }
+    }
+
+    /// A send, edit or delete needs the room joined (which authorized it) and a token.
+    pub(super) fn require_send_right(&self, room: &str) -> Result<(), Refusal> {
+        if self.sends.check().is_err() {
+            return Err(rate_limited("sends"));
+        }
+        if !self.connection.has_joined(room) {
+            return Err(not_joined(&format!("join room {room} first")));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn reply(&self, frame: Frame) {
+        self.connection.reply(Outbound::Reply(frame)).await;
+    }
+}
+
+/// Which close code a read error deserves; `None` when the peer is simply gone.
+fn close_reason_for(error: &SocketError) -> Option<CloseReason> {
+    match error {
+        SocketError::Capacity(_) => Some(CloseReason::TooBig),
+        SocketError::Utf8(_) => Some(CloseReason::InvalidUtf8),
+        SocketError::Protocol(_) => Some(CloseReason::ProtocolError),
+        _ => None,
+    }
+}

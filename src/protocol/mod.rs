@@ -1,0 +1,19 @@
+//! Protocol v1, with no I/O: what clients send (`client`, with message bodies
+//! in `body`), what the server sends (`server`, each frame encoded once into a
+//! shared `Frame`), messages as frames show them (`message`), and the stable
+//! error and close codes (`codes`). docs/protocol.md is the reference; the
+//! gateway and the relay both speak through here.
+
+mod body;
+mod client;
+mod codes;
+mod frame;
+mod message;
+mod server;
+
+pub use body::{body_to_bson, BodyLimits};
+pub use client::{decode, is_plain_name, reference, valid_room, ClientFrame, Undecodable, MAX_ID_LEN};
+pub use codes::{CloseReason, ErrorCode, Refusal};
+pub use frame::Frame;
+pub use message::{as_i64, Ack, MessageDoc};
+pub use server::{ack, error, message, notification, resync, ServerFrame};

@@ -1,0 +1,81 @@
+//! A route as it runs: built from its `routes` entry, or the internal watch
+//! of `room_members` under `room_policy: membership`. Its pipeline is one
+//! leading `$match` that MongoDB pushes down into the oplog scan.
+
+use bson::{doc, Document};
+
+use crate::collections::ROOM_MEMBERS;
+use crate::settings::{Channel, RouteSettings};
+
+/// Whom a running route's events go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// Every member of the document's `room`.
+    Room,
+    /// Every connection of the user named by the document's `key` field.
+    User { key: String },
+    /// Live joins backed by a `room_members` document, revoked when it changes.
+    Membership,
+}
+
+/// One running route: one change stream per process.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub collection: String,
+    pub audience: Audience,
+    operations: Vec<&'static str>,
+    filter: Option<Document>,
+}
+
+/// The collection's lifecycle events always pass the filter: a `$match` may
+/// otherwise hide the invalidation that ends a stream, and the relay must see
+/// it to re-fill rooms and tell user channels to resync.
+const LIFECYCLE: [&str; 4] = ["drop", "rename", "dropDatabase", "invalidate"];
+
+impl Route {
+    /// The route a `routes` entry describes (already validated).
+    pub fn from_settings(settings: &RouteSettings) -> Route {
+        let audience = match settings.channel {
+            Channel::Room => Audience::Room,
+            Channel::User => Audience::User { key: settings.key.clone() },
+        };
+        let filter =
+            settings.filter.as_ref().map(|f| bson::to_document(f).expect("route filters are checked at start-up"));
+        Route {
+            name: settings.name.clone(),
+            collection: settings.collection.clone(),
+            audience,
+            operations: settings.operations.iter().map(|op| op.as_str()).collect(),
+            filter,
+        }
+    }
+
+    /// The watch of `room_members`: deletes carry no document, so they are
+    /// matched by the `_id` of each membership that backs a live join.
+    pub fn membership() -> Route {
+        Route {
+            name: ROOM_MEMBERS.to_string(),
+            collection: ROOM_MEMBERS.to_string(),
+            audience: Audience::Membership,
+            operations: vec!["update", "replace", "delete"],
+            filter: None,
+        }
+    }
+
+    /// Whether update events need the document looked up (they carry only the change).
+    pub fn looks_up_updates(&self) -> bool {
+        self.operations.contains(&"update")
+    }
+
+    /// A leading `$match` on `operationType` (and the route's own filter).
+    pub fn pipeline(&self) -> Vec<Document> {
+        let operations: Vec<&str> = self.operations.iter().copied().chain(LIFECYCLE).collect();
+        let by_operation = doc! { "operationType": { "$in": operations } };
+        let filter = match &self.filter {
+            None => by_operation,
+            Some(extra) => doc! { "$and": [by_operation, extra.clone()] },
+        };
+        vec![doc! { "$match": filter }]
+    }
+}

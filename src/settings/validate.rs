@@ -1,0 +1,97 @@
+//! Checks of the settings that types alone cannot express. Each failure
+//! names its key, in the same one-line form as a parse error.
+
+use std::time::Duration;
+
+use super::{AuthMode, Channel, ConfigError, Environment, Settings};
+use crate::collections::MESSAGES;
+
+impl Settings {
+    /// Checks what types alone cannot express.
+    pub fn validate(&self, environment: Environment) -> Result<(), ConfigError> {
+        if environment == Environment::Production && self.auth.mode == AuthMode::None {
+            return Err(ConfigError::new(
+                "auth.mode",
+                "`none` is for local use only and is refused when ROOMCAST_ENV=production",
+            ));
+        }
+        if !self.mongo.uri.starts_with("mongodb://") && !self.mongo.uri.starts_with("mongodb+srv://") {
+            return Err(ConfigError::new("mongo.uri", "must start with mongodb:// or mongodb+srv://"));
+        }
+        if self.mongo.database.is_empty() || self.mongo.database.contains(['/', '.', ' ', '$']) {
+            return Err(ConfigError::new("mongo.database", "must be a non-empty MongoDB database name"));
+        }
+        let positive = [
+            ("limits.max_frame_bytes", self.limits.max_frame_bytes),
+            ("limits.max_body_bytes", self.limits.max_body_bytes),
+            ("limits.max_body_depth", self.limits.max_body_depth),
+            ("limits.send_queue_frames", self.limits.send_queue_frames),
+            ("limits.send_queue_bytes", self.limits.send_queue_bytes),
+            ("limits.max_rooms_per_connection", self.limits.max_rooms_per_connection),
+            ("limits.max_connections_per_user", self.limits.max_connections_per_user),
+            ("limits.sends_per_second", self.limits.sends_per_second as usize),
+            ("limits.send_burst", self.limits.send_burst as usize),
+            ("limits.joins_per_second", self.limits.joins_per_second as usize),
+            ("limits.join_burst", self.limits.join_burst as usize),
+            ("limits.handshakes_per_second_per_ip", self.limits.handshakes_per_second_per_ip as usize),
+            ("limits.handshake_burst_per_ip", self.limits.handshake_burst_per_ip as usize),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::new(*key, "must be greater than 0"));
+        }
+        if self.limits.max_replay < 0 {
+            return Err(ConfigError::new("limits.max_replay", "must not be negative"));
+        }
+        if self.relay.max_backoff < Duration::from_millis(100) {
+            return Err(ConfigError::new("relay.max_backoff", "must be at least 100ms"));
+        }
+        if self.server.ping_interval.is_zero() || self.server.idle_timeout <= self.server.ping_interval {
+            return Err(ConfigError::new(
+                "server.idle_timeout",
+                "must be longer than server.ping_interval, which must be above 0",
+            ));
+        }
+        self.validate_routes()
+    }
+
+    fn validate_routes(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        let mut room_routes = 0;
+        for (i, route) in self.routes.iter().enumerate() {
+            let at = |field: &str| format!("routes[{i}].{field}");
+            if route.name.is_empty() || !names.insert(route.name.as_str()) {
+                return Err(ConfigError::new(at("name"), "must be non-empty and unique"));
+            }
+            if route.collection.is_empty() || route.collection.starts_with("system.") {
+                return Err(ConfigError::new(at("collection"), "must name a user collection"));
+            }
+            if route.key.is_empty() || route.key.starts_with('$') {
+                return Err(ConfigError::new(at("key"), "must name a document field"));
+            }
+            if route.operations.is_empty() {
+                return Err(ConfigError::new(at("operations"), "must list at least one operation"));
+            }
+            if let Some(filter) = &route.filter {
+                if let Err(e) = bson::to_document(filter) {
+                    return Err(ConfigError::new(at("match"), e.to_string()));
+                }
+            }
+            if route.channel == Channel::Room {
+                room_routes += 1;
+                // Room fan-out promises one gap-free seq stream per room, which only
+                // holds when a single route feeds rooms from the collection that
+                // sends are written to and history is read from.
+                if route.collection != MESSAGES {
+                    return Err(ConfigError::new(at("collection"), format!("a room route must watch `{}`", MESSAGES)));
+                }
+                if route.key != "room" {
+                    return Err(ConfigError::new(at("key"), "a room route's key must be `room`"));
+                }
+            }
+        }
+        if room_routes > 1 {
+            return Err(ConfigError::new("routes", "at most one route may have channel `room`"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! The indexes roomcast relies on, created at start-up (idempotently).
+
+use bson::doc;
+use mongodb::options::IndexOptions;
+use mongodb::IndexModel;
+
+use super::Store;
+
+impl Store {
+    /// Creates the indexes of `messages` the write path depends on.
+    #[tracing::instrument(skip_all)]
+    pub async fn ensure_indexes(&self) -> Result<(), mongodb::error::Error> {
+        let room_seq = IndexModel::builder()
+            .keys(doc! { "room": 1, "seq": 1 })
+            .options(IndexOptions::builder().name("room_seq".to_string()).unique(true).build())
+            .build();
+        // Partial, so documents written by other producers without a client_id
+        // never collide with each other on (author, null).
+        let author_client_id = IndexModel::builder()
+            .keys(doc! { "author": 1, "client_id": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("author_client_id".to_string())
+                    .unique(true)
+                    .partial_filter_expression(doc! { "client_id": { "$type": "string" } })
+                    .build(),
+            )
+            .build();
+        self.messages.create_indexes([room_seq, author_client_id]).await?;
+        Ok(())
+    }
+
+    /// The unique (room, user) index of `room_members`, for `room_policy: membership`.
+    pub async fn ensure_membership_index(&self) -> Result<(), mongodb::error::Error> {
+        let unique = IndexModel::builder()
+            .keys(doc! { "room": 1, "user": 1 })
+            .options(IndexOptions::builder().name("room_user".to_string()).unique(true).build())
+            .build();
+        self.members.create_index(unique).await?;
+        Ok(())
+    }
+}
