@@ -32,6 +32,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     port: u16,
+    /// The listener of `/metrics`, when it has a port of its own.
+    metrics_listener: Option<TcpListener>,
     context: Arc<Context>,
     relay: Relay,
 }
@@ -54,15 +56,27 @@ impl Application {
         let relay = Relay::start(&settings, &store, registry.clone(), memberships.clone(), shutdown.clone()).await?;
         let listener = listen(&settings.server.host, settings.server.port).await?;
         let address = listener.local_addr()?;
+        let metrics_listener = match settings.server.metrics_port {
+            Some(port) => Some(bind(&settings.server.host, port).await?),
+            None => None,
+        };
+        if let Some(metrics) = &metrics_listener {
+            tracing::info!(addr = %metrics.local_addr()?, "serving /metrics");
+        }
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
         let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone() };
         let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown));
-        Ok(Application { listener, port: address.port(), context, relay })
+        Ok(Application { listener, port: address.port(), metrics_listener, context, relay })
     }
 
     /// The bound port, useful when `server.port` is 0.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `/metrics` when `server.metrics_port` gives it one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -91,6 +105,10 @@ impl Application {
         let grace = self.context.server.shutdown_grace;
         let routes = routes::routes(self.context.clone());
         let drain = grace.min(server::LONGEST_EXCHANGE);
+        if let Some(listener) = self.metrics_listener {
+            let metrics = routes::metrics_routes(self.context.clone());
+            tokio::spawn(server::serve(listener, metrics, shutdown.clone().cancelled_owned(), drain));
+        }
         let serving = server::serve(self.listener, routes, shutdown.clone().cancelled_owned(), drain);
         let closing_sessions = async {
             shutdown.cancelled().await;
@@ -132,6 +150,10 @@ async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
         inherited.set_nonblocking(true)?;
         return TcpListener::from_std(inherited);
     }
+    bind(host, port).await
+}
+
+async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
     let address = tokio::net::lookup_host((host, port))
         .await?
         .next()

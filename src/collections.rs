@@ -1,5 +1,5 @@
-//! The collections roomcast reads and writes, and how document ids are shown
-//! to clients. A leaf: the store, the settings, the relay and the protocol
+//! The collections roomcast reads and writes, their indexes' names, and how
+//! document ids are shown to clients. A leaf: the store, the settings, the relay and the protocol
 //! all name collections and ids the same way through here.
 
 use bson::oid::ObjectId;
@@ -7,6 +7,13 @@ use bson::Bson;
 
 /// The collection that sends are written to and history is read from.
 pub const MESSAGES: &str = "messages";
+
+/// The unique `(room, seq)` index of `messages`, which arbitrates every seq.
+pub const ROOM_SEQ_INDEX: &str = "room_seq";
+
+/// The unique index of `messages` that makes a resend with the same
+/// `client_id` idempotent.
+pub const CLIENT_ID_INDEX: &str = "author_client_id";
 
 /// The memberships of `room_policy: membership`, one `{room, user}` document each.
 pub const ROOM_MEMBERS: &str = "room_members";

@@ -23,6 +23,9 @@ pub const ROUTE_RESUMES: &str = "roomcast_route_resumes_total";
 pub const ROUTE_HISTORY_LOST: &str = "roomcast_route_history_lost_total";
 pub const SLOW_CONSUMER_DISCONNECTS: &str = "roomcast_slow_consumer_disconnects_total";
 pub const AUTH_FAILURES: &str = "roomcast_auth_failures_total";
+pub const DOCUMENTS_TOO_LARGE: &str = "roomcast_documents_too_large_total";
+pub const BUFFERED_BYTES: &str = "roomcast_buffered_bytes";
+pub const BUFFER_POOL_BYTES: &str = "roomcast_buffer_pool_bytes";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -102,6 +105,17 @@ fn describe() {
     describe_counter!(ROUTE_HISTORY_LOST, "Change streams restarted after their history was lost, by route.");
     describe_counter!(SLOW_CONSUMER_DISCONNECTS, "Connections closed with 4008 for reading too slowly.");
     describe_counter!(AUTH_FAILURES, "Handshakes refused, by reason.");
+    describe_counter!(DOCUMENTS_TOO_LARGE, "Documents over limits.max_document_bytes relayed as stubs, by route.");
+    describe_gauge!(
+        BUFFERED_BYTES,
+        Unit::Bytes,
+        "Bytes all connections hold: queued and held frames, replays, pending sends."
+    );
+    describe_gauge!(
+        BUFFER_POOL_BYTES,
+        Unit::Bytes,
+        "Bytes connections borrow from the shared pool beyond their reserves."
+    );
 }
 
 /// The `type` of a server frame, read from its first bytes without parsing:

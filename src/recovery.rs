@@ -74,6 +74,8 @@ struct Entry {
 
 struct State {
     entries: VecDeque<Entry>,
+    /// Bytes of the frames in `entries`.
+    bytes: usize,
     /// Every notification after this position is in `entries`; `None` until
     /// the stream's start is known.
     floor: Option<Position>,
@@ -94,11 +96,13 @@ pub struct Ring {
     state: RwLock<State>,
     window: Duration,
     max_events: usize,
+    max_bytes: usize,
 }
 
 impl Ring {
-    pub fn new(window: Duration, max_events: usize) -> Ring {
-        Ring { state: RwLock::new(State { entries: VecDeque::new(), floor: None }), window, max_events }
+    pub fn new(window: Duration, max_events: usize, max_bytes: usize) -> Ring {
+        let state = State { entries: VecDeque::new(), bytes: 0, floor: None };
+        Ring { state: RwLock::new(state), window, max_events, max_bytes }
     }
 
     /// Starts over at a stream that begins just after `start` (a fresh stream
@@ -107,11 +111,13 @@ impl Ring {
     pub fn restart(&self, start: Timestamp) {
         let mut state = self.state.write().expect("ring poisoned");
         state.entries.clear();
+        state.bytes = 0;
         state.floor = Some(Position::at(start, u32::MAX));
     }
 
     pub fn push(&self, position: Position, user: &str, frame: &Frame) {
         let mut state = self.state.write().expect("ring poisoned");
+        state.bytes += frame.len();
         state.entries.push_back(Entry {
             position,
             user: user.to_string(),
@@ -125,10 +131,11 @@ impl Ring {
         let now = Instant::now();
         while let Some(oldest) = state.entries.front() {
             let expired = now.duration_since(oldest.kept_at) >= self.window;
-            if !expired && state.entries.len() <= self.max_events {
+            if !expired && state.entries.len() <= self.max_events && state.bytes <= self.max_bytes {
                 break;
             }
             state.floor = Some(oldest.position);
+            state.bytes -= oldest.frame.len();
             state.entries.pop_front();
         }
     }
@@ -180,7 +187,7 @@ mod tests {
 
     #[test]
     fn replay_is_exact_inside_the_ring_and_refused_below_its_floor() {
-        let ring = Ring::new(Duration::from_secs(60), 3);
+        let ring = Ring::new(Duration::from_secs(60), 3, 1 << 20);
         assert!(ring.replay("bob", at(1, 0)).frames.is_none(), "a ring that has not started knows nothing");
         ring.restart(Timestamp { time: 10, increment: 1 });
         for (time, user) in [(11, "bob"), (12, "amy"), (13, "bob")] {
@@ -204,8 +211,19 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_bound_evicts_the_oldest() {
+        let ring = Ring::new(Duration::from_secs(60), 100, 9);
+        ring.restart(Timestamp { time: 10, increment: 1 });
+        ring.push(at(11, 0), "bob", &Frame::from("bob11"));
+        ring.push(at(12, 0), "bob", &Frame::from("bob12"));
+        ring.push(at(13, 0), "bob", &Frame::from("bob13"));
+        assert!(ring.replay("bob", at(11, 0)).frames.is_none(), "11 and 12 could not stay within 9 bytes");
+        assert_eq!(texts(&ring.replay("bob", at(12, 0)).frames.unwrap()), ["bob13"]);
+    }
+
+    #[test]
     fn the_window_expires_entries() {
-        let ring = Ring::new(Duration::ZERO, 100);
+        let ring = Ring::new(Duration::ZERO, 100, 1 << 20);
         ring.restart(Timestamp { time: 10, increment: 1 });
         ring.push(at(11, 0), "bob", &Frame::from("bob11"));
         ring.push(at(12, 0), "bob", &Frame::from("bob12"));

@@ -1,15 +1,21 @@
 //! The fan-out side of one WebSocket connection: its bounded queue to the
-//! writer task, the bytes that queue holds, the rooms it joined and the token
-//! that closes it. Live events are offered without waiting; direct replies
-//! wait for room, which slows only this connection's own reader.
+//! writer task, the byte budget everything it holds is charged to (queued
+//! frames, events held during a join, replays, pending sends' bodies), the
+//! rooms it joined and the token that closes it. Relayed frames are offered
+//! without waiting, and a connection that cannot take one is closed as a
+//! slow consumer. The reader's own replies wait for room instead, which
+//! slows only this connection; a reader that waits longer than the
+//! connection's patience closes it the same way.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::events::{RoomEvent, UserEvent};
 use crate::prometheus;
 use crate::protocol::{CloseReason, Frame};
@@ -43,17 +49,25 @@ pub enum Outbound {
 }
 
 impl Outbound {
-    /// Bytes a relayed frame occupies in the queue; replies are not counted,
-    /// they are bounded by the reader waiting for room instead.
-    fn live_bytes(&self) -> usize {
+    /// Bytes the item's frames occupy, charged to the connection's budget
+    /// while it is queued, held or being written.
+    pub fn bytes(&self) -> usize {
         match self {
             Outbound::Room(event) => event.frame.len(),
             Outbound::User(event) => event.frame.len(),
-            Outbound::Notice(frame) => frame.len(),
-            _ => 0,
+            Outbound::Notice(frame) | Outbound::Reply(frame) => frame.len(),
+            Outbound::JoinFailed { error: frame, .. } | Outbound::Left { frame, .. } => frame.len(),
+            Outbound::JoinReady { frames, .. } | Outbound::RecoveryReady { frames, .. } => {
+                frames.iter().map(Frame::len).sum()
+            }
+            Outbound::JoinStarted(_) | Outbound::Revoked(_) | Outbound::RecoveryStarted(_) => 0,
         }
     }
 }
+
+/// How often a reader waiting for room looks again even if its own writer
+/// released nothing: room may come back to the shared pool from others.
+const RECHECK: Duration = Duration::from_millis(100);
 
 /// One WebSocket connection, as the fan-out and its own session see it.
 #[derive(Debug)]
@@ -62,53 +76,158 @@ pub struct Connection {
     pub user: String,
     /// The rooms joined; shared with the registry, which can revoke one.
     joined: Mutex<HashSet<String>>,
+    /// Rooms whose join replay is queued and not yet taken by the writer.
+    replays_queued: Mutex<HashSet<String>>,
     queue: mpsc::Sender<Outbound>,
-    queued_bytes: AtomicUsize,
-    max_queued_bytes: usize,
+    budget: Budget,
+    /// Signalled when the writer gave bytes back, for a reader waiting for room.
+    drained: Notify,
+    /// How long the reader may wait for room before the connection counts as a slow consumer.
+    patience: Duration,
     closing: CancellationToken,
     reason: OnceLock<CloseReason>,
 }
 
+/// Bytes charged to a connection's budget and not yet handed to its queue;
+/// dropping it gives them back.
+#[derive(Debug)]
+pub struct Reservation {
+    connection: Arc<Connection>,
+    bytes: usize,
+}
+
+impl Reservation {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds another reservation of the same connection to this one.
+    pub fn absorb(&mut self, mut other: Reservation) {
+        debug_assert!(Arc::ptr_eq(&self.connection, &other.connection));
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+
+    /// Takes `bytes` more if they fit now, without waiting.
+    pub fn try_grow(&mut self, bytes: usize) -> bool {
+        let grown = self.connection.budget.try_charge(bytes);
+        if grown {
+            self.bytes += bytes;
+        }
+        grown
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.connection.release(self.bytes);
+    }
+}
+
 impl Connection {
-    pub fn new(id: u64, user: String, queue: mpsc::Sender<Outbound>, max_queued_bytes: usize) -> Arc<Connection> {
+    pub fn new(
+        id: u64,
+        user: String,
+        queue: mpsc::Sender<Outbound>,
+        budget: Budget,
+        patience: Duration,
+    ) -> Arc<Connection> {
         Arc::new(Connection {
             id,
             user,
             joined: Mutex::new(HashSet::new()),
+            replays_queued: Mutex::new(HashSet::new()),
             queue,
-            queued_bytes: AtomicUsize::new(0),
-            max_queued_bytes,
+            budget,
+            drained: Notify::new(),
+            patience,
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
         })
     }
 
-    /// Queues a relayed frame without waiting; a queue full in frames or
-    /// bytes closes the connection instead (slow consumer).
+    /// Queues a relayed item without waiting; a queue full in frames, or a
+    /// budget that cannot take its bytes, closes the connection instead
+    /// (slow consumer).
     pub fn offer(&self, item: Outbound) {
-        let bytes = item.live_bytes();
-        let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        if queued > self.max_queued_bytes {
-            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let bytes = item.bytes();
+        if !self.budget.try_charge(bytes) {
             return self.close(CloseReason::SlowConsumer);
         }
         if let Err(error) = self.queue.try_send(item) {
-            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            self.budget.release(bytes);
             if let mpsc::error::TrySendError::Full(_) = error {
                 self.close(CloseReason::SlowConsumer);
             }
         }
     }
 
-    /// The writer took an item off the queue.
-    pub fn dequeued(&self, item: &Outbound) {
-        self.queued_bytes.fetch_sub(item.live_bytes(), Ordering::AcqRel);
+    /// The writer wrote or dropped items holding `bytes`.
+    pub fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            self.budget.release(bytes);
+            self.drained.notify_one();
+        }
+    }
+
+    /// Bytes this connection holds now.
+    pub fn held_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Charges nothing yet: a reservation to grow with `try_grow`.
+    pub fn empty_reservation(self: &Arc<Self>) -> Reservation {
+        Reservation { connection: self.clone(), bytes: 0 }
+    }
+
+    /// Charges `bytes`, waiting while the writer drains the queue; `None`
+    /// when the connection closes first, or after waiting longer than its
+    /// patience, which closes it as a slow consumer.
+    pub async fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        if !self.budget.could_fit(bytes) {
+            self.close(CloseReason::SlowConsumer);
+            return None;
+        }
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let drained = self.drained.notified();
+            if self.budget.try_charge(bytes) {
+                return Some(Reservation { connection: self.clone(), bytes });
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = tokio::time::sleep(RECHECK) => {}
+                _ = self.closing.cancelled() => return None,
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.close(CloseReason::SlowConsumer);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Queues an item whose bytes `reservation` already holds, waiting for a
+    /// place in the queue.
+    pub async fn queue_reserved(&self, item: Outbound, mut reservation: Reservation) {
+        debug_assert_eq!(item.bytes(), reservation.bytes, "a reservation pays for exactly its item");
+        let bytes = item.bytes();
+        if let Outbound::JoinReady { room, .. } = &item {
+            self.replays_queued.lock().expect("replays poisoned").insert(room.clone());
+        }
+        // The queue item owns its bytes from here, and the writer releases
+        // them; the reservation gives back only what it held beyond them.
+        reservation.bytes = reservation.bytes.saturating_sub(bytes);
+        drop(reservation);
+        if self.queue.send(item).await.is_err() {
+            // The writer is gone and the connection is ending.
+            self.release(bytes);
+        }
     }
 
     /// Queues a direct reply, waiting for room: back-pressure on the reader only.
-    pub async fn reply(&self, item: Outbound) {
-        // A closed queue means the writer is gone and the connection is ending.
-        let _ = self.queue.send(item).await;
+    pub async fn reply(self: &Arc<Self>, item: Outbound) {
+        if let Some(reservation) = self.reserve(item.bytes()).await {
+            self.queue_reserved(item, reservation).await;
+        }
     }
 
     pub fn has_joined(&self, room: &str) -> bool {
@@ -117,6 +236,19 @@ impl Connection {
 
     pub fn joined_count(&self) -> usize {
         self.joined.lock().expect("rooms poisoned").len()
+    }
+
+    /// Whether a replay of `room` is still queued for this connection.
+    pub fn replay_queued(&self, room: &str) -> bool {
+        self.replays_queued.lock().expect("replays poisoned").contains(room)
+    }
+
+    /// The writer took the item off the queue: a replay it carried is no
+    /// longer queued.
+    pub fn taken(&self, item: &Outbound) {
+        if let Outbound::JoinReady { room, .. } = item {
+            self.replays_queued.lock().expect("replays poisoned").remove(room);
+        }
     }
 
     /// Records a join; false if the room was joined already.
@@ -128,7 +260,7 @@ impl Connection {
         self.joined.lock().expect("rooms poisoned").remove(room)
     }
 
-    pub(super) fn joined_rooms(&self) -> Vec<String> {
+    pub fn joined_rooms(&self) -> Vec<String> {
         self.joined.lock().expect("rooms poisoned").iter().cloned().collect()
     }
 

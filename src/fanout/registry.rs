@@ -89,12 +89,6 @@ impl Registry {
         revoked.len()
     }
 
-    /// Whether any connection of `user` is in `room`.
-    pub fn is_joined(&self, room: &str, user: &str) -> bool {
-        let rooms = self.rooms.read().expect("registry poisoned");
-        rooms.get(room).is_some_and(|entry| entry.members.values().any(|c| c.user == user))
-    }
-
     pub fn user_connection_count(&self, user: &str) -> usize {
         self.users.read().expect("registry poisoned").get(user).map_or(0, HashMap::len)
     }
@@ -121,6 +115,12 @@ impl Registry {
     pub fn add_user(&self, connection: &Arc<Connection>) {
         let mut users = self.users.write().expect("registry poisoned");
         users.entry(connection.user.clone()).or_default().insert(connection.id, connection.clone());
+    }
+
+    /// Bytes all connections hold, summed at the moment of asking.
+    pub fn held_bytes(&self) -> usize {
+        let users = self.users.read().expect("registry poisoned");
+        users.values().flat_map(HashMap::values).map(|c| c.held_bytes()).sum()
     }
 
     pub fn connection_count(&self) -> usize {

@@ -1,7 +1,8 @@
 //! The checks a WebSocket handshake passes before the upgrade, so every
 //! refusal is an HTTP status with a JSON body: the address's handshake rate
 //! (429, first, so refused handshakes count too), the origin (403), the
-//! credentials (401), then the user's connection count (429).
+//! credentials (401), the user's connection count (429), then the replica's
+//! (503).
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::upgrade::PeerAddr;
-use super::Context;
+use super::{Context, Slot};
 use crate::auth::{Credentials, Identity};
 use crate::prometheus;
 
@@ -20,6 +21,8 @@ pub struct Handshake {
     pub cursors: Vec<String>,
     /// Whether the client offered the `roomcast.v1` subprotocol.
     pub subprotocol: bool,
+    /// Its place among the replica's connections.
+    pub slot: Slot,
 }
 
 /// An HTTP request refused with a status and a JSON body `{"error":CODE,"message":TEXT}`.
@@ -106,7 +109,12 @@ fn check(context: &Context, request: UpgradeRequest) -> Result<Handshake, Reject
         let message = "this user has too many connections";
         return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "too_many_connections", message));
     }
+    let Some(slot) = context.slots.take() else {
+        let message =
+            format!("this server holds its maximum of {} connections; try again", context.limits.max_connections);
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server_full", "server_full", message));
+    };
     let cursors = request.query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
     let subprotocol = request.protocols.as_deref().is_some_and(Credentials::offers_subprotocol);
-    Ok(Handshake { identity, cursors, subprotocol })
+    Ok(Handshake { identity, cursors, subprotocol, slot })
 }

@@ -4,12 +4,21 @@
 //! holds the room's live events meanwhile and drops what the replay covered
 //! (see `outbox`).
 
+use futures::TryStreamExt;
+
 use super::refusals::{forbidden_room, not_joined, rate_limited};
 use super::session::Session;
 use crate::auth::claim_allows;
-use crate::fanout::Outbound;
+use crate::fanout::{Outbound, Reservation};
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, ServerFrame};
 use crate::settings::RoomPolicy;
+use crate::store::{Order, StoreError};
+
+/// A join's frames, `joined` first, and the seq they reach.
+struct Replay {
+    frames: Vec<Frame>,
+    high_water: i64,
+}
 
 impl Session {
     /// Subscribes before reading the replay, so nothing committed in between is missed;
@@ -17,6 +26,12 @@ impl Session {
     pub(super) async fn join(&mut self, room: String, since: Option<i64>) -> Result<(), Refusal> {
         if self.joins.check().is_err() {
             return Err(rate_limited("joins"));
+        }
+        if self.connection.replay_queued(&room) {
+            // A client re-joining faster than it reads would otherwise stack
+            // replays of the same room in its queue.
+            let message = format!("the replay of room {room} is still on its way; join again once it arrived");
+            return Err(Refusal::new(ErrorCode::RateLimited, message));
         }
         let rejoin = self.connection.has_joined(&room);
         if !rejoin && self.connection.joined_count() >= self.context.limits.max_rooms_per_connection {
@@ -36,18 +51,21 @@ impl Session {
             }
         }
         match self.replay(&room, since).await {
-            Ok((frames, high_water)) => {
-                self.context.registry.joined_at(&room, high_water);
-                self.connection.reply(Outbound::JoinReady { room, frames, high_water }).await;
+            Ok(Some((replay, reservation))) => {
+                self.context.registry.joined_at(&room, replay.high_water);
+                let item = Outbound::JoinReady { room, frames: replay.frames, high_water: replay.high_water };
+                self.connection.queue_reserved(item, reservation).await;
                 Ok(())
             }
+            // The connection is closing.
+            Ok(None) => Ok(()),
             Err(refusal) => self.fail_join(room, refusal).await,
         }
     }
 
     /// Undoes a join's registration and answers it with `refusal`.
     async fn fail_join(&mut self, room: String, refusal: Refusal) -> Result<(), Refusal> {
-        self.context.registry.leave_room(&room, &self.connection);
+        self.left(&room);
         let error = protocol::error(&refusal, protocol::reference(Some(&room), None).as_ref());
         self.connection.reply(Outbound::JoinFailed { room, error }).await;
         Ok(())
@@ -62,38 +80,58 @@ impl Session {
             RoomPolicy::Membership => {
                 let user = &self.connection.user;
                 let id = self.context.store.membership(room, user).await?.ok_or_else(|| forbidden_room(room))?;
-                self.context.memberships.remember(id, room, user, &self.context.registry);
+                self.context.memberships.remember(id, room, user, self.connection.id);
                 Ok(())
             }
         }
     }
 
-    /// `joined` and the messages after `since`, capped at `limits.max_replay`;
-    /// also the room's current seq, the replay's high-water mark.
-    async fn replay(&self, room: &str, since: Option<i64>) -> Result<(Vec<Frame>, i64), Refusal> {
+    /// `joined` and the newest messages after `since` that fit both
+    /// `limits.max_replay` and `limits.max_replay_bytes`, with the bytes they
+    /// hold charged to the connection. Messages are read newest first, and
+    /// each is charged as it is read, so a replay never holds more than the
+    /// connection may; one that stops short says `recovered: false`, as the
+    /// count cap does. `None` when the connection closes meanwhile.
+    async fn replay(&self, room: &str, since: Option<i64>) -> Result<Option<(Replay, Reservation)>, Refusal> {
         let store = &self.context.store;
+        let limits = &self.context.limits;
         let current = store.current_seq(room).await?;
-        let cap = self.context.limits.max_replay;
-        let (after, recovered) = match since {
-            None => (current, false),
-            Some(since) if since > current => (current, false),
-            Some(since) if current - since > cap => (current - cap, false),
-            Some(since) => (since, true),
-        };
-        let mut frames = vec![ServerFrame::Joined { room, seq: current, recovered }.encode()];
+        let after = since.filter(|since| *since <= current).unwrap_or(current);
+        let mut reservation = self.connection.empty_reservation();
+        let mut newest_first = Vec::new();
+        let mut complete = true;
         if after < current {
-            for document in store.history(room, after, current).await? {
-                match MessageDoc::from_document(&document) {
-                    Ok(message) => frames.push(protocol::message(message)),
-                    Err(why) => tracing::warn!(room, why, "stored document is not a message; not replayed"),
+            let limit = Some(limits.max_replay + 1);
+            let order = Order::NewestFirst;
+            let mut cursor =
+                store.messages_between(room, after, current, order, limit, limits.max_document_bytes).await?;
+            while let Some(document) = cursor.try_next().await.map_err(|e| Refusal::from(StoreError::from_driver(e)))? {
+                let message = match MessageDoc::from_document(&document) {
+                    Ok(message) => MessageDoc { too_large: document.get_bool("too_large").unwrap_or(false), ..message },
+                    Err(why) => {
+                        tracing::warn!(room, why, "stored document is not a message; not replayed");
+                        continue;
+                    }
+                };
+                let (frame, _) = protocol::message(message, limits.max_document_bytes);
+                let fits = reservation.bytes() + frame.len() <= limits.max_replay_bytes;
+                if newest_first.len() as i64 == limits.max_replay || !fits || !reservation.try_grow(frame.len()) {
+                    complete = false;
+                    break;
                 }
+                newest_first.push(frame);
             }
         }
-        Ok((frames, current))
+        let recovered = since.is_some_and(|since| since <= current) && complete;
+        let joined = ServerFrame::Joined { room, seq: current, recovered }.encode();
+        let Some(for_joined) = self.connection.reserve(joined.len()).await else { return Ok(None) };
+        reservation.absorb(for_joined);
+        let frames = std::iter::once(joined).chain(newest_first.into_iter().rev()).collect();
+        Ok(Some((Replay { frames, high_water: current }, reservation)))
     }
 
     pub(super) async fn leave(&mut self, room: String) -> Result<(), Refusal> {
-        if !self.context.registry.leave_room(&room, &self.connection) {
+        if !self.left(&room) {
             return Err(not_joined(&format!("room {room} is not joined")));
         }
         let frame = ServerFrame::Left { room: &room, reason: None }.encode();
@@ -102,6 +140,17 @@ impl Session {
     }
 
     pub(super) fn leave_everything(&mut self) {
+        for room in self.connection.joined_rooms() {
+            self.context.memberships.forget(&room, &self.connection.user, self.connection.id);
+        }
         self.context.registry.disconnect(&self.connection);
+    }
+
+    /// Takes the connection out of the room, and out of the membership that
+    /// let it in; false if it was not in.
+    fn left(&self, room: &str) -> bool {
+        let user = &self.connection.user;
+        self.context.memberships.forget(room, user, self.connection.id);
+        self.context.registry.leave_room(room, &self.connection)
     }
 }

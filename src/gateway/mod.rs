@@ -18,14 +18,14 @@ mod upgrade;
 mod writer;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
-use crate::fanout::Registry;
+use crate::fanout::{Pool, Registry};
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
 use crate::protocol::BodyLimits;
@@ -69,7 +69,48 @@ pub struct Context {
     /// Tracks open sessions, so shutdown can wait for their close frames.
     pub sessions: TaskTracker,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The bytes every connection may borrow beyond its reserve.
+    pub pool: Arc<Pool>,
+    /// Connections open or being opened, against `limits.max_connections`.
+    pub slots: Arc<Slots>,
     next_connection_id: AtomicU64,
+}
+
+/// The connections a replica may hold.
+#[derive(Debug)]
+pub struct Slots {
+    taken: AtomicUsize,
+    max: usize,
+}
+
+/// One connection's place among `Slots`, given back when dropped.
+#[derive(Debug)]
+pub struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// A place for one more connection, if the replica has one.
+    pub fn take(self: &Arc<Self>) -> Option<Slot> {
+        let mut taken = self.taken.load(Ordering::Acquire);
+        loop {
+            if taken >= self.max {
+                return None;
+            }
+            match self.taken.compare_exchange_weak(taken, taken + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Slot(self.clone())),
+                Err(now) => taken = now,
+            }
+        }
+    }
+
+    pub fn taken(&self) -> usize {
+        self.taken.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Context {
@@ -100,6 +141,8 @@ impl Context {
             shutdown,
             sessions: TaskTracker::new(),
             metrics: crate::prometheus::install(),
+            pool: Pool::new(limits.buffer_pool_bytes),
+            slots: Arc::new(Slots { taken: AtomicUsize::new(0), max: limits.max_connections }),
             next_connection_id: AtomicU64::new(1),
         }
     }

@@ -36,15 +36,25 @@ pub enum Verdict {
 
 /// Frames ready to be written, in order, and when the change event behind
 /// each live one was received, so the relay's own delay can be measured once
-/// the frames are on the socket.
+/// the frames are on the socket. `release` counts the bytes of every queued
+/// frame this batch wrote or dropped: they go back to the connection's
+/// budget once the batch is written. Held frames stay charged until they too
+/// are written or dropped.
 #[derive(Default)]
 pub struct Batch {
     pub frames: Vec<Message>,
     pub received: Vec<Instant>,
+    pub release: usize,
 }
 
 impl Batch {
-    pub fn push(&mut self, frame: Frame) {
+    fn push(&mut self, frame: Frame) {
+        self.release += frame.len();
+        self.frames.push(frame.into_message());
+    }
+
+    /// A frame the writer made itself, charged to nobody.
+    fn push_own(&mut self, frame: Frame) {
         self.frames.push(frame.into_message());
     }
 
@@ -53,12 +63,20 @@ impl Batch {
     }
 
     fn push_live(&mut self, frame: &Frame, received: Instant) {
+        self.release += frame.len();
         self.frames.push(frame.clone().into_message());
         self.received.push(received);
     }
 
     fn extend(&mut self, frames: Vec<Frame>) {
-        self.frames.extend(frames.into_iter().map(Frame::into_message));
+        for frame in frames {
+            self.push(frame);
+        }
+    }
+
+    /// A queued frame that will not be written.
+    fn drop_frame(&mut self, frame: &Frame) {
+        self.release += frame.len();
     }
 }
 
@@ -80,9 +98,10 @@ impl Outbox {
         match item {
             Outbound::Room(event) => match self.rooms.get_mut(&event.room) {
                 // Not (or no longer) joined: an event that raced a leave.
-                None => {}
+                None => out.drop_frame(&event.frame),
                 Some(RoomState::Pending(held)) => {
                     if held.len() >= self.hold_limit {
+                        out.drop_frame(&event.frame);
                         return Verdict::Overflow;
                     }
                     held.push(event);
@@ -93,15 +112,15 @@ impl Outbox {
                 None => out.push_live(&event.frame, event.received),
                 Some(RouteState::Pending(held)) => {
                     if held.len() >= self.hold_limit {
+                        out.drop_frame(&event.frame);
                         return Verdict::Overflow;
                     }
                     held.push(event);
                 }
-                Some(RouteState::Live { high_water }) => {
-                    if event.position > *high_water {
-                        out.push_live(&event.frame, event.received);
-                    }
+                Some(RouteState::Live { high_water }) if event.position > *high_water => {
+                    out.push_live(&event.frame, event.received)
                 }
+                Some(RouteState::Live { .. }) => out.drop_frame(&event.frame),
             },
             Outbound::Reply(frame) | Outbound::Notice(frame) => out.push(frame),
             Outbound::RecoveryStarted(route) => {
@@ -110,45 +129,65 @@ impl Outbox {
             Outbound::RecoveryReady { route, frames, high_water } => {
                 out.extend(frames);
                 if let Some(RouteState::Pending(held)) = self.routes.remove(&route) {
-                    for event in held.iter().filter(|e| e.position > high_water) {
-                        out.push_live(&event.frame, event.received);
+                    for event in held {
+                        if event.position > high_water {
+                            out.push_live(&event.frame, event.received);
+                        } else {
+                            out.drop_frame(&event.frame);
+                        }
                     }
                 }
                 self.routes.insert(route, RouteState::Live { high_water });
             }
             Outbound::JoinStarted(room) => {
-                self.rooms.insert(room, RoomState::Pending(Vec::new()));
+                let before = self.rooms.insert(room, RoomState::Pending(Vec::new()));
+                drop_held(before, out);
             }
-            Outbound::JoinReady { room, frames, mut high_water } => {
-                out.extend(frames);
-                if let Some(RoomState::Pending(held)) = self.rooms.remove(&room) {
+            Outbound::JoinReady { room, frames, mut high_water } => match self.rooms.remove(&room) {
+                Some(RoomState::Pending(held)) => {
+                    out.extend(frames);
                     for event in held {
                         deliver(&event, &mut high_water, out);
                     }
+                    self.rooms.insert(room, RoomState::Live { high_water });
                 }
-                self.rooms.insert(room, RoomState::Live { high_water });
-            }
+                // The join was revoked while its replay was read: the client
+                // was told `left`, so the replay must not bring the room back.
+                other => {
+                    frames.iter().for_each(|frame| out.drop_frame(frame));
+                    if let Some(state) = other {
+                        self.rooms.insert(room, state);
+                    }
+                }
+            },
             Outbound::JoinFailed { room, error } => {
-                self.rooms.remove(&room);
+                drop_held(self.rooms.remove(&room), out);
                 out.push(error);
             }
             Outbound::Left { room, frame } => {
-                self.rooms.remove(&room);
+                drop_held(self.rooms.remove(&room), out);
                 out.push(frame);
             }
             Outbound::Revoked(room) => {
-                self.rooms.remove(&room);
-                out.push(ServerFrame::Left { room: &room, reason: Some("revoked") }.encode());
+                drop_held(self.rooms.remove(&room), out);
+                out.push_own(ServerFrame::Left { room: &room, reason: Some("revoked") }.encode());
             }
         }
         Verdict::Continue
     }
 }
 
+/// Events held for a room that is gone will never be written.
+fn drop_held(state: Option<RoomState>, out: &mut Batch) {
+    if let Some(RoomState::Pending(held)) = state {
+        held.iter().for_each(|event| out.drop_frame(&event.frame));
+    }
+}
+
 /// Inserts are delivered once each, in seq order; edits and deletions always.
 fn deliver(event: &RoomEvent, high_water: &mut i64, out: &mut Batch) {
     match event.change {
-        Change::Insert if event.seq <= *high_water => {}
+        Change::Insert if event.seq <= *high_water => out.drop_frame(&event.frame),
         Change::Insert => {
             *high_water = event.seq;
             out.push_live(&event.frame, event.received);
@@ -219,6 +258,49 @@ mod tests {
         outbox.absorb(event(5), &mut out);
         outbox.absorb(event(7), &mut out);
         assert_eq!(texts(&out), ["recovery", "n4", "n5", "n6", "n7"]);
+    }
+
+    #[test]
+    fn a_join_revoked_while_its_replay_is_read_stays_left() {
+        let mut outbox = Outbox::new(10);
+        let mut out = Batch::default();
+        outbox.absorb(Outbound::JoinStarted("r".into()), &mut out);
+        outbox.absorb(event(3, Change::Insert), &mut out);
+        outbox.absorb(Outbound::Revoked("r".into()), &mut out);
+        let frames = vec![Frame::from("joined"), Frame::from("2Insert")];
+        outbox.absorb(Outbound::JoinReady { room: "r".into(), frames, high_water: 3 }, &mut out);
+        outbox.absorb(event(4, Change::Insert), &mut out);
+        assert_eq!(texts(&out), [r#"{"type":"left","room":"r","reason":"revoked"}"#]);
+    }
+
+    #[test]
+    fn every_queued_byte_is_released_once_whether_written_or_dropped() {
+        let items = || {
+            vec![
+                Outbound::JoinStarted("r".into()),
+                event(3, Change::Insert),
+                event(4, Change::Insert),
+                Outbound::JoinReady {
+                    room: "r".into(),
+                    frames: vec![Frame::from("joined"), Frame::from("3I")],
+                    high_water: 3,
+                },
+                event(4, Change::Insert),
+                event(5, Change::Update),
+                Outbound::Reply(Frame::from("pong")),
+                Outbound::JoinStarted("s".into()),
+                Outbound::JoinFailed { room: "s".into(), error: Frame::from("error") },
+                Outbound::Left { room: "r".into(), frame: Frame::from("left") },
+                event(6, Change::Insert),
+            ]
+        };
+        let charged: usize = items().iter().map(Outbound::bytes).sum();
+        let mut outbox = Outbox::new(10);
+        let mut out = Batch::default();
+        for item in items() {
+            outbox.absorb(item, &mut out);
+        }
+        assert_eq!(out.release, charged);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `joins`, edits and deletes to the store. The loop also ends the
 //! connection on idleness, token expiry and shutdown.
 
+use bson::raw::RawBson;
 use futures::stream::SplitStream;
 use futures::StreamExt;
 use serde_json::Value;
@@ -99,7 +100,9 @@ impl Session {
             ClientFrame::Ping => self.reply(ServerFrame::Pong.encode()).await,
             ClientFrame::Join { room, since } => self.join(room, since).await?,
             ClientFrame::Leave { room } => self.leave(room).await?,
-            ClientFrame::Send { room, client_id, body } => self.queue_send(room, client_id, &body, reference.clone()),
+            ClientFrame::Send { room, client_id, body } => {
+                self.queue_send(room, client_id, &body, reference.clone()).await
+            }
             ClientFrame::Edit { room, id, body, client_id } => {
                 self.require_send_right(&room)?;
                 let body = protocol::body_to_bson(&body, self.context.body_limits())?;
@@ -116,12 +119,23 @@ impl Session {
     }
 
     /// Checks a send and queues it for its room's group commit without
-    /// waiting; the reply goes out when `finish_send` gets the outcome.
-    fn queue_send(&mut self, room: String, client_id: String, body: &Value, reference: Option<Value>) {
-        let answer = self.require_send_right(&room).and_then(|()| {
+    /// waiting for the commit; the reply goes out when `finish_send` gets the
+    /// outcome. The body's bytes are charged to the connection until then.
+    async fn queue_send(&mut self, room: String, client_id: String, body: &Value, reference: Option<Value>) {
+        let checked = self.require_send_right(&room).and_then(|()| {
             let body = protocol::body_to_bson(body, self.context.body_limits())?;
-            Ok(self.context.store.queue_message(&room, &self.connection.user, &client_id, body))
+            // Encoded here, once: a body that cannot be encoded never joins a group.
+            RawBson::try_from(body)
+                .map_err(|e| Refusal::new(ErrorCode::InvalidField, format!("body cannot be stored as BSON: {e}")))
         });
+        let answer = match checked {
+            Ok(body) => {
+                let Some(lease) = self.connection.reserve(raw_size(&body)).await else { return };
+                let user = &self.connection.user;
+                Ok(self.context.store.queue_message(&room, user, &client_id, body, Box::new(lease)))
+            }
+            Err(refusal) => Err(refusal),
+        };
         self.pending.push(client_id, reference, answer);
     }
 
@@ -161,6 +175,16 @@ impl Session {
 
     pub(super) async fn reply(&self, frame: Frame) {
         self.connection.reply(Outbound::Reply(frame)).await;
+    }
+}
+
+/// The bytes a body holds while its send waits for its commit.
+fn raw_size(body: &RawBson) -> usize {
+    match body {
+        RawBson::Document(document) => document.as_bytes().len(),
+        RawBson::Array(array) => array.as_bytes().len(),
+        RawBson::String(text) => text.len(),
+        _ => std::mem::size_of::<RawBson>(),
     }
 }
 

@@ -32,16 +32,38 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
     );
     let readyz =
         warp::path("readyz").and(warp::path::end()).and(warp::get()).and(with_context(context.clone())).then(readyz);
-    let metrics = warp::path("metrics").and(warp::path::end()).and(warp::get()).and(with_context(context)).map(
-        |context: Arc<Context>| {
-            warp::reply::with_header(context.metrics.render(), "content-type", "text/plain; version=0.0.4")
-        },
-    );
+    // With a metrics port of its own, the main port does not serve /metrics.
+    let here = context.server.metrics_port.is_none();
+    let metrics = warp::any()
+        .and_then(move || async move {
+            if here {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(metrics(context));
     let pages = warp::get().and(match static_dir {
         Some(dir) => warp::fs::dir(dir).boxed(),
         None => warp::any().and_then(|| async { Err::<warp::fs::File, _>(warp::reject::not_found()) }).boxed(),
     });
     websocket.or(healthz).or(readyz).or(metrics).or(pages).recover(rejection_to_json)
+}
+
+/// `GET /metrics` alone, for `server.metrics_port`.
+pub fn metrics_routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    metrics(context).recover(rejection_to_json)
+}
+
+fn metrics(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path("metrics").and(warp::path::end()).and(warp::get()).and(with_context(context)).map(
+        |context: Arc<Context>| {
+            ::metrics::gauge!(crate::prometheus::BUFFERED_BYTES).set(context.registry.held_bytes() as f64);
+            ::metrics::gauge!(crate::prometheus::BUFFER_POOL_BYTES).set(context.pool.used() as f64);
+            warp::reply::with_header(context.metrics.render(), "content-type", "text/plain; version=0.0.4")
+        },
+    )
 }
 
 fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,), Error = Infallible> + Clone {

@@ -16,7 +16,7 @@ use super::pending::PendingSends;
 use super::upgrade::WebSocket;
 use super::Context;
 use crate::auth::Identity;
-use crate::fanout::Connection;
+use crate::fanout::{Budget, Connection};
 use crate::prometheus;
 use crate::settings::LimitSettings;
 
@@ -42,7 +42,9 @@ pub fn socket_config(limits: &LimitSettings) -> WebSocketConfig {
 pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshake) {
     let (queue, queued) = mpsc::channel(context.limits.send_queue_frames);
     let user = handshake.identity.user.clone();
-    let connection = Connection::new(context.next_connection_id(), user, queue, context.limits.send_queue_bytes);
+    let limits = &context.limits;
+    let budget = Budget::new(limits.connection_reserve_bytes, limits.send_queue_bytes, context.pool.clone());
+    let connection = Connection::new(context.next_connection_id(), user, queue, budget, context.server.idle_timeout);
     let span = tracing::info_span!("connection", id = connection.id, user = %connection.user);
     async move {
         tracing::debug!("connected");
@@ -51,6 +53,8 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshak
         // Not instrumented: the writer logs nothing, and entering a span on
         // every poll showed in the fan-out profile.
         let writer = tokio::spawn(super::writer::write_loop(sink, queued, connection.clone(), context.clone()));
+        // Held until the session ends: the connection counts against `limits.max_connections`.
+        let _slot = handshake.slot;
         let mut session = Session::new(context, connection, handshake.identity);
         session.recover_notifications(&handshake.cursors).await;
         session.read_loop(stream).await;

@@ -45,12 +45,12 @@ pub(super) async fn write_loop(
             _ = &mut closed => break,
             item = queued.recv() => {
                 let Some(item) = item else { break };
-                connection.dequeued(&item);
+                connection.taken(&item);
                 let mut verdict = outbox.absorb(item, &mut batch);
                 for _ in 1..WRITE_BATCH {
                     match queued.try_recv() {
                         Ok(item) if verdict == Verdict::Continue => {
-                            connection.dequeued(&item);
+                            connection.taken(&item);
                             verdict = outbox.absorb(item, &mut batch);
                         }
                         _ => break,
@@ -72,12 +72,12 @@ pub(super) async fn write_loop(
         if written.is_err() {
             return;
         }
+        connection.release(std::mem::take(&mut batch.release));
     }
     if connection.close_reason() == Some(CloseReason::GoingAway) {
         // Shutting down: what was queued before (acks of in-flight sends among
         // it) still goes out before the close frame.
         while let Ok(item) = queued.try_recv() {
-            connection.dequeued(&item);
             outbox.absorb(item, &mut batch);
         }
         let _ = tokio::time::timeout(context.server.ping_interval, write_all(&mut sink, &mut batch, counters)).await;

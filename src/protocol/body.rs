@@ -1,7 +1,11 @@
 //! Message bodies: any JSON value, checked against the size and depth limits
-//! and converted to BSON for storage exactly as given.
+//! and converted to BSON for storage exactly as given. The conversion reads
+//! JSON as JSON, never as Extended JSON: an object is a document whatever
+//! its keys, so `{"$date": 0}` is stored, and comes back, as that object.
+//! Integers become int64, other numbers doubles; an integer beyond int64 is
+//! refused rather than changed.
 
-use bson::Bson;
+use bson::{Bson, Document};
 use serde_json::Value;
 
 use super::codes::{ErrorCode, Refusal};
@@ -44,7 +48,32 @@ pub fn body_to_bson(body: &Value, limits: BodyLimits) -> Result<Bson, Refusal> {
     if depth > limits.max_depth {
         return Err(Refusal::new(ErrorCode::TooDeep, format!("body nests deeper than {} levels", limits.max_depth)));
     }
-    bson::to_bson(body).map_err(|e| Refusal::new(ErrorCode::InvalidField, format!("body: {e}")))
+    json_to_bson(body)
+}
+
+/// JSON to BSON, value for value, with no `$` wrapper interpreted.
+fn json_to_bson(value: &Value) -> Result<Bson, Refusal> {
+    Ok(match value {
+        Value::Null => Bson::Null,
+        Value::Bool(b) => Bson::Boolean(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Bson::Int64(i),
+            (None, Some(f)) if !n.is_u64() => Bson::Double(f),
+            _ => {
+                let message = format!("body: the integer {n} does not fit in 64 bits and would not be stored as sent");
+                return Err(Refusal::new(ErrorCode::InvalidField, message));
+            }
+        },
+        Value::String(s) => Bson::String(s.clone()),
+        Value::Array(items) => Bson::Array(items.iter().map(json_to_bson).collect::<Result<_, _>>()?),
+        Value::Object(map) => {
+            let mut document = Document::new();
+            for (key, item) in map {
+                document.insert(key.clone(), json_to_bson(item)?);
+            }
+            Bson::Document(document)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -73,12 +102,35 @@ pub(crate) mod tests {
             ".{0,12}".prop_map(Value::from),
             prop_oneof![Just("$where"), Just("a.b"), Just("\u{0}"), Just("lobby"), Just("$gt")].prop_map(Value::from),
         ];
-        leaf.prop_recursive(6, 64, 6, |inner| {
+        let wrapper =
+            prop_oneof![Just("$date"), Just("$numberLong"), Just("$oid"), Just("$regularExpression"), Just("$binary")];
+        leaf.prop_recursive(6, 64, 6, move |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-                prop::collection::btree_map(".{0,8}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(".{0,8}", inner.clone(), 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                // Extended JSON wrappers, which must stay plain objects.
+                (wrapper.clone(), inner).prop_map(|(key, value)| serde_json::json!({ key: value })),
             ]
         })
+    }
+
+    #[test]
+    fn extended_json_wrappers_are_plain_objects() {
+        for text in [
+            r#"{"$date": 0}"#,
+            r#"{"$numberLong": "5"}"#,
+            r#"{"$oid": "ABCDEF0123456789ABCDEF01"}"#,
+            r#"{"$regularExpression": {"pattern": "a\u0000b", "options": ""}}"#,
+            r#"{"$binary": {"base64": "", "subType": "00"}}"#,
+        ] {
+            let body: Value = serde_json::from_str(text).unwrap();
+            let bson = body_to_bson(&body, limits()).unwrap();
+            assert!(matches!(bson, Bson::Document(_)), "{text} became {bson:?}");
+            assert_eq!(bson.into_relaxed_extjson(), body, "{text}");
+        }
+        let huge: Value = serde_json::from_str("18446744073709551615").unwrap();
+        assert_eq!(body_to_bson(&huge, limits()).unwrap_err().code, ErrorCode::InvalidField);
     }
 
     proptest! {
@@ -87,9 +139,9 @@ pub(crate) mod tests {
         #[test]
         fn bodies_convert_to_bson_or_are_refused(body in json_value()) {
             if let Ok(bson) = body_to_bson(&body, limits()) {
-                // Stored as given: what goes in comes back out (numbers aside, as BSON types them).
+                // Stored as given: what goes in comes back out, value for value.
                 let back = bson.into_relaxed_extjson();
-                prop_assert_eq!(depth(&back), depth(&body));
+                prop_assert_eq!(back, body);
             }
         }
     }

@@ -2,6 +2,7 @@
 //! by roomcast or by any other program that follows the same schema, and the
 //! ack its author gets once it is committed.
 
+use bson::raw::RawDocument;
 use bson::{Bson, DateTime, Document};
 
 use crate::collections::id_string;
@@ -25,7 +26,14 @@ pub struct MessageDoc {
     pub sent_at: Option<DateTime>,
     pub edited_at: Option<DateTime>,
     pub deleted: bool,
+    /// The document is over `limits.max_document_bytes`: its frame is a
+    /// stub without the body.
+    pub too_large: bool,
 }
+
+/// The fields a message frame shows besides its body, read from a document
+/// too large to relay whole.
+const METADATA: [&str; 7] = ["_id", "room", "seq", "author", "sent_at", "edited_at", "deleted_at"];
 
 impl MessageDoc {
     /// Reads a document of the `messages` collection.
@@ -48,7 +56,28 @@ impl MessageDoc {
             sent_at,
             edited_at: doc.get_datetime("edited_at").ok().copied(),
             deleted,
+            too_large: false,
         })
+    }
+
+    /// Reads a document as the change stream delivered it: one over
+    /// `max_bytes` becomes a stub without its body, and only its metadata
+    /// fields are ever decoded.
+    pub fn from_raw(raw: &RawDocument, max_bytes: usize) -> Result<MessageDoc, &'static str> {
+        if raw.as_bytes().len() <= max_bytes {
+            let document = Document::try_from(raw).map_err(|_| "the document is not valid BSON")?;
+            return MessageDoc::from_document(&document);
+        }
+        let mut metadata = Document::new();
+        for key in METADATA {
+            if let Ok(Some(value)) = raw.get(key) {
+                let value = Bson::try_from(value.to_raw_bson()).map_err(|_| "the document is not valid BSON")?;
+                metadata.insert(key, value);
+            }
+        }
+        let mut message = MessageDoc::from_document(&metadata)?;
+        message.too_large = true;
+        Ok(message)
     }
 }
 

@@ -84,26 +84,42 @@ struct MessageFrame<'a> {
     seq: i64,
     id: &'a str,
     author: &'a str,
-    body: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
     sent_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     edited_at: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     deleted: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    too_large: bool,
 }
 
-/// The `message` frame of a stored message: inserts, edits and deletions alike.
-pub fn message(message: MessageDoc) -> Frame {
+/// The `message` frame of a stored message: inserts, edits and deletions
+/// alike. A frame over `max_bytes` is replaced by the message's stub; the
+/// flag says whether the frame is a stub.
+pub fn message(mut message: MessageDoc, max_bytes: usize) -> (Frame, bool) {
+    let body = (!message.too_large).then(|| std::mem::replace(&mut message.body, Bson::Null).into_relaxed_extjson());
+    let frame = message_frame(&message, body);
+    if frame.len() <= max_bytes || message.too_large {
+        return (frame, message.too_large);
+    }
+    message.too_large = true;
+    (message_frame(&message, None), true)
+}
+
+fn message_frame(message: &MessageDoc, body: Option<Value>) -> Frame {
     encode(&MessageFrame {
         kind: "message",
         room: &message.room,
         seq: message.seq,
         id: &message.id,
         author: &message.author,
-        body: message.body.into_relaxed_extjson(),
+        body,
         sent_at: message.sent_at.map(timestamp),
         edited_at: message.edited_at.map(timestamp),
         deleted: message.deleted,
+        too_large: message.too_large,
     })
 }
 
@@ -114,13 +130,27 @@ struct NotificationFrame<'a> {
     route: &'a str,
     id: &'a str,
     cursor: &'a str,
-    data: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    too_large: bool,
 }
 
-/// The `notification` frame of a document: relaxed Extended JSON, `_id` as a string.
-pub fn notification(route: &str, cursor: &str, mut document: Document) -> Frame {
+/// The `notification` frame of a document: relaxed Extended JSON, `_id` as
+/// a string. A frame over `max_bytes` is replaced by a stub without `data`;
+/// the flag says whether the frame is a stub.
+pub fn notification(route: &str, cursor: &str, mut document: Document, max_bytes: usize) -> (Frame, bool) {
     let id = document.get("_id").map(id_string).unwrap_or_default();
     document.insert("_id", id.clone());
-    let data = Bson::Document(document).into_relaxed_extjson();
-    encode(&NotificationFrame { kind: "notification", route, id: &id, cursor, data })
+    let data = Some(Bson::Document(document).into_relaxed_extjson());
+    let frame = encode(&NotificationFrame { kind: "notification", route, id: &id, cursor, data, too_large: false });
+    if frame.len() <= max_bytes {
+        return (frame, false);
+    }
+    (notification_stub(route, cursor, &id), true)
+}
+
+/// The stub of a notification too large to relay: its id and cursor, no data.
+pub fn notification_stub(route: &str, cursor: &str, id: &str) -> Frame {
+    encode(&NotificationFrame { kind: "notification", route, id, cursor, data: None, too_large: true })
 }

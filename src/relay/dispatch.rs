@@ -5,11 +5,11 @@
 
 use std::time::Instant;
 
-use bson::{Document, Timestamp};
-use mongodb::change_stream::event::ChangeStreamEvent;
+use bson::Timestamp;
 
 use super::members::MembershipWatch;
 use super::rooms::RoomRelay;
+use super::stream::Event;
 use super::users::UserRelay;
 use crate::store::StoreError;
 
@@ -21,7 +21,7 @@ pub enum Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn dispatch(&mut self, event: ChangeStreamEvent<Document>, received: Instant) {
+    pub fn dispatch(&mut self, event: Event, received: Instant) {
         match self {
             Dispatcher::Room(rooms) => rooms.relay(event, received),
             Dispatcher::User(users) => users.relay(event, received),

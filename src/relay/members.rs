@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use bson::Document;
-use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
+use mongodb::change_stream::event::OperationType;
 
+use super::stream::Event;
 use crate::collections::id_string;
 use crate::fanout::Registry;
 use crate::membership::Memberships;
@@ -25,7 +25,7 @@ impl MembershipWatch {
     }
 
     /// A `room_members` document was deleted or changed: revoke the joins it backed.
-    pub fn changed(&self, event: ChangeStreamEvent<Document>) {
+    pub fn changed(&self, event: Event) {
         let Some(id) = event.document_key.as_ref().and_then(|key| key.get("_id")) else { return };
         let still = event.full_document.as_ref().and_then(|d| Some((d.get_str("room").ok()?, d.get_str("user").ok()?)));
         let still = if event.operation_type == OperationType::Delete { None } else { still };

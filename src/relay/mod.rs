@@ -53,14 +53,21 @@ impl Relay {
         let mut rings = HashMap::new();
         let mut health = Vec::new();
         for route in &routes {
+            let max_document_bytes = settings.limits.max_document_bytes;
             let dispatcher = match &route.audience {
-                Audience::Room => {
-                    dispatch::Dispatcher::Room(rooms::RoomRelay::new(&route.name, store.clone(), registry.clone()))
-                }
-                Audience::User { key } => {
-                    let ring = Arc::new(Ring::new(settings.recovery.window, settings.recovery.max_events));
+                Audience::Room => dispatch::Dispatcher::Room(rooms::RoomRelay::new(
+                    &route.name,
+                    store.clone(),
+                    registry.clone(),
+                    max_document_bytes,
+                )),
+                Audience::User { key, key_type } => {
+                    let recovery = &settings.recovery;
+                    let ring = Arc::new(Ring::new(recovery.window, recovery.max_events, recovery.max_bytes));
                     rings.insert(route.name.clone(), ring.clone());
-                    dispatch::Dispatcher::User(users::UserRelay::new(&route.name, key, registry.clone(), ring))
+                    let relay =
+                        users::UserRelay::new(&route.name, key, *key_type, registry.clone(), ring, max_document_bytes);
+                    dispatch::Dispatcher::User(relay)
                 }
                 Audience::Membership => dispatch::Dispatcher::Membership(members::MembershipWatch::new(
                     store.clone(),

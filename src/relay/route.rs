@@ -5,15 +5,16 @@
 use bson::{doc, Document};
 
 use crate::collections::ROOM_MEMBERS;
-use crate::settings::{Channel, RouteSettings};
+use crate::settings::{Channel, KeyType, RouteSettings};
 
 /// Whom a running route's events go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
     /// Every member of the document's `room`.
     Room,
-    /// Every connection of the user named by the document's `key` field.
-    User { key: String },
+    /// Every connection of the user named by the document's `key` field,
+    /// when that field has the route's key type.
+    User { key: String, key_type: KeyType },
     /// Live joins backed by a `room_members` document, revoked when it changes.
     Membership,
 }
@@ -38,10 +39,26 @@ impl Route {
     pub fn from_settings(settings: &RouteSettings) -> Route {
         let audience = match settings.channel {
             Channel::Room => Audience::Room,
-            Channel::User => Audience::User { key: settings.key.clone() },
+            Channel::User => Audience::User { key: settings.key.clone(), key_type: settings.key_type },
         };
-        let filter =
+        let own =
             settings.filter.as_ref().map(|f| bson::to_document(f).expect("route filters are checked at start-up"));
+        // The key's type is part of the route: documents with another type
+        // are filtered out by the database, in the pushed-down `$match`.
+        let key_type = match &audience {
+            Audience::User { key, key_type } => {
+                let bson_type = match key_type {
+                    KeyType::String => "string",
+                    KeyType::ObjectId => "objectId",
+                };
+                Some(doc! { format!("fullDocument.{key}"): { "$type": bson_type } })
+            }
+            _ => None,
+        };
+        let filter = match (own, key_type) {
+            (Some(own), Some(key_type)) => Some(doc! { "$and": [own, key_type] }),
+            (one, other) => one.or(other),
+        };
         Route {
             name: settings.name.clone(),
             collection: settings.collection.clone(),
@@ -68,14 +85,17 @@ impl Route {
         self.operations.contains(&"update")
     }
 
-    /// A leading `$match` on `operationType` (and the route's own filter).
+    /// A leading `$match` on `operationType` (and the route's own filter),
+    /// which the collection's lifecycle events always pass.
     pub fn pipeline(&self) -> Vec<Document> {
-        let operations: Vec<&str> = self.operations.iter().copied().chain(LIFECYCLE).collect();
-        let by_operation = doc! { "operationType": { "$in": operations } };
-        let filter = match &self.filter {
-            None => by_operation,
-            Some(extra) => doc! { "$and": [by_operation, extra.clone()] },
+        let mut relayed = vec![doc! { "operationType": { "$in": &self.operations } }];
+        relayed.extend(self.filter.clone());
+        let relayed = if relayed.len() == 1 {
+            relayed.remove(0)
+        } else {
+            doc! { "$and": relayed }
         };
-        vec![doc! { "$match": filter }]
+        let lifecycle = doc! { "operationType": { "$in": LIFECYCLE.to_vec() } };
+        vec![doc! { "$match": { "$or": [relayed, lifecycle] } }]
     }
 }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bson::raw::RawDocumentBuf;
 use bson::{doc, Document, Timestamp};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
@@ -28,13 +29,16 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// ChangeStreamHistoryLost: the resume point has left the oplog.
 const HISTORY_LOST: i32 = 286;
 
-type Events = ChangeStream<ChangeStreamEvent<Document>>;
+/// Events with their documents left encoded: routing reads only the fields it
+/// needs, and a document is decoded whole only for someone who listens.
+pub type Event = ChangeStreamEvent<RawDocumentBuf>;
+type Events = ChangeStream<Event>;
 
 /// One route's change stream, and where to resume it.
 pub struct RouteStream {
     name: String,
     database: Database,
-    collection: Collection<Document>,
+    collection: Collection<RawDocumentBuf>,
     pipeline: Vec<Document>,
     lookup: bool,
     max_backoff: Duration,

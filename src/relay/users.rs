@@ -1,55 +1,105 @@
-//! User channels: each document of a user route is encoded into one
+//! User channels. Each document of a user route is routed on its key, read
+//! straight from the encoded document and required to have the route's key
+//! type (`string` unless the route says `object_id`). It is encoded into one
 //! `notification` frame carrying its cursor, kept in the route's recovery
 //! ring (always, for users who are away) and published to every connection
-//! of the user named by the route's key.
+//! of that user. A document over `limits.max_document_bytes` is relayed as a
+//! stub with its id and no data.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bson::{Bson, Document, Timestamp};
-use mongodb::change_stream::event::ChangeStreamEvent;
+use bson::raw::{RawBsonRef, RawDocument};
+use bson::{Document, Timestamp};
 
+use super::stream::Event;
+use crate::collections::id_string;
 use crate::fanout::{Registry, UserEvent};
-use crate::protocol;
+use crate::prometheus;
+use crate::protocol::{self, Frame};
 use crate::recovery::{Positions, Ring};
+use crate::settings::KeyType;
 
 /// Relays a user route's documents to their users.
 pub struct UserRelay {
     route: String,
     key: String,
+    key_type: KeyType,
     registry: Arc<Registry>,
     ring: Arc<Ring>,
     positions: Positions,
+    max_document_bytes: usize,
+    too_large: ::metrics::Counter,
 }
 
 impl UserRelay {
-    pub fn new(route: &str, key: &str, registry: Arc<Registry>, ring: Arc<Ring>) -> Self {
-        UserRelay { route: route.to_string(), key: key.to_string(), registry, ring, positions: Positions::default() }
+    pub fn new(
+        route: &str,
+        key: &str,
+        key_type: KeyType,
+        registry: Arc<Registry>,
+        ring: Arc<Ring>,
+        max_document_bytes: usize,
+    ) -> Self {
+        UserRelay {
+            route: route.to_string(),
+            key: key.to_string(),
+            key_type,
+            registry,
+            ring,
+            positions: Positions::default(),
+            max_document_bytes,
+            too_large: ::metrics::counter!(prometheus::DOCUMENTS_TOO_LARGE, "route" => route.to_string()),
+        }
     }
 
-    pub fn relay(&mut self, event: ChangeStreamEvent<Document>, received: Instant) {
-        let Some(document) = event.full_document else {
+    pub fn relay(&mut self, event: Event, received: Instant) {
+        let Some(raw) = event.full_document else {
             tracing::debug!(route = %self.route, "event without a full document; nothing to relay");
             return;
         };
-        let user = match document.get(&self.key) {
-            Some(Bson::String(user)) => user.clone(),
-            Some(Bson::ObjectId(oid)) => oid.to_hex(),
-            _ => {
-                tracing::warn!(route = %self.route, key = %self.key, "document has no string user key; not relayed");
-                return;
-            }
+        let Some(user) = user_of(&raw, &self.key, self.key_type) else {
+            tracing::warn!(route = %self.route, key = %self.key, key_type = ?self.key_type, "document has no user key of the route's type; not relayed");
+            return;
         };
         let Some(cluster_time) = event.cluster_time else {
             tracing::warn!(route = %self.route, "event without clusterTime; not relayed");
             return;
         };
         let position = self.positions.next(cluster_time);
-        let frame = protocol::notification(&self.route, &position.cursor(&self.route), document);
+        let Some(frame) = self.frame(&raw, &position.cursor(&self.route)) else { return };
         self.ring.push(position, &user, &frame);
         if self.registry.has_user(&user) {
             let event = UserEvent { route: self.route.clone(), position, frame, received };
             self.registry.publish_user(&user, Arc::new(event));
+        }
+    }
+
+    /// The document's frame, or its stub when it is too large to relay.
+    fn frame(&self, raw: &RawDocument, cursor: &str) -> Option<Frame> {
+        let stub = |frame: Frame| {
+            self.too_large.increment(1);
+            tracing::warn!(route = %self.route, cursor, "notification too large to relay; relayed as a stub");
+            Some(frame)
+        };
+        if raw.as_bytes().len() > self.max_document_bytes {
+            let id = raw.get("_id").ok().flatten().and_then(|id| bson::Bson::try_from(id.to_raw_bson()).ok());
+            return stub(protocol::notification_stub(
+                &self.route,
+                cursor,
+                &id.as_ref().map(id_string).unwrap_or_default(),
+            ));
+        }
+        let document = match Document::try_from(raw) {
+            Ok(document) => document,
+            Err(error) => {
+                tracing::warn!(route = %self.route, %error, "document is not valid BSON; not relayed");
+                return None;
+            }
+        };
+        match protocol::notification(&self.route, cursor, document, self.max_document_bytes) {
+            (frame, true) => stub(frame),
+            (frame, false) => Some(frame),
         }
     }
 
@@ -62,5 +112,14 @@ impl UserRelay {
             tracing::warn!(route = %self.route, "notifications may have been lost; telling every connection to resync");
             self.registry.publish_everyone(&protocol::resync(&self.route));
         }
+    }
+}
+
+/// The user a document is for: its key, if it has the route's key type.
+fn user_of(raw: &RawDocument, key: &str, key_type: KeyType) -> Option<String> {
+    match (raw.get(key).ok()??, key_type) {
+        (RawBsonRef::String(user), KeyType::String) => Some(user.to_string()),
+        (RawBsonRef::ObjectId(user), KeyType::ObjectId) => Some(user.to_hex()),
+        _ => None,
     }
 }

@@ -93,6 +93,10 @@ pub struct ServerSettings {
     /// `/readyz` fails when a change stream is further behind than this.
     #[serde(with = "humantime_serde")]
     pub ready_max_lag: Duration,
+    /// A port of its own for `/metrics` (on `host`), which the main port
+    /// then does not serve; none serves `/metrics` on the main port.
+    #[serde(default)]
+    pub metrics_port: Option<u16>,
 }
 
 /// `mongo`: where the database is.
@@ -163,6 +167,12 @@ pub struct JwtSettings {
     pub jwks_file: Option<std::path::PathBuf>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Accept tokens of any issuer in production, where `issuer` is otherwise required.
+    #[serde(default)]
+    pub allow_any_issuer: bool,
+    /// Accept tokens of any audience in production, where `audience` is otherwise required.
+    #[serde(default)]
+    pub allow_any_audience: bool,
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
 }
@@ -179,10 +189,23 @@ pub struct LimitSettings {
     pub max_body_depth: usize,
     /// Most messages replayed on a join with `since`.
     pub max_replay: i64,
+    /// Most bytes of frames one replay holds; past it, the newest messages
+    /// that fit are replayed and `recovered` is false.
+    pub max_replay_bytes: usize,
+    /// Largest document relayed, as BSON and as a frame; a larger one is
+    /// relayed as a stub with `too_large: true`.
+    pub max_document_bytes: usize,
     /// Frames a connection may have queued before it counts as a slow consumer.
     pub send_queue_frames: usize,
-    /// Bytes of live frames a connection may have queued, likewise.
+    /// Most bytes one connection may hold: queued and held frames, replays,
+    /// and the bodies of its pending sends.
     pub send_queue_bytes: usize,
+    /// Bytes every connection may hold without drawing on the shared pool.
+    pub connection_reserve_bytes: usize,
+    /// Bytes all connections of a replica together may hold beyond their reserves.
+    pub buffer_pool_bytes: usize,
+    /// Open WebSocket connections per replica; more handshakes get 503.
+    pub max_connections: usize,
     pub max_rooms_per_connection: usize,
     pub max_connections_per_user: usize,
     /// Token bucket for send, edit and delete frames of one connection.
@@ -205,6 +228,8 @@ pub struct RecoverySettings {
     pub window: Duration,
     /// Most notifications kept per user route, whatever the window.
     pub max_events: usize,
+    /// Most bytes of frames kept per user route, whatever the window.
+    pub max_bytes: usize,
 }
 
 /// `relay`: how broken change streams are reopened.
@@ -254,9 +279,24 @@ pub struct RouteSettings {
     pub channel: Channel,
     pub key: String,
     pub operations: Vec<Operation>,
+    /// The BSON type of the user key of a `user` route; documents whose key
+    /// has another type are not relayed.
+    #[serde(default)]
+    pub key_type: KeyType,
     /// An extra MongoDB filter on the change event, ANDed after `operationType`.
     #[serde(default, rename = "match")]
     pub filter: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The BSON type a user route's key must have: a user id is a string unless
+/// the route says the ids are ObjectIds, so a user who picked the 24-hex
+/// form of someone's ObjectId is never taken for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    #[default]
+    String,
+    ObjectId,
 }
 
 impl Settings {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{AuthMode, Channel, ConfigError, Environment, Settings};
+use super::{AuthMode, Channel, ConfigError, Environment, KeyType, Settings};
 use crate::collections::MESSAGES;
 
 impl Settings {
@@ -35,9 +35,32 @@ impl Settings {
             ("limits.join_burst", self.limits.join_burst as usize),
             ("limits.handshakes_per_second_per_ip", self.limits.handshakes_per_second_per_ip as usize),
             ("limits.handshake_burst_per_ip", self.limits.handshake_burst_per_ip as usize),
+            ("limits.max_replay_bytes", self.limits.max_replay_bytes),
+            ("limits.max_document_bytes", self.limits.max_document_bytes),
+            ("limits.connection_reserve_bytes", self.limits.connection_reserve_bytes),
+            ("limits.max_connections", self.limits.max_connections),
+            ("recovery.max_bytes", self.recovery.max_bytes),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::new(*key, "must be greater than 0"));
+        }
+        self.validate_budgets()?;
+        if environment == Environment::Production && self.auth.mode == AuthMode::Jwt {
+            let jwt = &self.auth.jwt;
+            if jwt.issuer.is_none() && !jwt.allow_any_issuer {
+                return Err(ConfigError::new(
+                    "auth.jwt.issuer",
+                    "is required in production, so tokens minted for other applications are refused \
+                     (or set auth.jwt.allow_any_issuer: true)",
+                ));
+            }
+            if jwt.audience.is_none() && !jwt.allow_any_audience {
+                return Err(ConfigError::new(
+                    "auth.jwt.audience",
+                    "is required in production, so tokens minted for other applications are refused \
+                     (or set auth.jwt.allow_any_audience: true)",
+                ));
+            }
         }
         if self.limits.max_replay < 0 {
             return Err(ConfigError::new("limits.max_replay", "must not be negative"));
@@ -52,6 +75,34 @@ impl Settings {
             ));
         }
         self.validate_routes()
+    }
+
+    /// Everything a connection holds must fit in its budget: a replay, the
+    /// largest relayed frame, its reserve.
+    fn validate_budgets(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        let must_fit = [
+            (
+                "limits.connection_reserve_bytes",
+                limits.connection_reserve_bytes,
+                "limits.send_queue_bytes",
+                limits.send_queue_bytes,
+            ),
+            ("limits.max_replay_bytes", limits.max_replay_bytes, "limits.send_queue_bytes", limits.send_queue_bytes),
+            (
+                "limits.max_document_bytes",
+                limits.max_document_bytes,
+                "limits.max_replay_bytes",
+                limits.max_replay_bytes,
+            ),
+            ("limits.max_body_bytes", limits.max_body_bytes, "limits.max_document_bytes", limits.max_document_bytes),
+        ];
+        for (key, value, bound_key, bound) in must_fit {
+            if value > bound {
+                return Err(ConfigError::new(key, format!("must not exceed {bound_key} ({bound})")));
+            }
+        }
+        Ok(())
     }
 
     fn validate_routes(&self) -> Result<(), ConfigError> {
@@ -78,6 +129,9 @@ impl Settings {
             }
             if route.channel == Channel::Room {
                 room_routes += 1;
+                if route.key_type != KeyType::String {
+                    return Err(ConfigError::new(at("key_type"), "a room route's key is the room name, a string"));
+                }
                 // Room fan-out promises one gap-free seq stream per room, which only
                 // holds when a single route feeds rooms from the collection that
                 // sends are written to and history is read from.

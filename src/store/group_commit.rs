@@ -15,15 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::oid::ObjectId;
-use bson::{doc, Bson, DateTime};
+use bson::raw::{RawBson, RawDocumentBuf};
+use bson::{doc, DateTime, Document};
+use mongodb::options::Hint;
+use mongodb::Collection;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use bson::Document;
-use mongodb::Collection;
-
 use super::error::{duplicate_index, first_refused, StoreError};
 use super::lookups::{ack_from, max_seq};
+use crate::collections::CLIENT_ID_INDEX;
 use crate::prometheus;
 use crate::protocol::Ack;
 
@@ -38,9 +39,16 @@ const MAX_GROUP: usize = 64;
 struct QueuedSend {
     author: String,
     client_id: String,
-    body: Bson,
+    /// Encoded once, when the send was checked: a group's insert only copies it.
+    body: RawBson,
     reply: oneshot::Sender<Result<Ack, StoreError>>,
+    /// Whatever the caller keeps alive while the body is held here (the
+    /// bytes charged to its connection), dropped with the send once answered.
+    _lease: Lease,
 }
+
+/// Kept by a queued send until it is answered, then dropped.
+pub type Lease = Box<dyn std::any::Any + Send>;
 
 impl QueuedSend {
     fn answer(self, result: Result<Ack, StoreError>) {
@@ -79,6 +87,8 @@ impl std::future::Future for PendingAck {
 pub(super) struct GroupCommit {
     /// Read concern majority: an original ack is read from here.
     messages: Collection<Document>,
+    /// The same, for inserting documents built from already-encoded bodies.
+    raw_messages: Collection<RawDocumentBuf>,
     /// Read concern `local`, for the seq lookup: see docs/design.md ("Why
     /// local is safe for the seq lookup").
     messages_local: Collection<Document>,
@@ -89,7 +99,8 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     pub fn new(messages: Collection<Document>, messages_local: Collection<Document>, timeout: Duration) -> Self {
-        GroupCommit { messages, messages_local, writers: RoomWriters::default(), timeout }
+        let raw_messages = messages.clone_with_type();
+        GroupCommit { messages, raw_messages, messages_local, writers: RoomWriters::default(), timeout }
     }
 
     /// Records a seq the change stream reported, so the next send to that room
@@ -102,11 +113,12 @@ impl GroupCommit {
     /// seq, and returns its answer. The queue position is taken now, so one
     /// caller's sends to a room get increasing seqs in call order. A repeated
     /// (author, client_id) is answered with the original ack.
-    #[tracing::instrument(skip(self, body))]
-    pub fn queue(&self, room: &str, author: &str, client_id: &str, body: Bson) -> PendingAck {
+    #[tracing::instrument(skip(self, body, lease))]
+    pub fn queue(&self, room: &str, author: &str, client_id: &str, body: RawBson, lease: Lease) -> PendingAck {
         let writer = self.writers.writer(room);
         let (reply, outcome) = oneshot::channel();
-        writer.enqueue(QueuedSend { author: author.to_string(), client_id: client_id.to_string(), body, reply });
+        let (author, client_id) = (author.to_string(), client_id.to_string());
+        writer.enqueue(QueuedSend { author, client_id, body, reply, _lease: lease });
         // Its own task: a group must not be abandoned halfway because the
         // connection that happened to lead it went away.
         let (commits, room_name) = (self.clone(), room.to_string());
@@ -148,23 +160,21 @@ impl GroupCommit {
             let sent_at = DateTime::now();
             let ids: Vec<ObjectId> = queue.iter().map(|_| ObjectId::new()).collect();
             let documents = queue.iter().zip(&ids).zip(last + 1..).map(|((send, id), seq)| {
-                doc! {
-                    "_id": id,
-                    "room": room,
-                    "seq": seq,
-                    "author": &send.author,
-                    "client_id": &send.client_id,
-                    "body": send.body.clone(),
-                    "sent_at": sent_at,
-                }
+                let mut document = RawDocumentBuf::new();
+                document.append("_id", *id);
+                document.append("room", room);
+                document.append("seq", seq);
+                document.append("author", send.author.as_str());
+                document.append("client_id", send.client_id.as_str());
+                document.append("body", send.body.clone());
+                document.append("sent_at", sent_at);
+                document
             });
-            let (written, failure) = match self.messages.insert_many(documents).ordered(true).await {
+            let (written, failure) = match self.raw_messages.insert_many(documents).ordered(true).await {
                 Ok(_) => (queue.len(), None),
                 Err(error) => match first_write_failure(&error) {
                     Some(index) => (index, Some(error)),
-                    // Unknown how much was written: every sender retries with its
-                    // client_id, which finds what was.
-                    None => return answer_all(queue, StoreError::from_driver(error)),
+                    None => return self.answer_unattributed(room, writer, queue, error).await,
                 },
             };
             for ((send, id), seq) in queue.drain(..written).zip(&ids).zip(last + 1..) {
@@ -175,7 +185,7 @@ impl GroupCommit {
             let Some(error) = failure else { return };
             let refused = queue.pop_front().expect("the refused send is still queued");
             match duplicate_index(&error).as_deref() {
-                Some("author_client_id") => {
+                Some(CLIENT_ID_INDEX) => {
                     let original = self.original_ack(&refused.author, &refused.client_id).await;
                     refused.answer(original);
                 }
@@ -199,12 +209,41 @@ impl GroupCommit {
         }
     }
 
+    /// A group's insert failed without naming a document. When the database
+    /// was unavailable, it is unknown what was written: every sender gets
+    /// `db_unavailable` and retries with its client_id, which finds what was.
+    /// Any other failure refused the command as a whole, so nothing was
+    /// written: each send then gets a try of its own, and one bad document
+    /// answers only its own send.
+    async fn answer_unattributed(
+        &self,
+        room: &str,
+        writer: &RoomWriter,
+        queue: VecDeque<QueuedSend>,
+        error: mongodb::error::Error,
+    ) {
+        let error = StoreError::from_driver(error);
+        if queue.len() == 1 || matches!(error, StoreError::Unavailable(_)) {
+            return answer_all(queue, error);
+        }
+        tracing::warn!(room, %error, sends = queue.len(), "a group insert was refused as a whole; committing its sends one by one");
+        for send in queue {
+            Box::pin(self.commit_group(room, writer, VecDeque::from([send]))).await;
+        }
+    }
+
+    /// The ack of the message an earlier send with this `client_id` wrote.
     async fn original_ack(&self, author: &str, client_id: &str) -> Result<Ack, StoreError> {
         // Majority read: the original may exist locally but not be committed yet,
-        // and an ack must never precede the commit.
+        // and an ack must never precede the commit. The `$type` predicate lets
+        // the planner use the partial index (which holds string client_ids
+        // only), the hint names it, and the time limit keeps a lookup from
+        // stalling the room's writer.
         let original = self
             .messages
-            .find_one(doc! { "author": author, "client_id": client_id })
+            .find_one(doc! { "author": author, "client_id": { "$eq": client_id, "$type": "string" } })
+            .hint(Hint::Name(CLIENT_ID_INDEX.to_string()))
+            .max_time(self.timeout)
             .projection(doc! { "room": 1, "seq": 1 })
             .await
             .map_err(StoreError::from_driver)?;

@@ -5,6 +5,7 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 
 use super::Store;
+use crate::collections::{CLIENT_ID_INDEX, ROOM_SEQ_INDEX};
 
 impl Store {
     /// Creates the indexes of `messages` the write path depends on.
@@ -12,7 +13,7 @@ impl Store {
     pub async fn ensure_indexes(&self) -> Result<(), mongodb::error::Error> {
         let room_seq = IndexModel::builder()
             .keys(doc! { "room": 1, "seq": 1 })
-            .options(IndexOptions::builder().name("room_seq".to_string()).unique(true).build())
+            .options(IndexOptions::builder().name(ROOM_SEQ_INDEX.to_string()).unique(true).build())
             .build();
         // Partial, so documents written by other producers without a client_id
         // never collide with each other on (author, null).
@@ -20,7 +21,7 @@ impl Store {
             .keys(doc! { "author": 1, "client_id": 1 })
             .options(
                 IndexOptions::builder()
-                    .name("author_client_id".to_string())
+                    .name(CLIENT_ID_INDEX.to_string())
                     .unique(true)
                     .partial_filter_expression(doc! { "client_id": { "$type": "string" } })
                     .build(),

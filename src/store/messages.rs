@@ -4,13 +4,33 @@
 //! writer that dies at any instant holds nothing open and leaves no gap.
 
 use bson::{doc, Bson, DateTime, Document};
-use futures::TryStreamExt;
 use mongodb::options::ReturnDocument;
+use mongodb::Cursor;
 
 use super::lookups::{ack_from, max_seq};
 use super::{Store, StoreError};
 use crate::collections::parse_id;
 use crate::protocol::Ack;
+
+/// Documents fetched per round trip by the message reads: with documents
+/// bounded by `limits.max_document_bytes`, a batch stays a few MiB at most.
+const READ_BATCH: u32 = 16;
+
+/// Which end of a room's history a read starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+impl Order {
+    fn direction(self) -> i32 {
+        match self {
+            Order::OldestFirst => 1,
+            Order::NewestFirst => -1,
+        }
+    }
+}
 
 impl Store {
     /// The room's highest committed seq, 0 for an empty room.
@@ -19,17 +39,35 @@ impl Store {
         max_seq(&self.messages, room).await
     }
 
-    /// Committed messages with `after < seq <= upto`, in seq order.
+    /// Committed messages with `after < seq <= upto`, oldest or newest
+    /// first, at most `limit`, read a batch at a time. A document over
+    /// `max_document_bytes` arrives without its body and with `too_large:
+    /// true`: the database measures it and leaves the body behind, so no
+    /// read ever carries a document too large to relay.
     #[tracing::instrument(skip(self))]
-    pub async fn history(&self, room: &str, after: i64, upto: i64) -> Result<Vec<Document>, StoreError> {
-        self.messages
-            .find(doc! { "room": room, "seq": { "$gt": after, "$lte": upto } })
-            .sort(doc! { "seq": 1 })
-            .await
-            .map_err(StoreError::from_driver)?
-            .try_collect()
-            .await
-            .map_err(StoreError::from_driver)
+    pub async fn messages_between(
+        &self,
+        room: &str,
+        after: i64,
+        upto: i64,
+        order: Order,
+        limit: Option<i64>,
+        max_document_bytes: usize,
+    ) -> Result<Cursor<Document>, StoreError> {
+        let too_large = doc! { "$gt": [{ "$bsonSize": "$$ROOT" }, max_document_bytes as i64] };
+        let mut pipeline = vec![
+            doc! { "$match": { "room": room, "seq": { "$gt": after, "$lte": upto } } },
+            doc! { "$sort": { "seq": order.direction() } },
+        ];
+        if let Some(limit) = limit {
+            pipeline.push(doc! { "$limit": limit });
+        }
+        pipeline.push(doc! { "$project": {
+            "room": 1, "seq": 1, "author": 1, "sent_at": 1, "edited_at": 1, "deleted_at": 1,
+            "body": { "$cond": [too_large.clone(), "$$REMOVE", "$body"] },
+            "too_large": too_large,
+        } });
+        self.messages.aggregate(pipeline).batch_size(READ_BATCH).await.map_err(StoreError::from_driver)
     }
 
     /// Replaces the body of the author's own, not deleted, message.

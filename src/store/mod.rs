@@ -14,12 +14,14 @@ mod messages;
 
 use std::time::Duration;
 
-use bson::{doc, Bson, Document};
+use bson::raw::RawBson;
+use bson::{doc, Document};
 use mongodb::options::{Acknowledgment, ClientOptions, CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection, Database};
 
 pub use error::StoreError;
-pub use group_commit::PendingAck;
+pub use group_commit::{Lease, PendingAck};
+pub use messages::Order;
 
 use group_commit::GroupCommit;
 
@@ -80,8 +82,9 @@ impl Store {
     }
 
     /// Queues a message for the room's next group commit, at the room's next
-    /// seq (see `group_commit`), and returns its pending ack.
-    pub fn queue_message(&self, room: &str, author: &str, client_id: &str, body: Bson) -> PendingAck {
-        self.commits.queue(room, author, client_id, body)
+    /// seq (see `group_commit`), and returns its pending ack. `lease` is
+    /// dropped once the send is answered.
+    pub fn queue_message(&self, room: &str, author: &str, client_id: &str, body: RawBson, lease: Lease) -> PendingAck {
+        self.commits.queue(room, author, client_id, body, lease)
     }
 }

@@ -19,7 +19,29 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         (vec![("ROOMCAST__LIMITS__MAX_BODY_BYTES", "0")], "limits.max_body_bytes"),
         (vec![("ROOMCAST__AUTH__MODE", "magic")], "auth.mode"),
         (vec![("ROOMCAST_ENV", "production"), ("ROOMCAST__AUTH__MODE", "none")], "auth.mode"),
-        (vec![("ROOMCAST_ENV", "production")], "auth.jwt.key_file"),
+        (vec![("ROOMCAST_ENV", "production")], "auth.jwt.issuer"),
+        (
+            vec![("ROOMCAST_ENV", "production"), ("ROOMCAST__AUTH__JWT__ISSUER", "https://id.example")],
+            "auth.jwt.audience",
+        ),
+        (
+            vec![
+                ("ROOMCAST_ENV", "production"),
+                ("ROOMCAST__AUTH__JWT__ISSUER", "https://id.example"),
+                ("ROOMCAST__AUTH__JWT__AUDIENCE", "chat"),
+            ],
+            "auth.jwt.key_file",
+        ),
+        (
+            vec![
+                ("ROOMCAST_ENV", "production"),
+                ("ROOMCAST__AUTH__JWT__ALLOW_ANY_ISSUER", "true"),
+                ("ROOMCAST__AUTH__JWT__ALLOW_ANY_AUDIENCE", "true"),
+            ],
+            "auth.jwt.key_file",
+        ),
+        (vec![("ROOMCAST__LIMITS__MAX_REPLAY_BYTES", "8388608")], "limits.max_replay_bytes"),
+        (vec![("ROOMCAST__LIMITS__MAX_DOCUMENT_BYTES", "0")], "limits.max_document_bytes"),
         (vec![("ROOMCAST__AUTH__MODE", "jwt"), ("ROOMCAST__AUTH__JWT__ALGORITHMS", "HS256")], "auth.jwt.secret_file"),
         (vec![("ROOMCAST_ENV", "staging")], "ROOMCAST_ENV"),
     ];

@@ -31,8 +31,11 @@ fn percentile(latencies: &mut [Duration], p: f64) -> Duration {
 async fn a_slow_consumer_is_closed_with_4008_and_the_others_keep_up() {
     let app = spawn_app()
         .with(|settings| {
+            // The queue overflows by frames; its bytes and a replay leave room
+            // for the reconnect below to catch up on everything in one join.
             settings.limits.send_queue_frames = 64;
-            settings.limits.send_queue_bytes = 256 * 1024;
+            settings.limits.send_queue_bytes = 8 << 20;
+            settings.limits.max_replay_bytes = 8 << 20;
         })
         .await;
     let total: i64 = 400;
