@@ -9,7 +9,7 @@ use bson::Timestamp;
 
 use super::members::MembershipWatch;
 use super::rooms::RoomRelay;
-use super::stream::Event;
+use super::route::Event;
 use super::users::UserRelay;
 use crate::store::StoreError;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mongodb::change_stream::event::OperationType;
 
-use super::stream::Event;
+use super::route::Event;
 use crate::collections::id_string;
 use crate::fanout::Registry;
 use crate::membership::Memberships;

@@ -11,7 +11,7 @@ use bson::raw::{RawBsonRef, RawDocument};
 use futures::TryStreamExt;
 use mongodb::change_stream::event::OperationType;
 
-use super::stream::Event;
+use super::route::Event;
 use crate::fanout::{Change, Registry, RoomEvent};
 use crate::prometheus;
 use crate::protocol::{self, MessageDoc};

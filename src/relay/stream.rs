@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use bson::raw::RawDocumentBuf;
 use bson::{doc, Document, Timestamp};
-use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
+use mongodb::change_stream::event::{OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
 use mongodb::options::FullDocumentType;
 use mongodb::{Collection, Database};
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Dispatcher;
-use super::route::Route;
+use super::route::{Event, Route};
 use crate::health::RouteHealth;
 use crate::prometheus;
 
@@ -29,9 +29,6 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// ChangeStreamHistoryLost: the resume point has left the oplog.
 const HISTORY_LOST: i32 = 286;
 
-/// Events with their documents left encoded: routing reads only the fields it
-/// needs, and a document is decoded whole only for someone who listens.
-pub type Event = ChangeStreamEvent<RawDocumentBuf>;
 type Events = ChangeStream<Event>;
 
 /// One route's change stream, and where to resume it.

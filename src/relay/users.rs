@@ -12,7 +12,7 @@ use std::time::Instant;
 use bson::raw::{RawBsonRef, RawDocument};
 use bson::{Document, Timestamp};
 
-use super::stream::Event;
+use super::route::Event;
 use crate::collections::id_string;
 use crate::fanout::{Registry, UserEvent};
 use crate::prometheus;

@@ -1,11 +1,27 @@
-//! Reads the write path and the message reads share: a room's highest seq,
-//! and the ack of a stored message.
+//! What the write path and the message reads share: a room's highest seq,
+//! the ack of a stored message, and the order of a read.
 
 use bson::{doc, Document};
 use mongodb::Collection;
 
 use super::error::StoreError;
 use crate::protocol::{as_i64, Ack};
+
+/// Which end of a room's history a read starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+impl Order {
+    pub(super) fn direction(self) -> i32 {
+        match self {
+            Order::OldestFirst => 1,
+            Order::NewestFirst => -1,
+        }
+    }
+}
 
 /// The ack of a stored message, or why it cannot be one.
 pub(super) fn ack_from(doc: &Document) -> Result<Ack, StoreError> {

@@ -7,7 +7,7 @@ use bson::{doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::Cursor;
 
-use super::lookups::{ack_from, max_seq};
+use super::lookups::{ack_from, max_seq, Order};
 use super::{Store, StoreError};
 use crate::collections::parse_id;
 use crate::protocol::Ack;
@@ -15,22 +15,6 @@ use crate::protocol::Ack;
 /// Documents fetched per round trip by the message reads: with documents
 /// bounded by `limits.max_document_bytes`, a batch stays a few MiB at most.
 const READ_BATCH: u32 = 16;
-
-/// Which end of a room's history a read starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    OldestFirst,
-    NewestFirst,
-}
-
-impl Order {
-    fn direction(self) -> i32 {
-        match self {
-            Order::OldestFirst => 1,
-            Order::NewestFirst => -1,
-        }
-    }
-}
 
 impl Store {
     /// The room's highest committed seq, 0 for an empty room.
