@@ -4,15 +4,13 @@
 //! holds the room's live events meanwhile and drops what the replay covered
 //! (see `outbox`).
 
-use futures::TryStreamExt;
-
 use super::refusals::{forbidden_room, not_joined, rate_limited};
 use super::session::Session;
 use crate::auth::claim_allows;
 use crate::fanout::{Outbound, Reservation};
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, ServerFrame};
 use crate::settings::RoomPolicy;
-use crate::store::{Order, StoreError};
+use crate::store::Order;
 
 /// A join's frames, `joined` first, and the seq they reach.
 struct Replay {
@@ -105,7 +103,7 @@ impl Session {
             let order = Order::NewestFirst;
             let mut cursor =
                 store.messages_between(room, after, current, order, limit, limits.max_document_bytes).await?;
-            while let Some(document) = cursor.try_next().await.map_err(|e| Refusal::from(StoreError::from_driver(e)))? {
+            while let Some(document) = cursor.next().await? {
                 let message = match MessageDoc::from_document(&document) {
                     Ok(message) => MessageDoc { too_large: document.get_bool("too_large").unwrap_or(false), ..message },
                     Err(why) => {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bson::raw::{RawBsonRef, RawDocument};
-use futures::TryStreamExt;
 use mongodb::change_stream::event::OperationType;
 
 use super::route::Event;
@@ -61,7 +60,7 @@ impl RoomRelay {
             let order = Order::OldestFirst;
             let max = self.max_document_bytes;
             let mut missed = self.store.messages_between(&room, after, i64::MAX, order, None, max).await?;
-            while let Some(document) = missed.try_next().await.map_err(StoreError::from_driver)? {
+            while let Some(document) = missed.next().await? {
                 match MessageDoc::from_document(&document) {
                     Ok(message) => {
                         let too_large = document.get_bool("too_large").unwrap_or(false);

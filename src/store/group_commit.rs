@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::error::{duplicate_index, first_refused, StoreError};
-use super::lookups::{ack_from, max_seq};
+use super::lookups::{ack_from, max_seq, resend_filter};
 use crate::collections::CLIENT_ID_INDEX;
 use crate::prometheus;
 use crate::protocol::Ack;
@@ -235,13 +235,12 @@ impl GroupCommit {
     /// The ack of the message an earlier send with this `client_id` wrote.
     async fn original_ack(&self, author: &str, client_id: &str) -> Result<Ack, StoreError> {
         // Majority read: the original may exist locally but not be committed yet,
-        // and an ack must never precede the commit. The `$type` predicate lets
-        // the planner use the partial index (which holds string client_ids
-        // only), the hint names it, and the time limit keeps a lookup from
+        // and an ack must never precede the commit. The filter and the hint
+        // make it an index lookup, and the time limit keeps a slow one from
         // stalling the room's writer.
         let original = self
             .messages
-            .find_one(doc! { "author": author, "client_id": { "$eq": client_id, "$type": "string" } })
+            .find_one(resend_filter(author, client_id))
             .hint(Hint::Name(CLIENT_ID_INDEX.to_string()))
             .max_time(self.timeout)
             .projection(doc! { "room": 1, "seq": 1 })

@@ -1,8 +1,10 @@
 //! What the write path and the message reads share: a room's highest seq,
-//! the ack of a stored message, and the order of a read.
+//! the ack of a stored message, the order of a read and its cursor.
 
+use bson::raw::RawDocumentBuf;
 use bson::{doc, Document};
-use mongodb::Collection;
+use futures::TryStreamExt;
+use mongodb::{Collection, Cursor};
 
 use super::error::StoreError;
 use crate::protocol::{as_i64, Ack};
@@ -20,6 +22,27 @@ impl Order {
             Order::OldestFirst => 1,
             Order::NewestFirst => -1,
         }
+    }
+}
+
+/// The filter that finds the message a send with this `client_id` wrote.
+/// The `$type` predicate lets the planner use the partial index on
+/// `client_id` (which holds string ids only); `CLIENT_ID_INDEX` is hinted too.
+pub fn resend_filter(author: &str, client_id: &str) -> Document {
+    doc! { "author": author, "client_id": { "$eq": client_id, "$type": "string" } }
+}
+
+/// Messages read a batch at a time. Documents are decoded from their raw
+/// BSON field by field: the driver's own decoding would read a body such as
+/// `{"$date": 0}` as a date, and a body must come back exactly as stored.
+pub struct MessageCursor(pub(super) Cursor<RawDocumentBuf>);
+
+impl MessageCursor {
+    pub async fn next(&mut self) -> Result<Option<Document>, StoreError> {
+        let Some(raw) = self.0.try_next().await.map_err(StoreError::from_driver)? else { return Ok(None) };
+        Document::try_from(raw)
+            .map(Some)
+            .map_err(|e| StoreError::Invalid(format!("a stored message is not valid BSON: {e}")))
     }
 }
 

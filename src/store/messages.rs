@@ -3,11 +3,11 @@
 //! the room's last seq + 1, arbitrated by the unique (room, seq) index, so a
 //! writer that dies at any instant holds nothing open and leaves no gap.
 
+use bson::raw::RawDocumentBuf;
 use bson::{doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
-use mongodb::Cursor;
 
-use super::lookups::{ack_from, max_seq, Order};
+use super::lookups::{ack_from, max_seq, MessageCursor, Order};
 use super::{Store, StoreError};
 use crate::collections::parse_id;
 use crate::protocol::Ack;
@@ -37,7 +37,7 @@ impl Store {
         order: Order,
         limit: Option<i64>,
         max_document_bytes: usize,
-    ) -> Result<Cursor<Document>, StoreError> {
+    ) -> Result<MessageCursor, StoreError> {
         let too_large = doc! { "$gt": [{ "$bsonSize": "$$ROOT" }, max_document_bytes as i64] };
         let mut pipeline = vec![
             doc! { "$match": { "room": room, "seq": { "$gt": after, "$lte": upto } } },
@@ -51,7 +51,8 @@ impl Store {
             "body": { "$cond": [too_large.clone(), "$$REMOVE", "$body"] },
             "too_large": too_large,
         } });
-        self.messages.aggregate(pipeline).batch_size(READ_BATCH).await.map_err(StoreError::from_driver)
+        let cursor = self.messages.aggregate(pipeline).batch_size(READ_BATCH).with_type::<RawDocumentBuf>().await;
+        cursor.map(MessageCursor).map_err(StoreError::from_driver)
     }
 
     /// Replaces the body of the author's own, not deleted, message.

@@ -21,7 +21,7 @@ use mongodb::{Client, Collection, Database};
 
 pub use error::StoreError;
 pub use group_commit::{Lease, PendingAck};
-pub use lookups::Order;
+pub use lookups::{resend_filter, MessageCursor, Order};
 
 use group_commit::GroupCommit;
 

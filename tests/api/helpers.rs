@@ -42,6 +42,8 @@ pub const RECOVER_FAST: [(&str, &str); 2] = [("mongo.timeout", "1s"), ("relay.ma
 /// A relay running in this process.
 pub struct TestApp {
     pub port: u16,
+    /// The port of `/metrics` when `server.metrics_port` gives it one.
+    pub metrics_port: Option<u16>,
     pub database: Database,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -164,11 +166,12 @@ impl Spawn {
         }
         let app = Application::build(settings).await.expect("application builds");
         let port = app.port();
+        let metrics_port = app.metrics_port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run(async move {
             let _ = stopped.await;
         }));
-        TestApp { port, database: mongo_at(&uri, &database_name).await, _stop: stop }
+        TestApp { port, metrics_port, database: mongo_at(&uri, &database_name).await, _stop: stop }
     }
 
     /// Runs the built binary as a child process and returns once it serves.

@@ -12,6 +12,8 @@ pub fn project_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+mod bodies;
+mod budgets;
 mod chaos;
 mod config;
 mod crash;

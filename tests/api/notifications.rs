@@ -54,3 +54,29 @@ async fn a_client_cannot_subscribe_to_another_users_channel() {
     let frame = eve.wait_for(|f| f["type"] == "notification").await;
     assert_eq!(frame["data"]["user"], "eve");
 }
+
+#[tokio::test]
+async fn a_user_key_of_another_type_never_reaches_the_user_with_that_spelling() {
+    let hex = "0123456789abcdef01234567";
+    let oid = bson::oid::ObjectId::parse_str(hex).unwrap();
+    // Default `key_type: string`: the ObjectId is not the user whose id is its hex.
+    let app = spawn_app().await;
+    let mut lookalike = app.client(hex).await;
+    lookalike.ping().await;
+    app.notifications().insert_one(doc! {"user": oid, "n": 1}).await.unwrap();
+    app.notifications().insert_one(doc! {"user": hex, "n": 2}).await.unwrap();
+    let note = lookalike.wait_for(|f| f["type"] == "notification").await;
+    assert_eq!(note["data"]["n"], 2, "only the string key is this user's");
+    lookalike.ping().await;
+    assert_eq!(lookalike.notifications().len(), 1);
+
+    // A route whose users are ObjectIds relays only ObjectId keys.
+    let by_oid = spawn_app().set("routes[1].key_type", "object_id").await;
+    let mut owner = by_oid.client(hex).await;
+    owner.ping().await;
+    by_oid.notifications().insert_one(doc! {"user": hex, "n": 3}).await.unwrap();
+    by_oid.notifications().insert_one(doc! {"user": oid, "n": 4}).await.unwrap();
+    assert_eq!(owner.wait_for(|f| f["type"] == "notification").await["data"]["n"], 4);
+    owner.ping().await;
+    assert_eq!(owner.notifications().len(), 1);
+}

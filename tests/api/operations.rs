@@ -124,3 +124,15 @@ async fn sigterm_closes_every_client_with_1001_after_acking_what_was_in_flight()
     eprintln!("graceful shutdown: exited in {took:?} with {} of 40 sends acked", stored.len());
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", relay.port)).await.is_err(), "nothing listens any more");
 }
+
+#[tokio::test]
+async fn metrics_can_have_a_port_of_their_own_away_from_the_public_one() {
+    let app = spawn_app().with(|s| s.server.metrics_port = Some(0)).await;
+    let metrics_port = app.metrics_port.expect("a metrics port");
+    let public = http_get(app.port, "/metrics").await;
+    assert!(public.starts_with("HTTP/1.1 404"), "{public}");
+    let private = http_get(metrics_port, "/metrics").await;
+    assert!(private.starts_with("HTTP/1.1 200") && private.contains("roomcast_"), "{private}");
+    let other = http_get(metrics_port, "/healthz").await;
+    assert!(other.starts_with("HTTP/1.1 404"), "only /metrics there: {other}");
+}

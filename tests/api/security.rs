@@ -245,3 +245,45 @@ async fn the_membership_policy_follows_room_members_and_revokes_at_once() {
     alice.send(json!({"type": "join", "room": "club"})).await;
     assert_eq!(alice.error().await["code"], "forbidden");
 }
+
+#[tokio::test]
+async fn a_revocation_that_lands_while_a_join_reads_its_replay_is_not_undone() {
+    let app = spawn_app().with(|s| s.auth.room_policy = RoomPolicy::Membership).await;
+    // A long history, so a join's replay takes a while to read.
+    let history: Vec<bson::Document> = (1..=1000_i64)
+        .map(|seq| doc! {"room": "club", "seq": seq, "author": "bot", "body": "x".repeat(500), "sent_at": bson::DateTime::now()})
+        .collect();
+    app.messages().insert_many(history).await.unwrap();
+    let members = app.database.collection::<bson::Document>("room_members");
+    let mut alice = app.client("alice").await;
+    let mut raced = 0;
+    // The removal is committed at a growing delay after the join was sent,
+    // so some attempts land after the join's last membership check, while
+    // its replay is read.
+    for attempt in 0..40_u64 {
+        members.insert_one(doc! {"room": "club", "user": "alice"}).await.unwrap();
+        let first = alice.seen.len();
+        alice.send(json!({"type": "join", "room": "club", "since": 0})).await;
+        tokio::time::sleep(Duration::from_millis(attempt)).await;
+        members.delete_many(doc! {"room": "club", "user": "alice"}).await.unwrap();
+        // Whatever this join came to (joined then left, left alone, or forbidden),
+        // it ends with the room left or refused.
+        alice.wait_for(|f| (f["type"] == "left" && f["reason"] == "revoked") || f["code"] == "forbidden").await;
+        alice.ping().await;
+        let frames = &alice.seen[first..];
+        let left = frames.iter().position(|f| f["type"] == "left");
+        let joined = frames.iter().position(|f| f["type"] == "joined");
+        if let Some(left) = left {
+            assert!(
+                joined.is_none_or(|joined| joined < left),
+                "`joined` after `left` in attempt {attempt}: {frames:?}"
+            );
+            raced += usize::from(joined.is_none());
+        }
+        // Never in the room afterwards: a send is refused.
+        alice.send(json!({"type": "send", "room": "club", "client_id": format!("x{attempt}"), "body": 1})).await;
+        assert_eq!(alice.error().await["code"], "not_joined");
+    }
+    eprintln!("revocation race: {raced} of 40 removals landed while the join's replay was read");
+    assert!(raced > 0, "no attempt reached the window between the membership check and the replay");
+}

@@ -163,3 +163,23 @@ async fn one_connection_pipelines_its_sends_and_gets_every_reply_in_order() {
     assert_eq!(sends, 20.0, "the refused send was never queued");
     assert!(groups < sends, "20 pipelined sends took {groups} inserts: the connection waited for each commit");
 }
+
+#[tokio::test]
+async fn the_resend_lookup_uses_the_client_id_index() {
+    let app = spawn_app().await;
+    let mut alice = app.client("alice").await;
+    alice.join("r").await;
+    alice.post("r", "c1", json!("hello")).await;
+    // The query the relay runs to find a resend's original, as the server plans it.
+    let find = bson::doc! {
+        "find": "messages",
+        "filter": roomcast::store::resend_filter("alice", "c1"),
+        "hint": roomcast::collections::CLIENT_ID_INDEX,
+    };
+    let explained = app.database.run_command(bson::doc! {"explain": find, "verbosity": "queryPlanner"}).await.unwrap();
+    let plan = explained.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap().to_string();
+    assert!(plan.contains("IXSCAN") && plan.contains(roomcast::collections::CLIENT_ID_INDEX), "{plan}");
+    assert!(!plan.contains("COLLSCAN"), "{plan}");
+    // And the resend itself still finds the original.
+    assert_eq!(alice.post("r", "c1", json!("hello")).await["seq"], 1);
+}
