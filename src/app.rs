@@ -56,7 +56,7 @@ impl Application {
         let address = listener.local_addr()?;
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
         let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone() };
-        let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown));
+        let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown)?);
         Ok(Application { listener, port: address.port(), context, relay })
     }
 

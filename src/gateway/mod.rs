@@ -1,9 +1,11 @@
 //! The WebSocket gateway. The HTTP server (`server`) runs the routes
-//! (`routes`); `/ws` checks the handshake (`handshake`), owns the upgrade
+//! (`routes`); `/ws` checks the handshake (`handshake`, which knows the
+//! client by the rule of `client_addr`), owns the upgrade
 //! (`upgrade`) and serves the socket as a session (`session`): a reader
 //! (`reader`, with `joins`, `pending` sends and notification `recover`y)
 //! and a writer (`writer`) that orders its queue through the `outbox`.
 
+mod client_addr;
 mod handshake;
 mod joins;
 mod outbox;
@@ -24,16 +26,17 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::client_addr::TrustedProxies;
 use crate::auth::Authenticator;
 use crate::fanout::Registry;
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
 use crate::protocol::BodyLimits;
 use crate::recovery::Ring;
-use crate::settings::{AuthSettings, LimitSettings, ServerSettings, Settings};
+use crate::settings::{AuthSettings, ConfigError, LimitSettings, ServerSettings, Settings};
 use crate::store::Store;
 
-/// Handshakes allowed per client address.
+/// Handshakes allowed per client address (an IPv6 client's /64).
 pub type HandshakeLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
 
 /// A token bucket: `per_second` sustained, `burst` at once.
@@ -59,6 +62,8 @@ pub struct Context {
     pub auth: AuthSettings,
     pub authenticator: Authenticator,
     pub handshakes: HandshakeLimiter,
+    /// Whose forwarding header names the client (`server.trusted_proxies`).
+    pub trusted_proxies: TrustedProxies,
     pub memberships: Arc<Memberships>,
     /// The notification recovery ring of each user route.
     pub rings: HashMap<String, Arc<Ring>>,
@@ -81,9 +86,9 @@ impl Context {
         authenticator: Authenticator,
         memberships: Arc<Memberships>,
         shutdown: CancellationToken,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
         let limits = &settings.limits;
-        Context {
+        Ok(Context {
             store,
             registry,
             server: settings.server.clone(),
@@ -94,6 +99,7 @@ impl Context {
                 limits.handshakes_per_second_per_ip,
                 limits.handshake_burst_per_ip,
             )),
+            trusted_proxies: TrustedProxies::new(settings.server.trusted_networks()?),
             memberships,
             rings: relay.rings,
             routes: relay.routes,
@@ -101,7 +107,7 @@ impl Context {
             sessions: TaskTracker::new(),
             metrics: crate::prometheus::install(),
             next_connection_id: AtomicU64::new(1),
-        }
+        })
     }
 
     fn next_connection_id(&self) -> u64 {

@@ -80,10 +80,14 @@ pub struct ServerSettings {
     /// that send no `Origin` (not browsers) are not affected.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// A header holding the client's address, set by a trusted proxy (for
-    /// example `x-forwarded-for`, whose first entry is used); else the peer address.
+    /// A header listing the addresses a request was forwarded for, comma
+    /// separated (`x-forwarded-for`); believed only from `trusted_proxies`.
     #[serde(default)]
     pub client_ip_header: Option<String>,
+    /// The deployment's own proxies, as CIDR networks (a bare address is a
+    /// network of one): only their connections' `client_ip_header` counts.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// A directory served at `/` (the demo page); none serves nothing.
     #[serde(default)]
     pub static_dir: Option<std::path::PathBuf>,
@@ -93,6 +97,23 @@ pub struct ServerSettings {
     /// `/readyz` fails when a change stream is further behind than this.
     #[serde(with = "humantime_serde")]
     pub ready_max_lag: Duration,
+}
+
+impl ServerSettings {
+    /// `trusted_proxies` as networks; the error names the first entry that is not one.
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        let network = |entry: &String| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    let example = "for example 10.0.0.0/8, 2001:db8::/48 or 192.0.2.7";
+                    ConfigError::new("server.trusted_proxies", format!("`{entry}` is not a CIDR network ({example})"))
+                })
+        };
+        self.trusted_proxies.iter().map(network).collect()
+    }
 }
 
 /// `mongo`: where the database is.
@@ -279,7 +300,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("auth.jwt.algorithms")
-                    .with_list_parse_key("server.allowed_origins"),
+                    .with_list_parse_key("server.allowed_origins")
+                    .with_list_parse_key("server.trusted_proxies"),
             );
         for (key, value) in overrides {
             builder = builder.set_override(*key, *value).map_err(|e| ConfigError::new(*key, e.to_string()))?;

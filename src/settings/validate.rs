@@ -51,7 +51,28 @@ impl Settings {
                 "must be longer than server.ping_interval, which must be above 0",
             ));
         }
+        self.validate_proxies()?;
         self.validate_routes()
+    }
+
+    fn validate_proxies(&self) -> Result<(), ConfigError> {
+        let trusted = self.server.trusted_networks()?;
+        // A forwarding header that no proxy of ours appends to holds only what
+        // the client wrote: believing it would let anyone pick their address.
+        if self.server.client_ip_header.is_some() && trusted.is_empty() {
+            return Err(ConfigError::new(
+                "server.trusted_proxies",
+                "must list the proxies that append server.client_ip_header (their networks, e.g. 10.0.0.0/8)",
+            ));
+        }
+        if let Some(header) = &self.server.client_ip_header {
+            // RFC 9110's token: a header name with a space or a colon would never match.
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if header.is_empty() || !header.bytes().all(token) {
+                return Err(ConfigError::new("server.client_ip_header", format!("`{header}` is not a header name")));
+            }
+        }
+        Ok(())
     }
 
     fn validate_routes(&self) -> Result<(), ConfigError> {

@@ -22,6 +22,12 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         (vec![("ROOMCAST_ENV", "production")], "auth.jwt.key_file"),
         (vec![("ROOMCAST__AUTH__MODE", "jwt"), ("ROOMCAST__AUTH__JWT__ALGORITHMS", "HS256")], "auth.jwt.secret_file"),
         (vec![("ROOMCAST_ENV", "staging")], "ROOMCAST_ENV"),
+        // A forwarding header nobody trusted appends is the client's to write.
+        (vec![("ROOMCAST__SERVER__CLIENT_IP_HEADER", "x-forwarded-for")], "server.trusted_proxies"),
+        (
+            vec![("ROOMCAST__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.0/33")],
+            "server.trusted_proxies: `192.0.2.0/33`",
+        ),
     ];
     for (env, key) in cases {
         let (code, stderr) = start_with(&env);

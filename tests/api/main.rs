@@ -22,6 +22,7 @@ mod limits;
 mod notifications;
 mod operations;
 mod outages;
+mod proxies;
 mod recovery;
 mod rooms;
 mod security;
