@@ -91,7 +91,11 @@ impl Application {
         let grace = self.context.server.shutdown_grace;
         let routes = routes::routes(self.context.clone());
         let drain = grace.min(server::LONGEST_EXCHANGE);
-        let serving = server::serve(self.listener, routes, shutdown.clone().cancelled_owned(), drain);
+        let timeouts = server::HttpTimeouts {
+            header: self.context.server.header_timeout,
+            keep_alive: self.context.server.keep_alive_timeout,
+        };
+        let serving = server::serve(self.listener, routes, timeouts, shutdown.clone().cancelled_owned(), drain);
         let closing_sessions = async {
             shutdown.cancelled().await;
             let stopping_at = tokio::time::Instant::now();

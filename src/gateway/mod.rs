@@ -6,6 +6,7 @@
 //! and a writer (`writer`) that orders its queue through the `outbox`.
 
 mod client_addr;
+mod deadline;
 mod handshake;
 mod joins;
 mod outbox;

@@ -88,6 +88,13 @@ pub struct ServerSettings {
     /// network of one): only their connections' `client_ip_header` counts.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// How long a new connection may take to send its first complete request head.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// How long a kept-alive HTTP connection may take, after an answer, to
+    /// send its next complete request head.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
     /// A directory served at `/` (the demo page); none serves nothing.
     #[serde(default)]
     pub static_dir: Option<std::path::PathBuf>,

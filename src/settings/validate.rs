@@ -51,6 +51,13 @@ impl Settings {
                 "must be longer than server.ping_interval, which must be above 0",
             ));
         }
+        let timeouts = [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.keep_alive_timeout", self.server.keep_alive_timeout),
+        ];
+        if let Some((key, _)) = timeouts.iter().find(|(_, timeout)| timeout.is_zero()) {
+            return Err(ConfigError::new(*key, "must be longer than 0s"));
+        }
         self.validate_proxies()?;
         self.validate_routes()
     }

@@ -18,6 +18,7 @@ mod crash;
 mod edits;
 mod errors;
 mod history;
+mod http;
 mod limits;
 mod notifications;
 mod operations;
