@@ -91,11 +91,12 @@ impl Application {
         let grace = self.context.server.shutdown_grace;
         let routes = routes::routes(self.context.clone());
         let drain = grace.min(server::LONGEST_EXCHANGE);
-        let timeouts = server::HttpTimeouts {
-            header: self.context.server.header_timeout,
-            keep_alive: self.context.server.keep_alive_timeout,
+        let bounds = server::HttpBounds {
+            header_timeout: self.context.server.header_timeout,
+            keep_alive_timeout: self.context.server.keep_alive_timeout,
+            connections: self.context.http_connections.clone(),
         };
-        let serving = server::serve(self.listener, routes, timeouts, shutdown.clone().cancelled_owned(), drain);
+        let serving = server::serve(self.listener, routes, bounds, shutdown.clone().cancelled_owned(), drain);
         let closing_sessions = async {
             shutdown.cancelled().await;
             let stopping_at = tokio::time::Instant::now();

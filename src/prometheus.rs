@@ -23,6 +23,8 @@ pub const ROUTE_RESUMES: &str = "roomcast_route_resumes_total";
 pub const ROUTE_HISTORY_LOST: &str = "roomcast_route_history_lost_total";
 pub const SLOW_CONSUMER_DISCONNECTS: &str = "roomcast_slow_consumer_disconnects_total";
 pub const AUTH_FAILURES: &str = "roomcast_auth_failures_total";
+pub const HTTP_CONNECTIONS: &str = "roomcast_http_connections";
+pub const HTTP_REFUSED: &str = "roomcast_http_refused_total";
 pub const HTTP_HEADER_TIMEOUTS: &str = "roomcast_http_header_timeouts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -103,6 +105,8 @@ fn describe() {
     describe_counter!(ROUTE_HISTORY_LOST, "Change streams restarted after their history was lost, by route.");
     describe_counter!(SLOW_CONSUMER_DISCONNECTS, "Connections closed with 4008 for reading too slowly.");
     describe_counter!(AUTH_FAILURES, "Handshakes refused, by reason.");
+    describe_gauge!(HTTP_CONNECTIONS, "Connections in their HTTP phase: not upgraded to a WebSocket.");
+    describe_counter!(HTTP_REFUSED, "Connections closed at once, unread, by reason.");
     describe_counter!(
         HTTP_HEADER_TIMEOUTS,
         "Connections closed for not sending a complete first request head within server.header_timeout."

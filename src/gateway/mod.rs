@@ -1,4 +1,5 @@
-//! The WebSocket gateway. The HTTP server (`server`) runs the routes
+//! The WebSocket gateway. The HTTP server (`server`) counts the connections
+//! not upgraded yet per address (`http_connections`) and runs the routes
 //! (`routes`); `/ws` checks the handshake (`handshake`, which knows the
 //! client by the rule of `client_addr`), owns the upgrade
 //! (`upgrade`) and serves the socket as a session (`session`): a reader
@@ -8,6 +9,7 @@
 mod client_addr;
 mod deadline;
 mod handshake;
+mod http_connections;
 mod joins;
 mod outbox;
 mod pending;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::client_addr::TrustedProxies;
+use self::http_connections::HttpConnections;
 use crate::auth::Authenticator;
 use crate::fanout::Registry;
 use crate::health::RouteHealth;
@@ -65,6 +68,8 @@ pub struct Context {
     pub handshakes: HandshakeLimiter,
     /// Whose forwarding header names the client (`server.trusted_proxies`).
     pub trusted_proxies: TrustedProxies,
+    /// The connections not upgraded yet, per address.
+    pub http_connections: Arc<HttpConnections>,
     pub memberships: Arc<Memberships>,
     /// The notification recovery ring of each user route.
     pub rings: HashMap<String, Arc<Ring>>,
@@ -89,6 +94,7 @@ impl Context {
         shutdown: CancellationToken,
     ) -> Result<Self, ConfigError> {
         let limits = &settings.limits;
+        let trusted_proxies = TrustedProxies::new(settings.server.trusted_networks()?);
         Ok(Context {
             store,
             registry,
@@ -100,7 +106,8 @@ impl Context {
                 limits.handshakes_per_second_per_ip,
                 limits.handshake_burst_per_ip,
             )),
-            trusted_proxies: TrustedProxies::new(settings.server.trusted_networks()?),
+            http_connections: HttpConnections::new(limits.http_connections_per_ip, trusted_proxies.clone()),
+            trusted_proxies,
             memberships,
             rings: relay.rings,
             routes: relay.routes,

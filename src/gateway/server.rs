@@ -2,10 +2,13 @@
 //! with upgrades, or HTTP/2), and runs warp's routes on every request. It is
 //! warp's own server loop with one addition: before the routes see a request,
 //! hyper's upgrade handle and the peer address are put where a warp filter can
-//! reach them, so `/ws` can own its upgrade (see `upgrade`). A connection
-//! that waits too long for a request is closed (see `deadline`).
+//! reach them, so `/ws` can own its upgrade (see `upgrade`). Until it
+//! upgrades, a connection takes a place in its address's count (see
+//! `http_connections`), and it is closed if it waits too long for a request
+//! (see `deadline`).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -17,6 +20,7 @@ use tokio::net::TcpListener;
 use warp::{Filter, Reply};
 
 use super::deadline::{Expired, HttpDeadline};
+use super::http_connections::HttpConnections;
 use super::upgrade::{PeerAddr, PendingUpgrade};
 use crate::prometheus;
 
@@ -25,13 +29,15 @@ use crate::prometheus;
 /// then is a stalled client, which must not hold the exit up.
 pub const LONGEST_EXCHANGE: Duration = Duration::from_secs(3);
 
-/// How long a connection in its HTTP phase may wait for a request.
-#[derive(Debug, Clone, Copy)]
-pub struct HttpTimeouts {
+/// What bounds a connection in its HTTP phase.
+#[derive(Clone)]
+pub struct HttpBounds {
     /// For the first request's head, from the accept (`server.header_timeout`).
-    pub header: Duration,
+    pub header_timeout: Duration,
     /// For each later request, from the previous answer (`server.keep_alive_timeout`).
-    pub keep_alive: Duration,
+    pub keep_alive_timeout: Duration,
+    /// How many each address may hold (`limits.http_connections_per_ip`).
+    pub connections: Arc<HttpConnections>,
 }
 
 /// Serves `routes` on `listener` until `stop` completes, then stops accepting
@@ -40,7 +46,7 @@ pub struct HttpTimeouts {
 pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
-    timeouts: HttpTimeouts,
+    bounds: HttpBounds,
     stop: impl Future<Output = ()>,
     drain: Duration,
 ) where
@@ -68,13 +74,24 @@ pub async fn serve<F>(
                 }
             },
         };
+        let counted = match bounds.connections.admit(peer.ip()) {
+            Ok(counted) => counted,
+            Err(refused) => {
+                // Closed unread, before a task or a buffer is spent on it.
+                drop(stream);
+                ::metrics::counter!(prometheus::HTTP_REFUSED, "reason" => "too_many_per_ip").increment(1);
+                tracing::debug!(%refused, "connection refused");
+                continue;
+            }
+        };
         // Frames are small and latency-bound: Nagle's algorithm against delayed
         // ACKs would stall back-to-back small writes by about 40 ms.
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
         let routes = routes.clone();
+        let (header_timeout, keep_alive_timeout) = (bounds.header_timeout, bounds.keep_alive_timeout);
         tokio::spawn(async move {
-            let deadline = HttpDeadline::new(timeouts.header, timeouts.keep_alive);
+            let deadline = HttpDeadline::new(header_timeout, keep_alive_timeout);
             let requests = deadline.clone();
             let service = hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
                 let answering = requests.answering();
@@ -108,6 +125,8 @@ pub async fn serve<F>(
                     tracing::debug!(?expired, %peer, "closing an HTTP connection that waited too long for a request");
                 }
             }
+            // Upgraded or closed: either way it leaves the HTTP phase.
+            drop(counted);
         });
     }
     drop(listener);

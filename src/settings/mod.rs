@@ -222,6 +222,9 @@ pub struct LimitSettings {
     /// Token bucket for WebSocket handshakes from one client address.
     pub handshakes_per_second_per_ip: u32,
     pub handshake_burst_per_ip: u32,
+    /// Connections one client address may hold in their HTTP phase: not
+    /// upgraded to a WebSocket yet, or serving plain HTTP.
+    pub http_connections_per_ip: usize,
 }
 
 /// `recovery`: how much notification history each replica keeps.

@@ -35,6 +35,7 @@ impl Settings {
             ("limits.join_burst", self.limits.join_burst as usize),
             ("limits.handshakes_per_second_per_ip", self.limits.handshakes_per_second_per_ip as usize),
             ("limits.handshake_burst_per_ip", self.limits.handshake_burst_per_ip as usize),
+            ("limits.http_connections_per_ip", self.limits.http_connections_per_ip),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::new(*key, "must be greater than 0"));

@@ -17,6 +17,7 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         (vec![("ROOMCAST__SERVER__PROT", "80")], "prot"),
         (vec![("ROOMCAST__MONGO__URI", "postgres://x")], "mongo.uri"),
         (vec![("ROOMCAST__LIMITS__MAX_BODY_BYTES", "0")], "limits.max_body_bytes"),
+        (vec![("ROOMCAST__LIMITS__HTTP_CONNECTIONS_PER_IP", "0")], "limits.http_connections_per_ip"),
         (vec![("ROOMCAST__SERVER__HEADER_TIMEOUT", "0s")], "server.header_timeout"),
         (vec![("ROOMCAST__SERVER__KEEP_ALIVE_TIMEOUT", "0s")], "server.keep_alive_timeout"),
         (vec![("ROOMCAST__AUTH__MODE", "magic")], "auth.mode"),

@@ -1,7 +1,9 @@
 //! The HTTP phase of a connection, before any upgrade, against clients that
 //! stall: a request head sent in part, or nothing at all, is closed after
 //! `server.header_timeout`; an idle kept-alive connection after
-//! `server.keep_alive_timeout`. These tests speak the wire format themselves.
+//! `server.keep_alive_timeout`; and one address holds at most
+//! `limits.http_connections_per_ip` such connections. These tests speak the
+//! wire format themselves.
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,8 +74,8 @@ async fn half_sent_requests_are_closed_after_the_header_timeout_while_others_cha
 }
 
 /// Reads one HTTP/1.1 response with a `content-length` off the front of
-/// `buffer`, reading more from `stream` as needed; returns its head.
-async fn take_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> String {
+/// `buffer`, reading more from `stream` as needed; returns its head and body.
+async fn take_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> (String, String) {
     loop {
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buffer[..end]).to_string();
@@ -86,8 +88,9 @@ async fn take_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> String {
                 .parse()
                 .unwrap();
             if buffer.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).to_string();
                 buffer.drain(..end + 4 + length);
-                return head;
+                return (head, body);
             }
         }
         let mut chunk = [0_u8; 4096];
@@ -142,7 +145,7 @@ async fn idle_kept_alive_connections_are_closed_after_the_keep_alive_timeout() {
     http1.write_all(two).await.unwrap();
     let mut buffer = Vec::new();
     for _ in 0..2 {
-        let head = take_response(&mut http1, &mut buffer).await;
+        let (head, _) = take_response(&mut http1, &mut buffer).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     }
 
@@ -151,4 +154,60 @@ async fn idle_kept_alive_connections_are_closed_after_the_keep_alive_timeout() {
 
     closed_by_relay(&mut http1).await;
     closed_by_relay(&mut http2).await;
+}
+
+/// `GET /metrics` on a kept-alive connection: its body.
+async fn scrape(stream: &mut TcpStream) -> String {
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let (head, body) = take_response(stream, &mut Vec::new()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body
+}
+
+/// Scrapes over `stream` until the metric `name` has the value `wanted`.
+async fn wait_for_metric(stream: &mut TcpStream, name: &str, wanted: f64) -> String {
+    let waiting = async {
+        loop {
+            let body = scrape(stream).await;
+            if metric(&body, name) == Some(wanted) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, waiting).await.unwrap_or_else(|_| panic!("{name} never reached {wanted}"))
+}
+
+#[tokio::test]
+async fn an_address_beyond_its_http_connections_is_closed_at_once_and_counted() {
+    // In a process of its own, so the gauge counts this relay's connections
+    // only; with a header timeout beyond PATIENCE, only the cap can close
+    // a connection in time.
+    let relay = spawn_app()
+        .set("limits.http_connections_per_ip", "4")
+        .set("server.header_timeout", "300s")
+        .set("server.keep_alive_timeout", "300s")
+        .process()
+        .await;
+    // The scraper is one of the 4, kept alive, so scraping opens nothing new.
+    let mut scraper = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    wait_for_metric(&mut scraper, "roomcast_http_connections", 1.0).await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+        stream.write_all(HALF_A_HEAD).await.unwrap();
+        stalled.push(stream);
+    }
+    wait_for_metric(&mut scraper, "roomcast_http_connections", 4.0).await;
+
+    // The fifth is closed before it could send anything.
+    let mut fifth = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    closed_by_relay(&mut fifth).await;
+    for stream in &stalled {
+        let still_open = stream.try_read(&mut [0_u8; 1]);
+        assert_eq!(still_open.err().map(|e| e.kind()), Some(std::io::ErrorKind::WouldBlock), "the first 4 stay");
+    }
+    let body = scrape(&mut scraper).await;
+    assert_eq!(metric(&body, "roomcast_http_connections"), Some(4.0));
+    assert_eq!(metric(&body, r#"roomcast_http_refused_total{reason="too_many_per_ip"}"#), Some(1.0));
 }

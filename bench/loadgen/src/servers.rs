@@ -33,9 +33,10 @@ pub struct Setup {
 }
 
 /// roomcast's per-client abuse limits, lifted for the benchmark.
-const UNLIMITED: [(&str, &str); 7] = [
+const UNLIMITED: [(&str, &str); 8] = [
     ("HANDSHAKES_PER_SECOND_PER_IP", "1000000"),
     ("HANDSHAKE_BURST_PER_IP", "1000000"),
+    ("HTTP_CONNECTIONS_PER_IP", "1000000"),
     ("SENDS_PER_SECOND", "1000000"),
     ("SEND_BURST", "1000000"),
     ("JOINS_PER_SECOND", "1000000"),
