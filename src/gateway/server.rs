@@ -30,7 +30,6 @@ use crate::prometheus;
 pub const LONGEST_EXCHANGE: Duration = Duration::from_secs(3);
 
 /// What bounds a connection in its HTTP phase.
-#[derive(Clone)]
 pub struct HttpBounds {
     /// For the first request's head, from the accept (`server.header_timeout`).
     pub header_timeout: Duration,

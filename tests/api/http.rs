@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::client::PATIENCE;
 use crate::helpers::{http_get, spawn_app};
+use crate::operations::metric;
 
 /// The first lines of a request head, and never the blank line that ends it.
 const HALF_A_HEAD: &[u8] = b"GET /ws?user=x HTTP/1.1\r\nHost: x\r\n";
@@ -36,12 +37,6 @@ async fn closed_by_relay(stream: &mut TcpStream) {
     if let Err(error) = ended {
         assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
     }
-}
-
-/// The value of an unlabelled counter or gauge in a `/metrics` response.
-fn metric(response: &str, name: &str) -> Option<f64> {
-    let line = response.lines().find(|line| line.split_whitespace().next() == Some(name))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[tokio::test]

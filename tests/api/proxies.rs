@@ -3,8 +3,7 @@
 //! only from the entries the trusted proxies appended, right to left. IPv6
 //! clients share their /64's bucket.
 
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
+use crate::client::Client;
 use crate::helpers::{spawn_app, TestApp};
 
 /// A relay behind a proxy at 127.0.0.1 (or not, with `trusted` elsewhere),
@@ -23,13 +22,8 @@ async fn relay(trusted: &str) -> TestApp {
 /// The status of a WebSocket handshake carrying `X-Forwarded-For: forwarded`
 /// (101 when it upgraded).
 async fn handshake(app: &TestApp, forwarded: &str) -> u16 {
-    let mut request = format!("ws://127.0.0.1:{}/ws?user=u", app.port).into_client_request().unwrap();
-    request.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_socket, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("{other}"),
-    }
+    let headers = [("x-forwarded-for", forwarded)];
+    Client::handshake(app.port, "?user=u", &headers).await.map_or_else(|status| status, |_| 101)
 }
 
 #[tokio::test]
