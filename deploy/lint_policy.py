@@ -1,7 +1,8 @@
 """Checks what the schemas cannot: that the Dockerfile, the rendered Kubernetes
 manifests, the compose stack and the application's config agree with each other
 and with what docs/operations.md promises (probe paths, secret names, mount
-paths, grace periods, selectors). Called by scripts/lint-deploy, which renders
+paths, grace periods, selectors, and an Ingress's backend, timeouts and
+client addresses). Called by scripts/lint-deploy, which renders
 the manifests first; run from the repository root.
 
 Usage: lint_policy.py dockerfile
@@ -9,6 +10,7 @@ Usage: lint_policy.py dockerfile
        lint_policy.py compose deploy/compose.yaml
 """
 
+import ipaddress
 import re
 import shlex
 import sys
@@ -42,12 +44,20 @@ def seconds(text):
     return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
-def shutdown_grace():
-    """server.shutdown_grace as the production config resolves it."""
-    grace = None
+def server_setting(key, env=None):
+    """server.KEY as the production config resolves it, with the container's
+    environment (ROOMCAST__SERVER__KEY) over both files."""
+    value = None
     for path in (Path("config/base.yaml"), PRODUCTION_CONFIG):
         server = (yaml.safe_load(path.read_text()) or {}).get("server") or {}
-        grace = server.get("shutdown_grace", grace)
+        value = server.get(key, value)
+    variable = (env or {}).get(f"ROOMCAST__SERVER__{key.upper()}", {})
+    return variable.get("value", value)
+
+
+def shutdown_grace():
+    """server.shutdown_grace as the production config resolves it."""
+    grace = server_setting("shutdown_grace")
     return DEFAULT_SHUTDOWN_GRACE if grace is None else seconds(grace)
 
 
@@ -254,6 +264,8 @@ def lint_manifests(path, generated_secret):
     budget = one(docs, "PodDisruptionBudget")
     check(selects(budget.get("spec", {}).get("selector"), labels), "PodDisruptionBudget selects the pods")
 
+    lint_ingress(docs, service, env)
+
     autoscaler = one(docs, "HorizontalPodAutoscaler")
     target = autoscaler.get("spec", {}).get("scaleTargetRef", {})
     check(
@@ -262,6 +274,66 @@ def lint_manifests(path, generated_secret):
     )
     low, high = autoscaler.get("spec", {}).get("minReplicas", 1), autoscaler.get("spec", {}).get("maxReplicas", 0)
     check(low >= 2 and high >= low, f"HorizontalPodAutoscaler keeps 2 or more replicas ({low}..{high})")
+
+
+def lint_ingress(docs, service, env):
+    """An Ingress, where a render has one: it reaches the Service's port for
+    /ws only, keeps sockets open between pings, and roomcast is told which
+    peers are proxies and which header they append the client to."""
+    ingresses = [d for d in docs if d["kind"] == "Ingress"]
+    if not ingresses:
+        print("  --   no Ingress in this render")
+        return
+    ingress = one(docs, "Ingress")
+    service_name = service.get("metadata", {}).get("name")
+    service_ports = {p.get("name"): p.get("port") for p in service.get("spec", {}).get("ports", [])}
+    paths = [
+        path
+        for rule in ingress.get("spec", {}).get("rules", [])
+        for path in (rule.get("http") or {}).get("paths", [])
+    ]
+    backends = [path.get("backend", {}).get("service", {}) for path in paths]
+    check(
+        bool(backends)
+        and all(
+            b.get("name") == service_name
+            and (b.get("port", {}).get("name") in service_ports or b.get("port", {}).get("number") in service_ports.values())
+            for b in backends
+        ),
+        f"Ingress routes to a port of Service {service_name}",
+    )
+
+    def exposes(route, path):
+        if path.get("pathType") == "Exact":
+            return path.get("path") == route
+        prefix = path.get("path", "/").rstrip("/")
+        return route == prefix or route.startswith(prefix + "/")
+
+    check(any(exposes("/ws", path) for path in paths), "Ingress routes /ws")
+
+    private = [route for route in ("/metrics", "/healthz", "/readyz") if any(exposes(route, p) for p in paths)]
+    check(not private, f"Ingress keeps /metrics, /healthz and /readyz inside the cluster (exposed: {private})")
+
+    ping = seconds(server_setting("ping_interval", env) or "20s")
+    annotations = ingress.get("metadata", {}).get("annotations", {})
+    for name in ("proxy-read-timeout", "proxy-send-timeout"):
+        value = annotations.get(f"nginx.ingress.kubernetes.io/{name}")
+        check(
+            value is not None and float(value) >= max(60, 2 * ping),
+            f"Ingress {name} ({value} s) outlasts two pings (server.ping_interval {ping:g} s) and 60 s",
+        )
+
+    header = server_setting("client_ip_header", env)
+    check(header == "x-forwarded-for", f"roomcast reads the client from X-Forwarded-For behind the Ingress ({header})")
+    trusted = server_setting("trusted_proxies", env) or []
+    if isinstance(trusted, str):
+        trusted = [entry for entry in trusted.split(",") if entry.strip()]
+    try:
+        networks = [ipaddress.ip_network(entry.strip(), strict=False) for entry in trusted]
+    except ValueError as error:
+        networks = []
+        check(False, f"server.trusted_proxies: {error}")
+    check(bool(networks), f"server.trusted_proxies names the ingress controller's networks ({', '.join(map(str, networks))})")
 
 
 def lint_compose(path):

@@ -65,7 +65,7 @@ impl Application {
         }
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
         let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone() };
-        let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown));
+        let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown)?);
         Ok(Application { listener, port: address.port(), metrics_listener, context, relay })
     }
 
@@ -105,11 +105,17 @@ impl Application {
         let grace = self.context.server.shutdown_grace;
         let routes = routes::routes(self.context.clone());
         let drain = grace.min(server::LONGEST_EXCHANGE);
+        let bounds = server::HttpBounds {
+            header_timeout: self.context.server.header_timeout,
+            keep_alive_timeout: self.context.server.keep_alive_timeout,
+            connections: self.context.http_connections.clone(),
+        };
         if let Some(listener) = self.metrics_listener {
             let metrics = routes::metrics_routes(self.context.clone());
-            tokio::spawn(server::serve(listener, metrics, shutdown.clone().cancelled_owned(), drain));
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(server::serve(listener, metrics, bounds.clone(), stop, drain));
         }
-        let serving = server::serve(self.listener, routes, shutdown.clone().cancelled_owned(), drain);
+        let serving = server::serve(self.listener, routes, bounds, shutdown.clone().cancelled_owned(), drain);
         let closing_sessions = async {
             shutdown.cancelled().await;
             let stopping_at = tokio::time::Instant::now();

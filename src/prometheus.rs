@@ -26,6 +26,9 @@ pub const AUTH_FAILURES: &str = "roomcast_auth_failures_total";
 pub const DOCUMENTS_TOO_LARGE: &str = "roomcast_documents_too_large_total";
 pub const BUFFERED_BYTES: &str = "roomcast_buffered_bytes";
 pub const BUFFER_POOL_BYTES: &str = "roomcast_buffer_pool_bytes";
+pub const HTTP_CONNECTIONS: &str = "roomcast_http_connections";
+pub const HTTP_REFUSED: &str = "roomcast_http_refused_total";
+pub const HTTP_HEADER_TIMEOUTS: &str = "roomcast_http_header_timeouts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -115,6 +118,12 @@ fn describe() {
         BUFFER_POOL_BYTES,
         Unit::Bytes,
         "Bytes connections borrow from the shared pool beyond their reserves."
+    );
+    describe_gauge!(HTTP_CONNECTIONS, "Connections in their HTTP phase: not upgraded to a WebSocket.");
+    describe_counter!(HTTP_REFUSED, "Connections closed at once, unread, by reason.");
+    describe_counter!(
+        HTTP_HEADER_TIMEOUTS,
+        "Connections closed for not sending a complete first request head within server.header_timeout."
     );
 }
 

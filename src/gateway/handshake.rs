@@ -9,6 +9,7 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
+use super::client_addr::limit_key;
 use super::upgrade::PeerAddr;
 use super::{Context, Slot};
 use crate::auth::{Credentials, Identity};
@@ -61,11 +62,12 @@ pub fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<PeerAddr>())
         .map(move |query, authorization, protocols, origin, headers: warp::http::HeaderMap, peer: Option<PeerAddr>| {
-            let forwarded = forwarded_header
-                .as_ref()
-                .and_then(|name| headers.get(name.as_str()))
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_string);
+            // Every line of the header, in order: a proxy may add a line of its
+            // own instead of appending to the client's, and its entries come last.
+            let forwarded = forwarded_header.as_ref().map(|name| {
+                let lines = headers.get_all(name.as_str()).iter();
+                lines.map(|value| String::from_utf8_lossy(value.as_bytes())).collect::<Vec<_>>().join(",")
+            });
             UpgradeRequest { query, authorization, protocols, origin, forwarded, peer: peer.map(|p| p.0) }
         })
         .and_then(move |request: UpgradeRequest| {
@@ -75,14 +77,9 @@ pub fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake
 }
 
 fn check(context: &Context, request: UpgradeRequest) -> Result<Handshake, Rejection> {
-    let address = request
-        .forwarded
-        .as_deref()
-        .and_then(|value| value.split(',').next())
-        .and_then(|first| first.trim().parse().ok())
-        .or(request.peer.map(|peer| peer.ip()));
-    if let Some(address) = address {
-        if context.handshakes.check_key(&address).is_err() {
+    let client = request.peer.map(|peer| context.trusted_proxies.client(peer.ip(), request.forwarded.as_deref()));
+    if let Some(client) = client {
+        if context.handshakes.check_key(&limit_key(client)).is_err() {
             let message = "too many handshakes from this address";
             return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limited", message));
         }

@@ -1,10 +1,15 @@
-//! The WebSocket gateway. The HTTP server (`server`) runs the routes
-//! (`routes`); `/ws` checks the handshake (`handshake`), owns the upgrade
+//! The WebSocket gateway. The HTTP server (`server`) counts the connections
+//! not upgraded yet per address (`http_connections`) and runs the routes
+//! (`routes`); `/ws` checks the handshake (`handshake`, which knows the
+//! client by the rule of `client_addr`), owns the upgrade
 //! (`upgrade`) and serves the socket as a session (`session`): a reader
 //! (`reader`, with `joins`, `pending` sends and notification `recover`y)
 //! and a writer (`writer`) that orders its queue through the `outbox`.
 
+mod client_addr;
+mod deadline;
 mod handshake;
+mod http_connections;
 mod joins;
 mod outbox;
 mod pending;
@@ -24,16 +29,18 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::client_addr::TrustedProxies;
+use self::http_connections::HttpConnections;
 use crate::auth::Authenticator;
 use crate::fanout::{Pool, Registry};
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
 use crate::protocol::BodyLimits;
 use crate::recovery::Ring;
-use crate::settings::{AuthSettings, LimitSettings, ServerSettings, Settings};
+use crate::settings::{AuthSettings, ConfigError, LimitSettings, ServerSettings, Settings};
 use crate::store::Store;
 
-/// Handshakes allowed per client address.
+/// Handshakes allowed per client address (an IPv6 client's /64).
 pub type HandshakeLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
 
 /// A token bucket: `per_second` sustained, `burst` at once.
@@ -59,6 +66,10 @@ pub struct Context {
     pub auth: AuthSettings,
     pub authenticator: Authenticator,
     pub handshakes: HandshakeLimiter,
+    /// Whose forwarding header names the client (`server.trusted_proxies`).
+    pub trusted_proxies: TrustedProxies,
+    /// The connections not upgraded yet, per address.
+    pub http_connections: Arc<HttpConnections>,
     pub memberships: Arc<Memberships>,
     /// The notification recovery ring of each user route.
     pub rings: HashMap<String, Arc<Ring>>,
@@ -122,9 +133,10 @@ impl Context {
         authenticator: Authenticator,
         memberships: Arc<Memberships>,
         shutdown: CancellationToken,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
         let limits = &settings.limits;
-        Context {
+        let trusted_proxies = TrustedProxies::new(settings.server.trusted_networks()?);
+        Ok(Context {
             store,
             registry,
             server: settings.server.clone(),
@@ -135,6 +147,8 @@ impl Context {
                 limits.handshakes_per_second_per_ip,
                 limits.handshake_burst_per_ip,
             )),
+            http_connections: HttpConnections::new(limits.http_connections_per_ip, trusted_proxies.clone()),
+            trusted_proxies,
             memberships,
             rings: relay.rings,
             routes: relay.routes,
@@ -144,7 +158,7 @@ impl Context {
             pool: Pool::new(limits.buffer_pool_bytes),
             slots: Arc::new(Slots { taken: AtomicUsize::new(0), max: limits.max_connections }),
             next_connection_id: AtomicU64::new(1),
-        }
+        })
     }
 
     fn next_connection_id(&self) -> u64 {

@@ -80,10 +80,21 @@ pub struct ServerSettings {
     /// that send no `Origin` (not browsers) are not affected.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// A header holding the client's address, set by a trusted proxy (for
-    /// example `x-forwarded-for`, whose first entry is used); else the peer address.
+    /// A header listing the addresses a request was forwarded for, comma
+    /// separated (`x-forwarded-for`); believed only from `trusted_proxies`.
     #[serde(default)]
     pub client_ip_header: Option<String>,
+    /// The deployment's own proxies, as CIDR networks (a bare address is a
+    /// network of one): only their connections' `client_ip_header` counts.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// How long a new connection may take to send its first complete request head.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// How long a kept-alive HTTP connection may take, after an answer, to
+    /// send its next complete request head.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
     /// A directory served at `/` (the demo page); none serves nothing.
     #[serde(default)]
     pub static_dir: Option<std::path::PathBuf>,
@@ -97,6 +108,23 @@ pub struct ServerSettings {
     /// then does not serve; none serves `/metrics` on the main port.
     #[serde(default)]
     pub metrics_port: Option<u16>,
+}
+
+impl ServerSettings {
+    /// `trusted_proxies` as networks; the error names the first entry that is not one.
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        let network = |entry: &String| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    let example = "for example 10.0.0.0/8, 2001:db8::/48 or 192.0.2.7";
+                    ConfigError::new("server.trusted_proxies", format!("`{entry}` is not a CIDR network ({example})"))
+                })
+        };
+        self.trusted_proxies.iter().map(network).collect()
+    }
 }
 
 /// `mongo`: where the database is.
@@ -217,6 +245,9 @@ pub struct LimitSettings {
     /// Token bucket for WebSocket handshakes from one client address.
     pub handshakes_per_second_per_ip: u32,
     pub handshake_burst_per_ip: u32,
+    /// Connections one client address may hold in their HTTP phase: not
+    /// upgraded to a WebSocket yet, or serving plain HTTP.
+    pub http_connections_per_ip: usize,
 }
 
 /// `recovery`: how much notification history each replica keeps.
@@ -319,7 +350,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("auth.jwt.algorithms")
-                    .with_list_parse_key("server.allowed_origins"),
+                    .with_list_parse_key("server.allowed_origins")
+                    .with_list_parse_key("server.trusted_proxies"),
             );
         for (key, value) in overrides {
             builder = builder.set_override(*key, *value).map_err(|e| ConfigError::new(*key, e.to_string()))?;

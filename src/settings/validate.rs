@@ -40,6 +40,7 @@ impl Settings {
             ("limits.connection_reserve_bytes", self.limits.connection_reserve_bytes),
             ("limits.max_connections", self.limits.max_connections),
             ("recovery.max_bytes", self.recovery.max_bytes),
+            ("limits.http_connections_per_ip", self.limits.http_connections_per_ip),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::new(*key, "must be greater than 0"));
@@ -74,6 +75,14 @@ impl Settings {
                 "must be longer than server.ping_interval, which must be above 0",
             ));
         }
+        let timeouts = [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.keep_alive_timeout", self.server.keep_alive_timeout),
+        ];
+        if let Some((key, _)) = timeouts.iter().find(|(_, timeout)| timeout.is_zero()) {
+            return Err(ConfigError::new(*key, "must be longer than 0s"));
+        }
+        self.validate_proxies()?;
         self.validate_routes()
     }
 
@@ -100,6 +109,26 @@ impl Settings {
         for (key, value, bound_key, bound) in must_fit {
             if value > bound {
                 return Err(ConfigError::new(key, format!("must not exceed {bound_key} ({bound})")));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_proxies(&self) -> Result<(), ConfigError> {
+        let trusted = self.server.trusted_networks()?;
+        // A forwarding header that no proxy of ours appends to holds only what
+        // the client wrote: believing it would let anyone pick their address.
+        if self.server.client_ip_header.is_some() && trusted.is_empty() {
+            return Err(ConfigError::new(
+                "server.trusted_proxies",
+                "must list the proxies that append server.client_ip_header (their networks, e.g. 10.0.0.0/8)",
+            ));
+        }
+        if let Some(header) = &self.server.client_ip_header {
+            // RFC 9110's token: a header name with a space or a colon would never match.
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if header.is_empty() || !header.bytes().all(token) {
+                return Err(ConfigError::new("server.client_ip_header", format!("`{header}` is not a header name")));
             }
         }
         Ok(())

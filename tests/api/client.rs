@@ -33,6 +33,22 @@ impl Client {
         Client { socket, seen: Vec::new(), claimed: Vec::new() }
     }
 
+    /// A handshake to `/ws{query}` with extra request headers: the client, or
+    /// the HTTP status it was refused with.
+    pub async fn handshake(port: u16, query: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::HeaderName;
+        let mut request = format!("ws://127.0.0.1:{port}/ws{query}").into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(Client::from_socket(socket)),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
     pub fn from_socket(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         Client { socket, seen: Vec::new(), claimed: Vec::new() }
     }

@@ -17,6 +17,9 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         (vec![("ROOMCAST__SERVER__PROT", "80")], "prot"),
         (vec![("ROOMCAST__MONGO__URI", "postgres://x")], "mongo.uri"),
         (vec![("ROOMCAST__LIMITS__MAX_BODY_BYTES", "0")], "limits.max_body_bytes"),
+        (vec![("ROOMCAST__LIMITS__HTTP_CONNECTIONS_PER_IP", "0")], "limits.http_connections_per_ip"),
+        (vec![("ROOMCAST__SERVER__HEADER_TIMEOUT", "0s")], "server.header_timeout"),
+        (vec![("ROOMCAST__SERVER__KEEP_ALIVE_TIMEOUT", "0s")], "server.keep_alive_timeout"),
         (vec![("ROOMCAST__AUTH__MODE", "magic")], "auth.mode"),
         (vec![("ROOMCAST_ENV", "production"), ("ROOMCAST__AUTH__MODE", "none")], "auth.mode"),
         (vec![("ROOMCAST_ENV", "production")], "auth.jwt.issuer"),
@@ -44,6 +47,12 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         (vec![("ROOMCAST__LIMITS__MAX_DOCUMENT_BYTES", "0")], "limits.max_document_bytes"),
         (vec![("ROOMCAST__AUTH__MODE", "jwt"), ("ROOMCAST__AUTH__JWT__ALGORITHMS", "HS256")], "auth.jwt.secret_file"),
         (vec![("ROOMCAST_ENV", "staging")], "ROOMCAST_ENV"),
+        // A forwarding header nobody trusted appends is the client's to write.
+        (vec![("ROOMCAST__SERVER__CLIENT_IP_HEADER", "x-forwarded-for")], "server.trusted_proxies"),
+        (
+            vec![("ROOMCAST__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.0/33")],
+            "server.trusted_proxies: `192.0.2.0/33`",
+        ),
     ];
     for (env, key) in cases {
         let (code, stderr) = start_with(&env);

@@ -26,13 +26,14 @@ use crate::db;
 
 /// Limits high enough that only the tests about limits meet them: load tests
 /// send far faster than a person.
-pub const RELAXED_LIMITS: [(&str, &str); 6] = [
+pub const RELAXED_LIMITS: [(&str, &str); 7] = [
     ("limits.sends_per_second", "1000000"),
     ("limits.send_burst", "1000000"),
     ("limits.joins_per_second", "1000000"),
     ("limits.join_burst", "1000000"),
     ("limits.handshakes_per_second_per_ip", "1000000"),
     ("limits.handshake_burst_per_ip", "1000000"),
+    ("limits.http_connections_per_ip", "1000000"),
 ];
 
 /// A relay that notices a database outage and its end quickly: a send

@@ -3,23 +3,10 @@
 
 use futures::SinkExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::Client;
 use crate::helpers::{mongo, spawn_app, unique_database, RelayProcess};
-
-async fn http_status(port: u16, query: &str, origin: Option<&str>) -> Result<Client, u16> {
-    let mut request = format!("ws://127.0.0.1:{port}/ws{query}").into_client_request().unwrap();
-    if let Some(origin) = origin {
-        request.headers_mut().insert("origin", origin.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(Client::from_socket(socket)),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
-        Err(other) => panic!("{other}"),
-    }
-}
 
 #[tokio::test]
 async fn rooms_per_connection_and_connections_per_user_are_capped() {
@@ -41,8 +28,8 @@ async fn rooms_per_connection_and_connections_per_user_are_capped() {
     alice.join("c").await;
 
     let _second = app.client("alice").await;
-    assert_eq!(http_status(app.port, "?user=alice", None).await.err(), Some(429));
-    assert!(http_status(app.port, "?user=bob", None).await.is_ok(), "other users are not affected");
+    assert_eq!(Client::handshake(app.port, "?user=alice", &[]).await.err(), Some(429));
+    assert!(Client::handshake(app.port, "?user=bob", &[]).await.is_ok(), "other users are not affected");
 }
 
 #[tokio::test]
@@ -82,11 +69,11 @@ async fn handshakes_per_address_and_origins_are_checked_before_the_upgrade() {
             s.server.allowed_origins = vec!["https://chat.example".into()];
         })
         .await;
-    assert_eq!(http_status(app.port, "?user=a", Some("https://evil.example")).await.err(), Some(403));
-    assert!(http_status(app.port, "?user=a", Some("https://chat.example")).await.is_ok());
-    assert!(http_status(app.port, "?user=a", None).await.is_ok(), "clients without Origin are not browsers");
+    assert_eq!(Client::handshake(app.port, "?user=a", &[("origin", "https://evil.example")]).await.err(), Some(403));
+    assert!(Client::handshake(app.port, "?user=a", &[("origin", "https://chat.example")]).await.is_ok());
+    assert!(Client::handshake(app.port, "?user=a", &[]).await.is_ok(), "clients without Origin are not browsers");
     // The refused handshake counted too: the burst of 3 is spent.
-    assert_eq!(http_status(app.port, "?user=a", None).await.err(), Some(429));
+    assert_eq!(Client::handshake(app.port, "?user=a", &[]).await.err(), Some(429));
 }
 
 /// The token buckets of `config/base.yaml`, as in production, instead of the

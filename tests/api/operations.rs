@@ -46,6 +46,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
         "roomcast_route_events_total",
         "roomcast_route_lag_seconds",
         "roomcast_auth_failures_total",
+        "roomcast_http_connections",
     ] {
         assert!(body.contains(&format!("# TYPE {name}")), "{name} missing from\n{body}");
     }
