@@ -51,7 +51,9 @@ export function messageItem(message, { mine, onEdit, onDelete }) {
   );
   const body = message.deleted
     ? element('p', { class: 'body deleted' }, 'Message deleted')
-    : element('p', { class: 'body' }, bodyText(message.body));
+    : message.too_large
+      ? element('p', { class: 'body deleted' }, 'Message too large to show')
+      : element('p', { class: 'body' }, bodyText(message.body));
   return element(
     'li',
     { class: `message${mine ? ' mine' : ''}${message.deleted ? ' is-deleted' : ''}`, dataset: { seq: message.seq, id: message.id } },
@@ -97,7 +99,7 @@ function notificationText(data) {
 }
 
 function notificationTime(notification) {
-  const at = notification.data.at;
+  const at = notification.data?.at;
   if (typeof at === 'string') return at;
   if (at && typeof at.$date === 'string') return at.$date;
   // An ObjectId starts with its creation time in seconds.
@@ -106,12 +108,14 @@ function notificationTime(notification) {
 }
 
 export function notificationItem(notification) {
-  const kind = typeof notification.data.kind === 'string' ? notification.data.kind : null;
+  const kind = typeof notification.data?.kind === 'string' ? notification.data.kind : null;
+  // A document too large to relay arrives as a stub, without its data.
+  const text = notification.too_large ? 'Notification too large to show' : notificationText(notification.data);
   return element(
     'li',
     { class: 'notification', dataset: { id: notification.id } },
     element('div', { class: 'meta' }, kind ? element('span', { class: 'kind' }, kind) : null, timeElement(notificationTime(notification))),
-    element('p', { class: 'body' }, notificationText(notification.data)),
+    element('p', { class: 'body' }, text),
   );
 }
 

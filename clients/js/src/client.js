@@ -23,7 +23,7 @@ const DEFAULTS = {
   heartbeatInterval: 25_000,
   heartbeatTimeout: 10_000,
   maxMessagesPerRoom: 5000,
-  maxFrameBytes: 131_072,
+  maxFrameBytes: 81_920,
   retry: { base: 250, cap: 5_000 },
 };
 

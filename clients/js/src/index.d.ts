@@ -9,12 +9,14 @@ export interface Message {
   seq: number;
   id: string;
   author: string;
-  /** null once deleted. */
-  body: JsonValue;
+  /** null once deleted; absent on a stub (`too_large`). */
+  body?: JsonValue;
   /** RFC 3339 UTC with milliseconds. */
   sent_at: string | null;
   edited_at?: string;
   deleted?: true;
+  /** A document over the relay's limits.max_document_bytes, relayed as a stub without its body. */
+  too_large?: true;
 }
 
 export interface MessageInfo {
@@ -35,8 +37,10 @@ export interface Notification {
   id: string;
   /** Opaque; the client passes the last one as since_cursor when it reconnects. */
   cursor: string;
-  /** The whole document, in relaxed Extended JSON, with _id as a string. */
-  data: { _id: string; [key: string]: JsonValue };
+  /** The whole document, in relaxed Extended JSON, with _id as a string; absent on a stub (`too_large`). */
+  data?: { _id: string; [key: string]: JsonValue };
+  /** A document over the relay's limits.max_document_bytes, relayed as a stub without its data. */
+  too_large?: true;
 }
 
 export interface JoinedInfo {
@@ -116,7 +120,7 @@ export interface ConnectOptions {
   heartbeatTimeout?: number;
   /** Oldest messages beyond this are forgotten. Default 5000. */
   maxMessagesPerRoom?: number;
-  /** Writes larger than this are refused locally, as the relay would close the connection. Default 131072. */
+  /** Writes larger than this are refused locally, as the relay would close the connection. Default 81920, the relay's default limits.max_frame_bytes. */
   maxFrameBytes?: number;
 }
 
