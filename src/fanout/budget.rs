@@ -111,6 +111,18 @@ impl Budget {
     }
 }
 
+impl Drop for Budget {
+    /// A connection that ends with bytes still charged (frames never
+    /// written, events still held) gives back what it borrowed.
+    fn drop(&mut self) {
+        let used = *self.used.get_mut();
+        let borrowed = self.borrowed(used);
+        if borrowed > 0 {
+            self.pool.give_back(borrowed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +138,16 @@ mod tests {
         assert!(!budget.try_charge(11), "over the cap");
         budget.release(45);
         assert_eq!((budget.used(), pool.used()), (5, 0));
+    }
+
+    #[test]
+    fn a_connection_that_ends_gives_back_what_it_borrowed() {
+        let pool = Pool::new(100);
+        let budget = Budget::new(10, 60, pool.clone());
+        assert!(budget.try_charge(50));
+        assert_eq!(pool.used(), 40);
+        drop(budget);
+        assert_eq!(pool.used(), 0);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Notification recovery at connect time: each `since_cursor` names a user
 //! route and a position in its stream. The routes to recover are held
 //! before the connection is registered for its user, and released once the
-//! route's ring was read, as a join does for a room.
+//! route's ring was read, as a join does for a room. A recovery is charged
+//! to the connection like a replay; one that does not fit says
+//! `recovered: false`.
 
 use super::session::Session;
 use crate::fanout::Outbound;
-use crate::protocol::{self, ErrorCode, Refusal, ServerFrame};
+use crate::protocol::{self, ErrorCode, Frame, Refusal, ServerFrame};
 use crate::recovery::Position;
 
 impl Session {
@@ -32,10 +34,21 @@ impl Session {
         self.context.registry.add_user(&self.connection);
         for (route, after) in recoveries {
             let replay = self.context.rings[&route].replay(&self.connection.user, after);
-            let recovered = replay.frames.is_some();
-            let mut frames = vec![ServerFrame::Recovery { route: &route, recovered }.encode()];
-            frames.extend(replay.frames.unwrap_or_default());
-            self.connection.reply(Outbound::RecoveryReady { route, frames, high_water: replay.high_water }).await;
+            // Charged like a join's replay, within limits.max_replay_bytes and
+            // without waiting; a recovery that does not fit is refused whole,
+            // never cut silently.
+            let mut reservation = self.connection.empty_reservation();
+            let max = self.context.limits.max_replay_bytes;
+            let missed = replay.frames.filter(|frames| {
+                let bytes: usize = frames.iter().map(Frame::len).sum();
+                bytes <= max && reservation.try_grow(bytes)
+            });
+            let answer = ServerFrame::Recovery { route: &route, recovered: missed.is_some() }.encode();
+            let Some(for_answer) = self.connection.reserve(answer.len()).await else { return };
+            reservation.absorb(for_answer);
+            let frames = std::iter::once(answer).chain(missed.unwrap_or_default()).collect();
+            let item = Outbound::RecoveryReady { route, frames, high_water: replay.high_water };
+            self.connection.queue_reserved(item, reservation).await;
         }
     }
 }

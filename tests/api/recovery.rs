@@ -114,3 +114,28 @@ async fn a_client_moving_between_replicas_gets_exactly_what_it_missed() {
     assert_eq!(moved.seqs("r"), [4, 5, 6, 7]);
     assert_eq!(numbers(moved.notifications()), [2, 3, 4]);
 }
+
+#[tokio::test]
+async fn a_recovery_larger_than_a_replay_may_be_says_recovered_false_and_goes_on() {
+    let budget = [("limits.max_replay_bytes", "100000"), ("limits.max_document_bytes", "100000")];
+    let app = spawn_app().set_all(&budget).await;
+    let mut watcher = app.client("bob").await;
+    let mut away = app.client("bob").await;
+    for client in [&mut watcher, &mut away] {
+        client.ping().await;
+    }
+    app.notifications().insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
+    let cursor = away.wait_for(|f| f["type"] == "notification").await["cursor"].clone();
+    drop(away);
+    // Missed while away: more than one replay may hold.
+    for n in 2..=4 {
+        app.notifications().insert_one(doc! {"user": "bob", "n": n, "pad": "p".repeat(40_000)}).await.unwrap();
+    }
+    watcher.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 4).await;
+    let mut back = Client::connect_query(app.port, &format!("user=bob&since_cursor={}", encode(&cursor))).await;
+    let recovery = back.wait_for(|f| f["type"] == "recovery").await;
+    assert_eq!(recovery["recovered"], false, "refused whole, never cut silently");
+    app.notifications().insert_one(doc! {"user": "bob", "n": 5}).await.unwrap();
+    back.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 5).await;
+    assert_eq!(numbers(back.notifications()), [5], "live ones go on");
+}
