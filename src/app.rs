@@ -13,8 +13,8 @@ use crate::auth::Authenticator;
 use crate::fanout::Registry;
 use crate::gateway::{routes, server, Context, RelayView};
 use crate::membership::Memberships;
-use crate::relay::Relay;
-use crate::settings::{ConfigError, RoomPolicy, Settings};
+use crate::relay::{Relay, Route};
+use crate::settings::{Channel, ConfigError, RoomPolicy, Settings};
 use crate::store::Store;
 
 /// Failures while building the application.
@@ -47,6 +47,10 @@ impl Application {
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         let store = Store::connect(&settings.mongo).await?;
         store.ensure_indexes().await?;
+        store.ensure_marker_index().await?;
+        for route in settings.routes.iter().filter(|route| route.channel == Channel::User) {
+            store.ensure_user_route_index(&route.collection, &route.key).await?;
+        }
         if settings.auth.room_policy == RoomPolicy::Membership {
             store.ensure_membership_index().await?;
         }
@@ -64,7 +68,13 @@ impl Application {
             tracing::info!(addr = %metrics.local_addr()?, "serving /metrics");
         }
         tracing::info!(addr = %address, database = %settings.mongo.database, "listening");
-        let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone() };
+        let user_routes = settings
+            .routes
+            .iter()
+            .filter(|route| route.channel == Channel::User)
+            .map(|route| (route.name.clone(), Route::from_settings(route)))
+            .collect();
+        let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone(), user_routes };
         let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown)?);
         Ok(Application { listener, port: address.port(), metrics_listener, context, relay })
     }

@@ -15,6 +15,12 @@ pub const ROOM_SEQ_INDEX: &str = "room_seq";
 /// `client_id` idempotent.
 pub const CLIENT_ID_INDEX: &str = "author_client_id";
 
+/// The users' read markers: one document per (user, room), `_id: {user, room}`.
+pub const READ_MARKERS: &str = "read_markers";
+
+/// The name of the internal route that watches `READ_MARKERS`.
+pub const READ_MARKERS_ROUTE: &str = "read_markers";
+
 /// The memberships of `room_policy: membership`, one `{room, user}` document each.
 pub const ROOM_MEMBERS: &str = "room_members";
 

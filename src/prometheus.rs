@@ -33,8 +33,22 @@ pub const HTTP_HEADER_TIMEOUTS: &str = "roomcast_http_header_timeouts_total";
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The `type` labels of `roomcast_frames_out_total`; anything else is "other", last.
-pub const FRAME_TYPES: [&str; 10] =
-    ["message", "notification", "ack", "error", "joined", "left", "pong", "recovery", "resync", "other"];
+pub const FRAME_TYPES: [&str; 14] = [
+    "message",
+    "notification",
+    "ack",
+    "error",
+    "joined",
+    "left",
+    "pong",
+    "recovery",
+    "resync",
+    "history",
+    "read_marker",
+    "rooms",
+    "notifications",
+    "other",
+];
 
 /// Fine around the 1 ms that matters for the relay's own delay and for a
 /// send's commit, and up to the 10 s of a slow database.

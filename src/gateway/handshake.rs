@@ -37,13 +37,14 @@ pub struct HttpRefusal {
 impl warp::reject::Reject for HttpRefusal {}
 
 /// Refuses a handshake, counting it by reason.
-fn refuse(status: StatusCode, code: &'static str, reason: &'static str, message: impl Into<String>) -> Rejection {
+pub fn refuse(status: StatusCode, code: &'static str, reason: &'static str, message: impl Into<String>) -> Rejection {
     ::metrics::counter!(prometheus::AUTH_FAILURES, "reason" => reason).increment(1);
     warp::reject::custom(HttpRefusal { status, code, message: message.into() })
 }
 
-/// What the upgrade request says about its client.
-struct UpgradeRequest {
+/// What a request says about its client: the upgrade of `/ws`, or a
+/// request of the HTTP API, which identifies its caller the same way.
+pub struct ClientRequest {
     query: Vec<(String, String)>,
     authorization: Option<String>,
     protocols: Option<String>,
@@ -54,6 +55,16 @@ struct UpgradeRequest {
 
 /// Extracts the handshake of a `/ws` request, or refuses it.
 pub fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), Error = Rejection> + Clone {
+    with_client_request(context.clone()).and_then(move |request: ClientRequest| {
+        let result = check(&context, request);
+        async move { result }
+    })
+}
+
+/// What a request says about its client.
+pub fn with_client_request(
+    context: Arc<Context>,
+) -> impl Filter<Extract = (ClientRequest,), Error = Rejection> + Clone {
     let forwarded_header = context.server.client_ip_header.clone();
     warp::query::<Vec<(String, String)>>()
         .and(warp::header::optional::<String>("authorization"))
@@ -68,15 +79,29 @@ pub fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake
                 let lines = headers.get_all(name.as_str()).iter();
                 lines.map(|value| String::from_utf8_lossy(value.as_bytes())).collect::<Vec<_>>().join(",")
             });
-            UpgradeRequest { query, authorization, protocols, origin, forwarded, peer: peer.map(|p| p.0) }
-        })
-        .and_then(move |request: UpgradeRequest| {
-            let result = check(&context, request);
-            async move { result }
+            ClientRequest { query, authorization, protocols, origin, forwarded, peer: peer.map(|p| p.0) }
         })
 }
 
-fn check(context: &Context, request: UpgradeRequest) -> Result<Handshake, Rejection> {
+fn check(context: &Context, request: ClientRequest) -> Result<Handshake, Rejection> {
+    let identity = identify(context, &request)?;
+    if context.registry.user_connection_count(&identity.user) >= context.limits.max_connections_per_user {
+        let message = "this user has too many connections";
+        return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "too_many_connections", message));
+    }
+    let Some(slot) = context.slots.take() else {
+        let message =
+            format!("this server holds its maximum of {} connections; try again", context.limits.max_connections);
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server_full", "server_full", message));
+    };
+    let cursors = request.query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
+    let subprotocol = request.protocols.as_deref().is_some_and(Credentials::offers_subprotocol);
+    Ok(Handshake { identity, cursors, subprotocol, slot })
+}
+
+/// Who the caller is: the address's handshake rate (429, first, so refused
+/// requests count too), the origin (403), then the credentials (401).
+pub fn identify(context: &Context, request: &ClientRequest) -> Result<Identity, Rejection> {
     let client = request.peer.map(|peer| context.trusted_proxies.client(peer.ip(), request.forwarded.as_deref()));
     if let Some(client) = client {
         if context.handshakes.check_key(&limit_key(client)).is_err() {
@@ -91,27 +116,22 @@ fn check(context: &Context, request: UpgradeRequest) -> Result<Handshake, Reject
             return Err(refuse(StatusCode::FORBIDDEN, "origin_not_allowed", "origin_not_allowed", message));
         }
     }
-    let param = |name: &str| request.query.iter().find(|(key, _)| key == name).map(|(_, v)| v.clone());
+    let param = |name: &str| request.param(name).map(str::to_string);
     let credentials = Credentials {
         header_token: request.authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).map(str::to_string),
         protocol_token: request.protocols.as_deref().and_then(Credentials::token_from_protocols),
         query_token: param("token"),
         query_user: param("user"),
     };
-    let identity = context
+    context
         .authenticator
         .authenticate(&credentials)
-        .map_err(|error| refuse(StatusCode::UNAUTHORIZED, "unauthorized", error.reason(), error.to_string()))?;
-    if context.registry.user_connection_count(&identity.user) >= context.limits.max_connections_per_user {
-        let message = "this user has too many connections";
-        return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "too_many_connections", message));
+        .map_err(|error| refuse(StatusCode::UNAUTHORIZED, "unauthorized", error.reason(), error.to_string()))
+}
+
+impl ClientRequest {
+    /// A query parameter's value.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
-    let Some(slot) = context.slots.take() else {
-        let message =
-            format!("this server holds its maximum of {} connections; try again", context.limits.max_connections);
-        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server_full", "server_full", message));
-    };
-    let cursors = request.query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
-    let subprotocol = request.protocols.as_deref().is_some_and(Credentials::offers_subprotocol);
-    Ok(Handshake { identity, cursors, subprotocol, slot })
 }

@@ -4,9 +4,9 @@
 //! holds the room's live events meanwhile and drops what the replay covered
 //! (see `outbox`).
 
+use super::policy::admit;
 use super::refusals::{forbidden_room, not_joined, rate_limited};
 use super::session::Session;
-use crate::auth::claim_allows;
 use crate::fanout::{Outbound, Reservation};
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, ServerFrame};
 use crate::settings::RoomPolicy;
@@ -69,19 +69,13 @@ impl Session {
         Ok(())
     }
 
-    /// Whether the room policy lets this user into the room.
+    /// Whether the room policy lets this user into the room; a membership
+    /// that does is remembered, so its removal revokes the join.
     async fn authorize(&self, room: &str) -> Result<(), Refusal> {
-        match self.context.auth.room_policy {
-            RoomPolicy::Open => Ok(()),
-            RoomPolicy::Claim if claim_allows(&self.identity, room) => Ok(()),
-            RoomPolicy::Claim => Err(forbidden_room(room)),
-            RoomPolicy::Membership => {
-                let user = &self.connection.user;
-                let id = self.context.store.membership(room, user).await?.ok_or_else(|| forbidden_room(room))?;
-                self.context.memberships.remember(id, room, user, self.connection.id);
-                Ok(())
-            }
+        if let Some(id) = admit(&self.context, &self.identity, room).await? {
+            self.context.memberships.remember(id, room, &self.connection.user, self.connection.id);
         }
+        Ok(())
     }
 
     /// `joined` and the newest messages after `since` that fit both
@@ -121,7 +115,8 @@ impl Session {
             }
         }
         let recovered = since.is_some_and(|since| since <= current) && complete;
-        let joined = ServerFrame::Joined { room, seq: current, recovered }.encode();
+        let last_read = store.read_marker(&self.connection.user, room).await?;
+        let joined = ServerFrame::Joined { room, seq: current, recovered, last_read }.encode();
         let Some(for_joined) = self.connection.reserve(joined.len()).await else { return Ok(None) };
         reservation.absorb(for_joined);
         let frames = std::iter::once(joined).chain(newest_first.into_iter().rev()).collect();

@@ -10,10 +10,14 @@ mod client_addr;
 mod deadline;
 mod handshake;
 mod http_connections;
+mod http_history;
 mod joins;
 mod outbox;
+mod pages;
 mod pending;
+mod policy;
 mod reader;
+mod reads;
 mod recover;
 mod refusals;
 pub mod routes;
@@ -37,7 +41,8 @@ use crate::health::RouteHealth;
 use crate::membership::Memberships;
 use crate::protocol::BodyLimits;
 use crate::recovery::Ring;
-use crate::settings::{AuthSettings, ConfigError, LimitSettings, ServerSettings, Settings};
+use crate::relay::{Audience, Route};
+use crate::settings::{AuthSettings, ConfigError, KeyType, LimitSettings, ServerSettings, Settings};
 use crate::store::Store;
 
 /// Handshakes allowed per client address (an IPv6 client's /64).
@@ -55,6 +60,8 @@ pub struct RelayView {
     pub rings: HashMap<String, Arc<Ring>>,
     /// Each route's stream state, for `/readyz`.
     pub routes: Vec<Arc<RouteHealth>>,
+    /// The user routes, by name.
+    pub user_routes: HashMap<String, Route>,
 }
 
 /// What every connection shares.
@@ -75,6 +82,8 @@ pub struct Context {
     pub rings: HashMap<String, Arc<Ring>>,
     /// Each route's stream state, for `/readyz`.
     pub routes: Vec<Arc<RouteHealth>>,
+    /// The user routes, by name, for pages of a user's documents.
+    pub user_routes: HashMap<String, Route>,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
     /// Tracks open sessions, so shutdown can wait for their close frames.
@@ -152,6 +161,7 @@ impl Context {
             memberships,
             rings: relay.rings,
             routes: relay.routes,
+            user_routes: relay.user_routes,
             shutdown,
             sessions: TaskTracker::new(),
             metrics: crate::prometheus::install(),
@@ -163,6 +173,14 @@ impl Context {
 
     fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A user route's collection, key and key type.
+    fn user_route(&self, name: &str) -> Option<(&str, &str, KeyType)> {
+        match self.user_routes.get(name)? {
+            Route { collection, audience: Audience::User { key, key_type }, .. } => Some((collection, key, *key_type)),
+            _ => None,
+        }
     }
 
     /// The limits a message body is checked against.

@@ -109,6 +109,10 @@ impl Session {
                 let ack = self.context.store.edit_message(&room, &id, &self.connection.user, body).await?;
                 self.reply(protocol::ack(client_id.as_deref(), &ack)).await;
             }
+            ClientFrame::History { room, before, limit } => self.history(room, before, limit).await?,
+            ClientFrame::Notifications { route, before, limit } => self.notifications(route, before, limit).await?,
+            ClientFrame::Rooms => self.rooms().await?,
+            ClientFrame::Read { room, seq } => self.read(room, seq).await?,
             ClientFrame::Delete { room, id, client_id } => {
                 self.require_send_right(&room)?;
                 let ack = self.context.store.delete_message(&room, &id, &self.connection.user).await?;

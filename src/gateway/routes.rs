@@ -18,6 +18,7 @@ use crate::health;
 /// Every route the server answers.
 pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let static_dir = context.server.static_dir.clone();
+    let context_for_history = context.clone();
     let websocket = warp::path("ws")
         .and(warp::path::end())
         .and(warp::get())
@@ -48,7 +49,8 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
         Some(dir) => warp::fs::dir(dir).boxed(),
         None => warp::any().and_then(|| async { Err::<warp::fs::File, _>(warp::reject::not_found()) }).boxed(),
     });
-    websocket.or(healthz).or(readyz).or(metrics).or(pages).recover(rejection_to_json)
+    let history = super::http_history::route(context_for_history);
+    websocket.or(history).or(healthz).or(readyz).or(metrics).or(pages).recover(rejection_to_json)
 }
 
 /// `GET /metrics` alone, for `server.metrics_port`.

@@ -77,6 +77,8 @@ pub(super) struct Session {
     /// Token buckets for send/edit/delete frames and for join frames.
     pub(super) sends: governor::DefaultDirectRateLimiter,
     pub(super) joins: governor::DefaultDirectRateLimiter,
+    /// Token bucket for read markers.
+    pub(super) reads: governor::DefaultDirectRateLimiter,
     /// Sends queued for their rooms' group commits, oldest first; their
     /// replies go out in this order.
     pub(super) pending: PendingSends,
@@ -87,6 +89,8 @@ impl Session {
         let limits = &context.limits;
         let sends = governor::RateLimiter::direct(super::quota(limits.sends_per_second, limits.send_burst));
         let joins = governor::RateLimiter::direct(super::quota(limits.joins_per_second, limits.join_burst));
-        Session { context, connection, identity, sends, joins, pending: PendingSends::default() }
+        let reads =
+            governor::RateLimiter::direct(super::quota(limits.read_markers_per_second, limits.read_marker_burst));
+        Session { context, connection, identity, sends, joins, reads, pending: PendingSends::default() }
     }
 }

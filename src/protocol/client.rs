@@ -15,11 +15,48 @@ pub const MAX_ID_LEN: usize = 128;
 /// A decoded, validated client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
-    Join { room: String, since: Option<i64> },
-    Leave { room: String },
-    Send { room: String, client_id: String, body: Value },
-    Edit { room: String, id: String, body: Value, client_id: Option<String> },
-    Delete { room: String, id: String, client_id: Option<String> },
+    Join {
+        room: String,
+        since: Option<i64>,
+    },
+    Leave {
+        room: String,
+    },
+    Send {
+        room: String,
+        client_id: String,
+        body: Value,
+    },
+    Edit {
+        room: String,
+        id: String,
+        body: Value,
+        client_id: Option<String>,
+    },
+    Delete {
+        room: String,
+        id: String,
+        client_id: Option<String>,
+    },
+    /// A page of the room's messages with `seq < before`, newest `limit`.
+    History {
+        room: String,
+        before: Option<i64>,
+        limit: Option<i64>,
+    },
+    /// The user has read the room up to `seq`.
+    Read {
+        room: String,
+        seq: i64,
+    },
+    /// The user's rooms with their unread counts.
+    Rooms,
+    /// A page of the user's documents of a user route, before the id `before`.
+    Notifications {
+        route: String,
+        before: Option<String>,
+        limit: Option<i64>,
+    },
     Ping,
 }
 
@@ -32,6 +69,10 @@ impl ClientFrame {
             ClientFrame::Send { .. } => "send",
             ClientFrame::Edit { .. } => "edit",
             ClientFrame::Delete { .. } => "delete",
+            ClientFrame::History { .. } => "history",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Rooms => "rooms",
+            ClientFrame::Notifications { .. } => "notifications",
             ClientFrame::Ping => "ping",
         }
     }
@@ -39,8 +80,11 @@ impl ClientFrame {
     /// The `ref` an error answering this frame carries.
     pub fn reference(&self) -> Option<Value> {
         match self {
-            ClientFrame::Ping => None,
-            ClientFrame::Join { room, .. } | ClientFrame::Leave { room } => reference(Some(room), None),
+            ClientFrame::Ping | ClientFrame::Rooms | ClientFrame::Notifications { .. } => None,
+            ClientFrame::Join { room, .. }
+            | ClientFrame::Leave { room }
+            | ClientFrame::History { room, .. }
+            | ClientFrame::Read { room, .. } => reference(Some(room), None),
             ClientFrame::Send { room, client_id, .. } => reference(Some(room), Some(client_id)),
             ClientFrame::Edit { room, client_id, .. } | ClientFrame::Delete { room, client_id, .. } => {
                 reference(Some(room), client_id.as_deref())
@@ -108,6 +152,30 @@ struct EditArgs {
 }
 
 #[derive(Deserialize)]
+struct HistoryArgs {
+    room: String,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ReadArgs {
+    room: String,
+    seq: i64,
+}
+
+#[derive(Deserialize)]
+struct NotificationsArgs {
+    route: String,
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
 struct DeleteArgs {
     room: String,
     id: String,
@@ -153,6 +221,19 @@ pub fn decode(text: &str) -> Result<ClientFrame, Undecodable> {
             let a: DeleteArgs = serde_json::from_value(value).map_err(args)?;
             ClientFrame::Delete { room: a.room, id: a.id, client_id: a.client_id }
         }
+        "history" => {
+            let a: HistoryArgs = serde_json::from_value(value).map_err(args)?;
+            ClientFrame::History { room: a.room, before: a.before, limit: a.limit }
+        }
+        "read" => {
+            let a: ReadArgs = serde_json::from_value(value).map_err(args)?;
+            ClientFrame::Read { room: a.room, seq: a.seq }
+        }
+        "rooms" => ClientFrame::Rooms,
+        "notifications" => {
+            let a: NotificationsArgs = serde_json::from_value(value).map_err(args)?;
+            ClientFrame::Notifications { route: a.route, before: a.before, limit: a.limit }
+        }
         "ping" => ClientFrame::Ping,
         other => {
             let shown: String = other.chars().take(32).collect();
@@ -164,8 +245,35 @@ pub fn decode(text: &str) -> Result<ClientFrame, Undecodable> {
 }
 
 fn validate(frame: &ClientFrame) -> Result<(), Refusal> {
+    let positive = |field: &str, value: &Option<i64>| match value {
+        Some(value) if *value < 1 => {
+            Err(Refusal::new(ErrorCode::InvalidField, format!("`{field}` must be at least 1")))
+        }
+        _ => Ok(()),
+    };
     let (room, ids, since) = match frame {
-        ClientFrame::Ping => return Ok(()),
+        ClientFrame::Ping | ClientFrame::Rooms => return Ok(()),
+        ClientFrame::Notifications { route, before, limit } => {
+            positive("limit", limit)?;
+            if route.is_empty() || route.len() > MAX_ID_LEN {
+                return Err(Refusal::new(ErrorCode::InvalidField, "`route` must be 1 to 128 bytes"));
+            }
+            if before.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_ID_LEN) {
+                return Err(Refusal::new(ErrorCode::InvalidField, "`before` must be 1 to 128 bytes"));
+            }
+            return Ok(());
+        }
+        ClientFrame::History { room, before, limit } => {
+            positive("before", before)?;
+            positive("limit", limit)?;
+            (room, vec![], None)
+        }
+        ClientFrame::Read { room, seq } => {
+            if *seq < 0 {
+                return Err(Refusal::new(ErrorCode::InvalidField, "`seq` must not be negative"));
+            }
+            (room, vec![], None)
+        }
         ClientFrame::Join { room, since } => (room, vec![], *since),
         ClientFrame::Leave { room } => (room, vec![], None),
         ClientFrame::Send { room, client_id, .. } => (room, vec![("client_id", Some(client_id))], None),
@@ -204,11 +312,26 @@ mod tests {
             Just("send"),
             Just("edit"),
             Just("delete"),
+            Just("history"),
+            Just("read"),
+            Just("rooms"),
+            Just("notifications"),
             Just("ping"),
             Just("other")
         ];
         let fields = prop::collection::btree_map(
-            prop_oneof![Just("room"), Just("since"), Just("client_id"), Just("body"), Just("id"), Just("x")],
+            prop_oneof![
+                Just("room"),
+                Just("since"),
+                Just("client_id"),
+                Just("body"),
+                Just("id"),
+                Just("before"),
+                Just("limit"),
+                Just("seq"),
+                Just("route"),
+                Just("x")
+            ],
             json_value(),
             0..6,
         );
@@ -248,6 +371,15 @@ mod tests {
                     let _ = body_to_bson(&body, limits());
                 }
                 Ok(ClientFrame::Delete { room, id, .. }) => prop_assert!(valid_room(&room) && !id.is_empty()),
+                Ok(ClientFrame::History { room, before, limit }) => {
+                    prop_assert!(valid_room(&room));
+                    prop_assert!(before.is_none_or(|b| b >= 1) && limit.is_none_or(|l| l >= 1));
+                }
+                Ok(ClientFrame::Read { room, seq }) => prop_assert!(valid_room(&room) && seq >= 0),
+                Ok(ClientFrame::Rooms) => {}
+                Ok(ClientFrame::Notifications { route, limit, .. }) => {
+                    prop_assert!(!route.is_empty() && limit.is_none_or(|l| l >= 1));
+                }
                 Err(undecodable) => prop_assert!(!undecodable.refusal.message.is_empty()),
             }
         }

@@ -16,4 +16,7 @@ pub use client::{decode, is_plain_name, reference, valid_room, ClientFrame, Unde
 pub use codes::{CloseReason, ErrorCode, Refusal};
 pub use frame::Frame;
 pub use message::{as_i64, Ack, MessageDoc};
-pub use server::{ack, error, message, notification, notification_stub, resync, ServerFrame};
+pub use server::{
+    ack, error, history, history_body, message, notification, notification_stub, notifications_page, resync, rooms,
+    RoomEntry, ServerFrame,
+};

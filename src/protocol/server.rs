@@ -19,6 +19,8 @@ pub enum ServerFrame<'a> {
         room: &'a str,
         seq: i64,
         recovered: bool,
+        /// The user's read marker for the room, 0 without one.
+        last_read: i64,
     },
     Ack {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,6 +49,11 @@ pub enum ServerFrame<'a> {
     /// The route's notifications may have been lost: refetch them elsewhere.
     Resync {
         route: &'a str,
+    },
+    /// The user's read marker for a room rose.
+    ReadMarker {
+        room: &'a str,
+        seq: i64,
     },
 }
 
@@ -129,7 +136,8 @@ struct NotificationFrame<'a> {
     kind: &'static str,
     route: &'a str,
     id: &'a str,
-    cursor: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Value>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -137,9 +145,10 @@ struct NotificationFrame<'a> {
 }
 
 /// The `notification` frame of a document: relaxed Extended JSON, `_id` as
-/// a string. A frame over `max_bytes` is replaced by a stub without `data`;
-/// the flag says whether the frame is a stub.
-pub fn notification(route: &str, cursor: &str, mut document: Document, max_bytes: usize) -> (Frame, bool) {
+/// a string, and the cursor of its place in the stream (none for a page
+/// read from the collection). A frame over `max_bytes` is replaced by a stub
+/// without `data`; the flag says whether the frame is a stub.
+pub fn notification(route: &str, cursor: Option<&str>, mut document: Document, max_bytes: usize) -> (Frame, bool) {
     let id = document.get("_id").map(id_string).unwrap_or_default();
     document.insert("_id", id.clone());
     let data = Some(Bson::Document(document).into_relaxed_extjson());
@@ -151,6 +160,107 @@ pub fn notification(route: &str, cursor: &str, mut document: Document, max_bytes
 }
 
 /// The stub of a notification too large to relay: its id and cursor, no data.
-pub fn notification_stub(route: &str, cursor: &str, id: &str) -> Frame {
+pub fn notification_stub(route: &str, cursor: Option<&str>, id: &str) -> Frame {
     encode(&NotificationFrame { kind: "notification", route, id, cursor, data: None, too_large: true })
+}
+
+/// A JSON string, quoted and escaped.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("strings always serialize")
+}
+
+/// `frames` as a JSON array: each is already encoded, and is copied, not
+/// encoded again.
+fn array(frames: &[Frame]) -> String {
+    let mut out = String::with_capacity(2 + frames.iter().map(|f| f.len() + 1).sum::<usize>());
+    out.push('[');
+    for (i, frame) in frames.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(frame.text());
+    }
+    out.push(']');
+    out
+}
+
+/// The `history` frame: a page of `message` frames, oldest first.
+pub fn history(room: &str, messages: &[Frame], more: bool) -> Frame {
+    Frame::from(format!(r#"{{"type":"history","room":{},"messages":{},"more":{more}}}"#, quoted(room), array(messages)))
+}
+
+/// The body of `GET /v1/rooms/{room}/messages`: the `history` frame's page.
+pub fn history_body(room: &str, messages: &[Frame], more: bool) -> Frame {
+    Frame::from(format!(r#"{{"room":{},"messages":{},"more":{more}}}"#, quoted(room), array(messages)))
+}
+
+/// The `notifications` frame: a page of a user's documents, newest first.
+pub fn notifications_page(route: &str, items: &[Frame], more: bool) -> Frame {
+    Frame::from(format!(
+        r#"{{"type":"notifications","route":{},"items":{},"more":{more}}}"#,
+        quoted(route),
+        array(items)
+    ))
+}
+
+/// One room of a `rooms` answer.
+pub struct RoomEntry {
+    pub room: String,
+    pub seq: i64,
+    pub last_read: i64,
+    /// The newest message's `message` frame, if the room has one.
+    pub last_message: Option<Frame>,
+}
+
+/// The `rooms` frame.
+pub fn rooms(entries: &[RoomEntry]) -> Frame {
+    let mut out = String::from(r#"{"type":"rooms","rooms":["#);
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let unread = (entry.seq - entry.last_read).max(0);
+        out.push_str(&format!(
+            r#"{{"room":{},"seq":{},"last_read":{},"unread":{unread}"#,
+            quoted(&entry.room),
+            entry.seq,
+            entry.last_read
+        ));
+        if let Some(message) = &entry.last_message {
+            out.push_str(r#","last_message":"#);
+            out.push_str(message.text());
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    Frame::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_hold_their_frames_as_they_were_encoded() {
+        let frames = [Frame::from(r#"{"type":"message","seq":1}"#), Frame::from(r#"{"type":"message","seq":2}"#)];
+        let page: Value = serde_json::from_str(history("a\"b", &frames, true).text()).unwrap();
+        assert_eq!(
+            page,
+            serde_json::json!({"type": "history", "room": "a\"b", "more": true,
+                "messages": [{"type": "message", "seq": 1}, {"type": "message", "seq": 2}]})
+        );
+        let empty: Value = serde_json::from_str(notifications_page("n", &[], false).text()).unwrap();
+        assert_eq!(empty, serde_json::json!({"type": "notifications", "route": "n", "items": [], "more": false}));
+        let entries = [
+            RoomEntry { room: "x".into(), seq: 5, last_read: 7, last_message: Some(frames[0].clone()) },
+            RoomEntry { room: "y".into(), seq: 0, last_read: 0, last_message: None },
+        ];
+        let listed: Value = serde_json::from_str(rooms(&entries).text()).unwrap();
+        assert_eq!(
+            listed,
+            serde_json::json!({"type": "rooms", "rooms": [
+                {"room": "x", "seq": 5, "last_read": 7, "unread": 0, "last_message": {"type": "message", "seq": 1}},
+                {"room": "y", "seq": 0, "last_read": 0, "unread": 0}]})
+        );
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bson::Timestamp;
 
+use super::markers::MarkerRelay;
 use super::members::MembershipWatch;
 use super::rooms::RoomRelay;
 use super::route::Event;
@@ -18,6 +19,7 @@ pub enum Dispatcher {
     Room(RoomRelay),
     User(UserRelay),
     Membership(MembershipWatch),
+    ReadMarkers(MarkerRelay),
 }
 
 impl Dispatcher {
@@ -26,6 +28,7 @@ impl Dispatcher {
             Dispatcher::Room(rooms) => rooms.relay(event, received),
             Dispatcher::User(users) => users.relay(event, received),
             Dispatcher::Membership(members) => members.changed(event),
+            Dispatcher::ReadMarkers(markers) => markers.relay(event, received),
         }
     }
 
@@ -42,6 +45,10 @@ impl Dispatcher {
             }
             Dispatcher::Membership(members) if after_loss => members.recheck().await,
             Dispatcher::Membership(_) => Ok(()),
+            Dispatcher::ReadMarkers(markers) => {
+                markers.restart(start, after_loss);
+                Ok(())
+            }
         }
     }
 }

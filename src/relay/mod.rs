@@ -6,6 +6,7 @@
 //! before the relay can see what it joined.
 
 mod dispatch;
+mod markers;
 mod members;
 mod rooms;
 mod route;
@@ -49,6 +50,7 @@ impl Relay {
         if settings.auth.room_policy == RoomPolicy::Membership {
             routes.push(Route::membership());
         }
+        routes.push(Route::read_markers());
         let mut tasks = Vec::with_capacity(routes.len());
         let mut rings = HashMap::new();
         let mut health = Vec::new();
@@ -69,6 +71,7 @@ impl Relay {
                         users::UserRelay::new(&route.name, key, *key_type, registry.clone(), ring, max_document_bytes);
                     dispatch::Dispatcher::User(relay)
                 }
+                Audience::ReadMarkers => dispatch::Dispatcher::ReadMarkers(markers::MarkerRelay::new(registry.clone())),
                 Audience::Membership => dispatch::Dispatcher::Membership(members::MembershipWatch::new(
                     store.clone(),
                     registry.clone(),

@@ -6,8 +6,8 @@ use bson::raw::RawDocumentBuf;
 use bson::{doc, Document};
 use mongodb::change_stream::event::ChangeStreamEvent;
 
-use crate::collections::ROOM_MEMBERS;
-use crate::settings::{Channel, KeyType, RouteSettings};
+use crate::collections::{READ_MARKERS, READ_MARKERS_ROUTE, ROOM_MEMBERS};
+use crate::settings::{Channel, KeyType, Operation, RouteSettings};
 
 /// What a route's stream yields: events with their documents left encoded,
 /// so routing reads only the fields it needs, and a document is decoded
@@ -24,6 +24,8 @@ pub enum Audience {
     User { key: String, key_type: KeyType },
     /// Live joins backed by a `room_members` document, revoked when it changes.
     Membership,
+    /// Every connection of a `read_markers` document's user.
+    ReadMarkers,
 }
 
 /// One running route: one change stream per process.
@@ -34,6 +36,8 @@ pub struct Route {
     pub audience: Audience,
     operations: Vec<&'static str>,
     filter: Option<Document>,
+    /// Whether update events need the document looked up (they carry only the change).
+    pub lookup: bool,
 }
 
 /// The collection's lifecycle events always pass the filter: a `$match` may
@@ -72,6 +76,7 @@ impl Route {
             audience,
             operations: settings.operations.iter().map(|op| op.as_str()).collect(),
             filter,
+            lookup: settings.operations.contains(&Operation::Update),
         }
     }
 
@@ -84,12 +89,21 @@ impl Route {
             audience: Audience::Membership,
             operations: vec!["update", "replace", "delete"],
             filter: None,
+            lookup: true,
         }
     }
 
-    /// Whether update events need the document looked up (they carry only the change).
-    pub fn looks_up_updates(&self) -> bool {
-        self.operations.contains(&"update")
+    /// The watch of `read_markers`: an update carries its new `seq`, and
+    /// the `_id` names the user and the room, so nothing is looked up.
+    pub fn read_markers() -> Route {
+        Route {
+            name: READ_MARKERS_ROUTE.to_string(),
+            collection: READ_MARKERS.to_string(),
+            audience: Audience::ReadMarkers,
+            operations: vec!["insert", "update", "replace"],
+            filter: None,
+            lookup: false,
+        }
     }
 
     /// A leading `$match` on `operationType` (and the route's own filter),

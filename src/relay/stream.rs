@@ -59,7 +59,7 @@ impl RouteStream {
             database: database.clone(),
             collection: database.collection(&route.collection),
             pipeline: route.pipeline(),
-            lookup: route.looks_up_updates(),
+            lookup: route.lookup,
             max_backoff,
             events: ::metrics::counter!(prometheus::ROUTE_EVENTS, "route" => route.name.clone()),
             health,

@@ -86,7 +86,7 @@ impl UserRelay {
             let id = raw.get("_id").ok().flatten().and_then(|id| bson::Bson::try_from(id.to_raw_bson()).ok());
             return stub(protocol::notification_stub(
                 &self.route,
-                cursor,
+                Some(cursor),
                 &id.as_ref().map(id_string).unwrap_or_default(),
             ));
         }
@@ -97,7 +97,7 @@ impl UserRelay {
                 return None;
             }
         };
-        match protocol::notification(&self.route, cursor, document, self.max_document_bytes) {
+        match protocol::notification(&self.route, Some(cursor), document, self.max_document_bytes) {
             (frame, true) => stub(frame),
             (frame, false) => Some(frame),
         }

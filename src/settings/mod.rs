@@ -235,6 +235,13 @@ pub struct LimitSettings {
     /// Open WebSocket connections per replica; more handshakes get 503.
     pub max_connections: usize,
     pub max_rooms_per_connection: usize,
+    /// Most messages one `history` page holds (a larger `limit` is capped).
+    pub max_history_page: i64,
+    /// Most rooms one `rooms` answer lists.
+    pub max_rooms_listed: usize,
+    /// Token bucket for `read` frames of one connection.
+    pub read_markers_per_second: u32,
+    pub read_marker_burst: u32,
     pub max_connections_per_user: usize,
     /// Token bucket for send, edit and delete frames of one connection.
     pub sends_per_second: u32,

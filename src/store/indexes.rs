@@ -31,6 +31,18 @@ impl Store {
         Ok(())
     }
 
+    /// The index of `read_markers` the room list reads: a user's markers,
+    /// most recently raised first. The `_id` `{user, room}` makes each marker
+    /// unique.
+    pub async fn ensure_marker_index(&self) -> Result<(), mongodb::error::Error> {
+        let recent = IndexModel::builder()
+            .keys(doc! { "user": 1, "at": -1 })
+            .options(IndexOptions::builder().name("user_at".to_string()).build())
+            .build();
+        self.markers.create_index(recent).await?;
+        Ok(())
+    }
+
     /// The unique (room, user) index of `room_members`, for `room_policy: membership`.
     pub async fn ensure_membership_index(&self) -> Result<(), mongodb::error::Error> {
         let unique = IndexModel::builder()

@@ -32,12 +32,12 @@ pub fn resend_filter(author: &str, client_id: &str) -> Document {
     doc! { "author": author, "client_id": { "$eq": client_id, "$type": "string" } }
 }
 
-/// Messages read a batch at a time. Documents are decoded from their raw
-/// BSON field by field: the driver's own decoding would read a body such as
-/// `{"$date": 0}` as a date, and a body must come back exactly as stored.
-pub struct MessageCursor(pub(super) Cursor<RawDocumentBuf>);
+/// Documents read a batch at a time, decoded from their raw BSON field by
+/// field: the driver's own decoding would read a body such as
+/// `{"$date": 0}` as a date, and a document must come back exactly as stored.
+pub struct DocumentCursor(pub(super) Cursor<RawDocumentBuf>);
 
-impl MessageCursor {
+impl DocumentCursor {
     pub async fn next(&mut self) -> Result<Option<Document>, StoreError> {
         let Some(raw) = self.0.try_next().await.map_err(StoreError::from_driver)? else { return Ok(None) };
         Document::try_from(raw)

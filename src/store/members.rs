@@ -1,6 +1,7 @@
 //! Lookups in `room_members`, for `room_policy: membership`.
 
-use bson::{doc, Bson};
+use bson::{doc, Bson, Document};
+use futures::TryStreamExt;
 
 use super::{Store, StoreError};
 
@@ -20,5 +21,24 @@ impl Store {
     pub async fn membership_exists(&self, id: &Bson) -> Result<bool, StoreError> {
         let found = self.members.find_one(doc! { "_id": id }).await.map_err(StoreError::from_driver)?;
         Ok(found.is_some())
+    }
+
+    /// The rooms of the user's `room_members` documents, at most `limit`.
+    pub async fn member_rooms(&self, user: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let cursor = self
+            .members
+            .find(doc! { "user": user })
+            .limit(limit as i64)
+            .projection(doc! { "room": 1 })
+            .await
+            .map_err(StoreError::from_driver)?;
+        let members: Vec<Document> = cursor.try_collect().await.map_err(StoreError::from_driver)?;
+        Ok(members
+            .iter()
+            .filter_map(|d| match d.get("room") {
+                Some(Bson::String(room)) => Some(room.clone()),
+                _ => None,
+            })
+            .collect())
     }
 }

@@ -7,7 +7,7 @@ use bson::raw::RawDocumentBuf;
 use bson::{doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use super::lookups::{ack_from, max_seq, MessageCursor, Order};
+use super::lookups::{ack_from, max_seq, DocumentCursor, Order};
 use super::{Store, StoreError};
 use crate::collections::parse_id;
 use crate::protocol::Ack;
@@ -15,6 +15,17 @@ use crate::protocol::Ack;
 /// Documents fetched per round trip by the message reads: with documents
 /// bounded by `limits.max_document_bytes`, a batch stays a few MiB at most.
 const READ_BATCH: u32 = 16;
+
+/// The fields a message frame shows, with the body left out of a document
+/// over `max_document_bytes` (measured by the database) and `too_large` set.
+fn message_projection(max_document_bytes: usize) -> Document {
+    let too_large = doc! { "$gt": [{ "$bsonSize": "$$ROOT" }, max_document_bytes as i64] };
+    doc! { "$project": {
+        "room": 1, "seq": 1, "author": 1, "sent_at": 1, "edited_at": 1, "deleted_at": 1,
+        "body": { "$cond": [too_large.clone(), "$$REMOVE", "$body"] },
+        "too_large": too_large,
+    } }
+}
 
 impl Store {
     /// The room's highest committed seq, 0 for an empty room.
@@ -37,8 +48,7 @@ impl Store {
         order: Order,
         limit: Option<i64>,
         max_document_bytes: usize,
-    ) -> Result<MessageCursor, StoreError> {
-        let too_large = doc! { "$gt": [{ "$bsonSize": "$$ROOT" }, max_document_bytes as i64] };
+    ) -> Result<DocumentCursor, StoreError> {
         let mut pipeline = vec![
             doc! { "$match": { "room": room, "seq": { "$gt": after, "$lte": upto } } },
             doc! { "$sort": { "seq": order.direction() } },
@@ -46,13 +56,33 @@ impl Store {
         if let Some(limit) = limit {
             pipeline.push(doc! { "$limit": limit });
         }
-        pipeline.push(doc! { "$project": {
-            "room": 1, "seq": 1, "author": 1, "sent_at": 1, "edited_at": 1, "deleted_at": 1,
-            "body": { "$cond": [too_large.clone(), "$$REMOVE", "$body"] },
-            "too_large": too_large,
-        } });
+        pipeline.push(message_projection(max_document_bytes));
         let cursor = self.messages.aggregate(pipeline).batch_size(READ_BATCH).with_type::<RawDocumentBuf>().await;
-        cursor.map(MessageCursor).map_err(StoreError::from_driver)
+        cursor.map(DocumentCursor).map_err(StoreError::from_driver)
+    }
+
+    /// The newest message of each of `rooms` that has one, in no order. A
+    /// document over `max_document_bytes` arrives as in `messages_between`.
+    #[tracing::instrument(skip(self, rooms))]
+    pub async fn newest_messages(
+        &self,
+        rooms: &[String],
+        max_document_bytes: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let pipeline = vec![
+            doc! { "$match": { "room": { "$in": rooms } } },
+            doc! { "$sort": { "room": 1, "seq": -1 } },
+            doc! { "$group": { "_id": "$room", "newest": { "$first": "$$ROOT" } } },
+            doc! { "$replaceRoot": { "newRoot": "$newest" } },
+            message_projection(max_document_bytes),
+        ];
+        let cursor = self.messages.aggregate(pipeline).batch_size(READ_BATCH).with_type::<RawDocumentBuf>().await;
+        let mut cursor = DocumentCursor(cursor.map_err(StoreError::from_driver)?);
+        let mut newest = Vec::with_capacity(rooms.len());
+        while let Some(document) = cursor.next().await? {
+            newest.push(document);
+        }
+        Ok(newest)
     }
 
     /// Replaces the body of the author's own, not deleted, message.

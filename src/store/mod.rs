@@ -1,6 +1,7 @@
 //! MongoDB access: the client, the collections roomcast writes, their
 //! indexes (`indexes`), message reads, edits and deletes (`messages`), sends
-//! committed in groups (`group_commit`), membership lookups (`members`), and
+//! committed in groups (`group_commit`), membership lookups (`members`), read
+//! markers (`markers`), pages of user-route documents (`notifications`), and
 //! how driver errors are sorted (`error`).
 //! Every write uses write concern majority, so a success here means the
 //! change is committed and will reach the change streams.
@@ -9,8 +10,10 @@ mod error;
 mod group_commit;
 mod indexes;
 mod lookups;
+mod markers;
 mod members;
 mod messages;
+mod notifications;
 
 use std::time::Duration;
 
@@ -21,11 +24,11 @@ use mongodb::{Client, Collection, Database};
 
 pub use error::StoreError;
 pub use group_commit::{Lease, PendingAck};
-pub use lookups::{resend_filter, MessageCursor, Order};
+pub use lookups::{resend_filter, DocumentCursor, Order};
 
 use group_commit::GroupCommit;
 
-use crate::collections::{MESSAGES, ROOM_MEMBERS};
+use crate::collections::{MESSAGES, READ_MARKERS, ROOM_MEMBERS};
 use crate::settings::MongoSettings;
 
 /// Handle on the database shared by every connection.
@@ -34,6 +37,7 @@ pub struct Store {
     database: Database,
     messages: Collection<Document>,
     members: Collection<Document>,
+    markers: Collection<Document>,
     commits: GroupCommit,
 }
 
@@ -53,15 +57,16 @@ impl Store {
 
     fn from_database(database: Database, timeout: Duration) -> Store {
         let majority = WriteConcern::builder().w(Acknowledgment::Majority).w_timeout(Duration::from_secs(10)).build();
-        let with = |read_concern: ReadConcern| {
+        let with = |name: &str, read_concern: ReadConcern| {
             database.collection_with_options::<Document>(
-                MESSAGES,
+                name,
                 CollectionOptions::builder().write_concern(majority.clone()).read_concern(read_concern).build(),
             )
         };
-        let messages = with(ReadConcern::majority());
+        let messages = with(MESSAGES, ReadConcern::majority());
         Store {
-            commits: GroupCommit::new(messages.clone(), with(ReadConcern::local()), timeout),
+            commits: GroupCommit::new(messages.clone(), with(MESSAGES, ReadConcern::local()), timeout),
+            markers: with(READ_MARKERS, ReadConcern::majority()),
             messages,
             members: database.collection_with_options(
                 ROOM_MEMBERS,

@@ -246,8 +246,13 @@ async fn serving(port: u16) {
 }
 
 async fn try_http_get(port: u16, path: &str) -> std::io::Result<String> {
+    try_http_get_with(port, path, &[]).await
+}
+
+async fn try_http_get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
@@ -257,6 +262,14 @@ async fn try_http_get(port: u16, path: &str) -> std::io::Result<String> {
 /// `GET path` on the relay, the whole response as text.
 pub async fn http_get(port: u16, path: &str) -> String {
     try_http_get(port, path).await.expect("HTTP request")
+}
+
+/// `GET path` with extra headers: the status and the body as JSON.
+pub async fn http_get_json(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let response = try_http_get_with(port, path, headers).await.expect("HTTP request");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }
 
 /// Waits until `GET path` answers with a body containing `needle`. Polls an

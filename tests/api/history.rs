@@ -48,7 +48,7 @@ async fn replay_is_capped_and_says_when_it_is_not_complete() {
 
     let mut far_behind = app.client("reader").await;
     let joined = far_behind.join_since("capped", 0).await;
-    assert_eq!(joined, json!({"type":"joined","room":"capped","seq":12,"recovered":false}));
+    assert_eq!(joined, json!({"type":"joined","room":"capped","seq":12,"recovered":false,"last_read":0}));
     far_behind.message("capped", 12).await;
     assert_eq!(far_behind.seqs("capped"), [8, 9, 10, 11, 12], "the newest messages allowed");
 

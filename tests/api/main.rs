@@ -26,6 +26,7 @@ mod notifications;
 mod operations;
 mod outages;
 mod proxies;
+mod reading;
 mod recovery;
 mod rooms;
 mod security;

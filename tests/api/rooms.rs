@@ -8,7 +8,10 @@ async fn both_members_receive_a_message_and_the_sender_exactly_once() {
     let app = spawn_app().await;
     let mut alice = app.client("alice").await;
     let mut bob = app.client("bob").await;
-    assert_eq!(alice.join("lobby").await, json!({"type":"joined","room":"lobby","seq":0,"recovered":false}));
+    assert_eq!(
+        alice.join("lobby").await,
+        json!({"type":"joined","room":"lobby","seq":0,"recovered":false,"last_read":0})
+    );
     bob.join("lobby").await;
 
     let ack = alice.post("lobby", "c1", json!({"text": "hi"})).await;

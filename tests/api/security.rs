@@ -22,11 +22,11 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn claims(sub: &str) -> Value {
+pub fn claims(sub: &str) -> Value {
     json!({"sub": sub, "exp": now() + 600, "iss": "roomcast-tests", "aud": "chat"})
 }
 
-fn sign(alg: Algorithm, claims: &Value, kid: Option<&str>) -> String {
+pub fn sign(alg: Algorithm, claims: &Value, kid: Option<&str>) -> String {
     let key = match alg {
         Algorithm::HS256 => {
             let secret = std::fs::read(fixture("hs256-secret")).unwrap();
@@ -41,7 +41,7 @@ fn sign(alg: Algorithm, claims: &Value, kid: Option<&str>) -> String {
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
-fn jwt(settings: &mut Settings, algorithm: JwtAlgorithm) {
+pub fn jwt(settings: &mut Settings, algorithm: JwtAlgorithm) {
     settings.auth.mode = AuthMode::Jwt;
     settings.auth.jwt.algorithms = vec![algorithm];
     settings.auth.jwt.issuer = Some("roomcast-tests".into());
@@ -249,9 +249,15 @@ async fn the_membership_policy_follows_room_members_and_revokes_at_once() {
 #[tokio::test]
 async fn a_revocation_that_lands_while_a_join_reads_its_replay_is_not_undone() {
     let app = spawn_app().with(|s| s.auth.room_policy = RoomPolicy::Membership).await;
-    // A long history, so a join's replay takes a while to read.
-    let history: Vec<bson::Document> = (1..=1000_i64)
-        .map(|seq| doc! {"room": "club", "seq": seq, "author": "bot", "body": "x".repeat(500), "sent_at": bson::DateTime::now()})
+    // A room per attempt, each with a long history, so a join's replay takes a while to read.
+    let attempts = 40_u64;
+    let history: Vec<bson::Document> = (0..attempts)
+        .flat_map(|attempt| {
+            (1..=300_i64).map(move |seq| {
+                let room = format!("club{attempt}");
+                doc! {"room": room, "seq": seq, "author": "bot", "body": "x".repeat(500), "sent_at": bson::DateTime::now()}
+            })
+        })
         .collect();
     app.messages().insert_many(history).await.unwrap();
     let members = app.database.collection::<bson::Document>("room_members");
@@ -260,30 +266,30 @@ async fn a_revocation_that_lands_while_a_join_reads_its_replay_is_not_undone() {
     // The removal is committed at a growing delay after the join was sent,
     // so some attempts land after the join's last membership check, while
     // its replay is read.
-    for attempt in 0..40_u64 {
-        members.insert_one(doc! {"room": "club", "user": "alice"}).await.unwrap();
-        let first = alice.seen.len();
-        alice.send(json!({"type": "join", "room": "club", "since": 0})).await;
-        tokio::time::sleep(Duration::from_millis(attempt)).await;
-        members.delete_many(doc! {"room": "club", "user": "alice"}).await.unwrap();
+    for attempt in 0..attempts {
+        let room = format!("club{attempt}");
+        members.insert_one(doc! {"room": &room, "user": "alice"}).await.unwrap();
+        alice.send(json!({"type": "join", "room": &room, "since": 0})).await;
+        tokio::time::sleep(Duration::from_millis(attempt / 2)).await;
+        members.delete_one(doc! {"room": &room, "user": "alice"}).await.unwrap();
         // Whatever this join came to (joined then left, left alone, or forbidden),
         // it ends with the room left or refused.
-        alice.wait_for(|f| (f["type"] == "left" && f["reason"] == "revoked") || f["code"] == "forbidden").await;
+        let ended = |f: &Value| f["room"] == room.as_str() || f["ref"]["room"] == room.as_str();
+        alice.wait_for(|f| ended(f) && (f["type"] == "left" || f["code"] == "forbidden")).await;
         alice.ping().await;
-        let frames = &alice.seen[first..];
+        let frames: Vec<&Value> = alice.seen.iter().filter(|f| f["room"] == room.as_str()).collect();
         let left = frames.iter().position(|f| f["type"] == "left");
         let joined = frames.iter().position(|f| f["type"] == "joined");
         if let Some(left) = left {
-            assert!(
-                joined.is_none_or(|joined| joined < left),
-                "`joined` after `left` in attempt {attempt}: {frames:?}"
-            );
+            assert!(joined.is_none_or(|joined| joined < left), "`joined` after `left` in {room}: {frames:?}");
             raced += usize::from(joined.is_none());
         }
         // Never in the room afterwards: a send is refused.
-        alice.send(json!({"type": "send", "room": "club", "client_id": format!("x{attempt}"), "body": 1})).await;
-        assert_eq!(alice.error().await["code"], "not_joined");
+        let probe = format!("x{attempt}");
+        alice.send(json!({"type": "send", "room": &room, "client_id": probe, "body": 1})).await;
+        let refused = alice.wait_for(|f| f["type"] == "error" && f["ref"]["client_id"] == probe.as_str()).await;
+        assert_eq!(refused["code"], "not_joined");
     }
-    eprintln!("revocation race: {raced} of 40 removals landed while the join's replay was read");
+    eprintln!("revocation race: {raced} of {attempts} removals landed while the join's replay was read");
     assert!(raced > 0, "no attempt reached the window between the membership check and the replay");
 }

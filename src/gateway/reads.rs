@@ -1,0 +1,123 @@
+//! The frames that read what MongoDB holds for a client, and the read
+//! marker it writes: `history`, `notifications`, `rooms` and `read`. Each is
+//! answered by the session's reader, in frame order; the pages are charged
+//! to the connection's budget as they are read.
+
+use std::collections::HashMap;
+
+use super::pages::{self, Page};
+use super::policy::admit;
+use super::refusals::rate_limited;
+use super::session::Session;
+use crate::fanout::{Outbound, Reservation};
+use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, RoomEntry};
+use crate::settings::RoomPolicy;
+
+impl Session {
+    /// A page of the room's history, where the room policy lets the user in.
+    pub(super) async fn history(
+        &mut self,
+        room: String,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<(), Refusal> {
+        if self.joins.check().is_err() {
+            return Err(rate_limited("history requests"));
+        }
+        admit(&self.context, &self.identity, &room).await?;
+        let mut reservation = self.connection.empty_reservation();
+        let Page { frames, more } =
+            pages::history(&self.context, &room, before, limit, |bytes| reservation.try_grow(bytes)).await?;
+        self.answer(protocol::history(&room, &frames, more), reservation).await;
+        Ok(())
+    }
+
+    /// A page of the user's own documents of a user route.
+    pub(super) async fn notifications(
+        &mut self,
+        route: String,
+        before: Option<String>,
+        limit: Option<i64>,
+    ) -> Result<(), Refusal> {
+        if self.joins.check().is_err() {
+            return Err(rate_limited("notification requests"));
+        }
+        let user = self.connection.user.clone();
+        let mut reservation = self.connection.empty_reservation();
+        let take = |bytes| reservation.try_grow(bytes);
+        let Page { frames, more } =
+            pages::user_documents(&self.context, &route, &user, before.as_deref(), limit, take).await?;
+        self.answer(protocol::notifications_page(&route, &frames, more), reservation).await;
+        Ok(())
+    }
+
+    /// The user's rooms: those with a read marker and, under `membership`,
+    /// those of the user's memberships, newest activity first.
+    pub(super) async fn rooms(&mut self) -> Result<(), Refusal> {
+        if self.joins.check().is_err() {
+            return Err(rate_limited("room lists"));
+        }
+        let (store, limits) = (&self.context.store, &self.context.limits);
+        let user = &self.connection.user;
+        let max = limits.max_rooms_listed;
+        let markers: HashMap<String, i64> = store.read_markers(user, max).await?.into_iter().collect();
+        let mut rooms: Vec<String> = markers.keys().cloned().collect();
+        if self.context.auth.room_policy == RoomPolicy::Membership {
+            for room in store.member_rooms(user, max).await? {
+                if !markers.contains_key(&room) {
+                    rooms.push(room);
+                }
+            }
+        }
+        // Each newest message gets an equal share of one replay's budget.
+        let share = limits.max_replay_bytes / max;
+        let mut newest: HashMap<String, MessageDoc> = HashMap::new();
+        for document in store.newest_messages(&rooms, share).await? {
+            if let Ok(message) = MessageDoc::from_document(&document) {
+                let too_large = document.get_bool("too_large").unwrap_or(false);
+                newest.insert(message.room.clone(), MessageDoc { too_large, ..message });
+            }
+        }
+        let mut listed: Vec<(Option<bson::DateTime>, RoomEntry)> = rooms
+            .into_iter()
+            .map(|room| {
+                let last_read = markers.get(&room).copied().unwrap_or(0);
+                let message = newest.remove(&room);
+                let activity = message.as_ref().and_then(|m| m.sent_at);
+                let seq = message.as_ref().map_or(0, |m| m.seq);
+                let last_message = message.map(|m| protocol::message(m, share).0);
+                (activity, RoomEntry { room, seq, last_read, last_message })
+            })
+            .collect();
+        listed.sort_by(|(a, x), (b, y)| b.cmp(a).then_with(|| x.room.cmp(&y.room)));
+        listed.truncate(max);
+        let entries: Vec<RoomEntry> = listed.into_iter().map(|(_, entry)| entry).collect();
+        self.reply(protocol::rooms(&entries)).await;
+        Ok(())
+    }
+
+    /// Raises the user's read marker for the room; the answer is the
+    /// `read_marker` the change stream brings, when the marker rose.
+    pub(super) async fn read(&mut self, room: String, seq: i64) -> Result<(), Refusal> {
+        if self.reads.check().is_err() {
+            return Err(rate_limited("read markers"));
+        }
+        admit(&self.context, &self.identity, &room).await?;
+        let newest = self.context.store.current_seq(&room).await?;
+        if seq > newest {
+            let message = format!("seq {seq} is beyond room {room}'s newest message, {newest}");
+            return Err(Refusal::new(ErrorCode::InvalidField, message));
+        }
+        self.context.store.raise_read_marker(&self.connection.user, &room, seq).await?;
+        Ok(())
+    }
+
+    /// Queues a page whose frames `reservation` already holds, once the
+    /// rest of its bytes are charged too.
+    async fn answer(&self, page: Frame, mut reservation: Reservation) {
+        let envelope = page.len().saturating_sub(reservation.bytes());
+        let Some(rest) = self.connection.reserve(envelope).await else { return };
+        reservation.absorb(rest);
+        self.connection.queue_reserved(Outbound::Reply(page), reservation).await;
+    }
+}

@@ -1,0 +1,56 @@
+//! Pages of a user's own documents of a user route, newest first by `_id`,
+//! served by the `{key: 1, _id: -1}` index created for each user route.
+
+use bson::raw::RawDocumentBuf;
+use bson::{doc, Bson, Document};
+use mongodb::options::IndexOptions;
+use mongodb::IndexModel;
+
+use super::lookups::DocumentCursor;
+use super::{Store, StoreError};
+
+/// Documents fetched per round trip by a page.
+const PAGE_BATCH: u32 = 16;
+
+impl Store {
+    /// The index a user route's pages walk: the key, then `_id` descending.
+    pub async fn ensure_user_route_index(&self, collection: &str, key: &str) -> Result<(), mongodb::error::Error> {
+        let index = IndexModel::builder()
+            .keys(doc! { key: 1, "_id": -1 })
+            .options(IndexOptions::builder().name(format!("{key}_1__id_-1")).build())
+            .build();
+        self.database.collection::<Document>(collection).create_index(index).await?;
+        Ok(())
+    }
+
+    /// The user's documents in `collection` (whose `key` is `user`) with an
+    /// `_id` below `before`, newest first, at most `limit`. A document over
+    /// `max_document_bytes` arrives as `{_id, too_large: true}`: the database
+    /// measures it and leaves the rest behind.
+    #[tracing::instrument(skip(self))]
+    pub async fn user_documents(
+        &self,
+        collection: &str,
+        key: &str,
+        user: Bson,
+        before: Option<Bson>,
+        limit: i64,
+        max_document_bytes: usize,
+    ) -> Result<DocumentCursor, StoreError> {
+        let mut filter = doc! { key: user };
+        if let Some(before) = before {
+            filter.insert("_id", doc! { "$lt": before });
+        }
+        let too_large = doc! { "$gt": [{ "$bsonSize": "$$ROOT" }, max_document_bytes as i64] };
+        let stub = doc! { "_id": "$_id", "too_large": true };
+        let pipeline = vec![
+            doc! { "$match": filter },
+            doc! { "$sort": { "_id": -1 } },
+            doc! { "$limit": limit },
+            doc! { "$replaceRoot": { "newRoot": { "$cond": [too_large, stub, "$$ROOT"] } } },
+        ];
+        let collection = self.database.collection::<Document>(collection);
+        let cursor = collection.aggregate(pipeline).batch_size(PAGE_BATCH).with_type::<RawDocumentBuf>().await;
+        cursor.map(DocumentCursor).map_err(StoreError::from_driver)
+    }
+}
