@@ -23,7 +23,8 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::error::{duplicate_index, first_refused, StoreError};
-use super::lookups::{ack_from, max_seq, resend_filter};
+use super::lookups::{ack_from, max_seq};
+use super::queries::resend_filter;
 use crate::collections::CLIENT_ID_INDEX;
 use crate::prometheus;
 use crate::protocol::Ack;

@@ -1,5 +1,5 @@
-//! What the write path and the message reads share: a room's highest seq,
-//! the ack of a stored message, the order of a read and its cursor.
+//! What the write path and the reads share: a room's highest seq, the ack
+//! of a stored message, and the cursor of a read.
 
 use bson::raw::RawDocumentBuf;
 use bson::{doc, Document};
@@ -8,29 +8,6 @@ use mongodb::{Collection, Cursor};
 
 use super::error::StoreError;
 use crate::protocol::{as_i64, Ack};
-
-/// Which end of a room's history a read starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    OldestFirst,
-    NewestFirst,
-}
-
-impl Order {
-    pub(super) fn direction(self) -> i32 {
-        match self {
-            Order::OldestFirst => 1,
-            Order::NewestFirst => -1,
-        }
-    }
-}
-
-/// The filter that finds the message a send with this `client_id` wrote.
-/// The `$type` predicate lets the planner use the partial index on
-/// `client_id` (which holds string ids only); `CLIENT_ID_INDEX` is hinted too.
-pub fn resend_filter(author: &str, client_id: &str) -> Document {
-    doc! { "author": author, "client_id": { "$eq": client_id, "$type": "string" } }
-}
 
 /// Documents read a batch at a time, decoded from their raw BSON field by
 /// field: the driver's own decoding would read a body such as
@@ -42,7 +19,7 @@ impl DocumentCursor {
         let Some(raw) = self.0.try_next().await.map_err(StoreError::from_driver)? else { return Ok(None) };
         Document::try_from(raw)
             .map(Some)
-            .map_err(|e| StoreError::Invalid(format!("a stored message is not valid BSON: {e}")))
+            .map_err(|e| StoreError::Invalid(format!("a stored document is not valid BSON: {e}")))
     }
 }
 

@@ -7,6 +7,7 @@ use bson::{doc, DateTime, Document};
 use futures::TryStreamExt;
 
 use super::error::{duplicate_index, StoreError};
+use super::queries;
 use super::Store;
 use crate::protocol::as_i64;
 
@@ -49,10 +50,11 @@ impl Store {
 
     /// The user's markers, most recently raised first, at most `limit`.
     pub async fn read_markers(&self, user: &str, limit: usize) -> Result<Vec<(String, i64)>, StoreError> {
+        let (filter, order) = queries::read_markers_of(user);
         let cursor = self
             .markers
-            .find(doc! { "user": user })
-            .sort(doc! { "at": -1 })
+            .find(filter)
+            .sort(order)
             .limit(limit as i64)
             .projection(doc! { "room": 1, "seq": 1 })
             .await

@@ -7,7 +7,8 @@ use bson::raw::RawDocumentBuf;
 use bson::{doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use super::lookups::{ack_from, max_seq, DocumentCursor, Order};
+use super::lookups::{ack_from, max_seq, DocumentCursor};
+use super::queries::{self, Order};
 use super::{Store, StoreError};
 use crate::collections::parse_id;
 use crate::protocol::Ack;
@@ -15,17 +16,6 @@ use crate::protocol::Ack;
 /// Documents fetched per round trip by the message reads: with documents
 /// bounded by `limits.max_document_bytes`, a batch stays a few MiB at most.
 const READ_BATCH: u32 = 16;
-
-/// The fields a message frame shows, with the body left out of a document
-/// over `max_document_bytes` (measured by the database) and `too_large` set.
-fn message_projection(max_document_bytes: usize) -> Document {
-    let too_large = doc! { "$gt": [{ "$bsonSize": "$$ROOT" }, max_document_bytes as i64] };
-    doc! { "$project": {
-        "room": 1, "seq": 1, "author": 1, "sent_at": 1, "edited_at": 1, "deleted_at": 1,
-        "body": { "$cond": [too_large.clone(), "$$REMOVE", "$body"] },
-        "too_large": too_large,
-    } }
-}
 
 impl Store {
     /// The room's highest committed seq, 0 for an empty room.
@@ -49,14 +39,7 @@ impl Store {
         limit: Option<i64>,
         max_document_bytes: usize,
     ) -> Result<DocumentCursor, StoreError> {
-        let mut pipeline = vec![
-            doc! { "$match": { "room": room, "seq": { "$gt": after, "$lte": upto } } },
-            doc! { "$sort": { "seq": order.direction() } },
-        ];
-        if let Some(limit) = limit {
-            pipeline.push(doc! { "$limit": limit });
-        }
-        pipeline.push(message_projection(max_document_bytes));
+        let pipeline = queries::messages_between(room, after, upto, order, limit, max_document_bytes);
         let cursor = self.messages.aggregate(pipeline).batch_size(READ_BATCH).with_type::<RawDocumentBuf>().await;
         cursor.map(DocumentCursor).map_err(StoreError::from_driver)
     }
@@ -69,13 +52,7 @@ impl Store {
         rooms: &[String],
         max_document_bytes: usize,
     ) -> Result<Vec<Document>, StoreError> {
-        let pipeline = vec![
-            doc! { "$match": { "room": { "$in": rooms } } },
-            doc! { "$sort": { "room": 1, "seq": -1 } },
-            doc! { "$group": { "_id": "$room", "newest": { "$first": "$$ROOT" } } },
-            doc! { "$replaceRoot": { "newRoot": "$newest" } },
-            message_projection(max_document_bytes),
-        ];
+        let pipeline = queries::newest_messages(rooms, max_document_bytes);
         let cursor = self.messages.aggregate(pipeline).batch_size(READ_BATCH).with_type::<RawDocumentBuf>().await;
         let mut cursor = DocumentCursor(cursor.map_err(StoreError::from_driver)?);
         let mut newest = Vec::with_capacity(rooms.len());

@@ -14,6 +14,7 @@ mod markers;
 mod members;
 mod messages;
 mod notifications;
+pub mod queries;
 
 use std::time::Duration;
 
@@ -24,7 +25,8 @@ use mongodb::{Client, Collection, Database};
 
 pub use error::StoreError;
 pub use group_commit::{Lease, PendingAck};
-pub use lookups::{resend_filter, DocumentCursor, Order};
+pub use lookups::DocumentCursor;
+pub use queries::{resend_filter, Order};
 
 use group_commit::GroupCommit;
 

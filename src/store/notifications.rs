@@ -7,6 +7,7 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 
 use super::lookups::DocumentCursor;
+use super::queries;
 use super::{Store, StoreError};
 
 /// Documents fetched per round trip by a page.
@@ -37,18 +38,7 @@ impl Store {
         limit: i64,
         max_document_bytes: usize,
     ) -> Result<DocumentCursor, StoreError> {
-        let mut filter = doc! { key: user };
-        if let Some(before) = before {
-            filter.insert("_id", doc! { "$lt": before });
-        }
-        let too_large = doc! { "$gt": [{ "$bsonSize": "$$ROOT" }, max_document_bytes as i64] };
-        let stub = doc! { "_id": "$_id", "too_large": true };
-        let pipeline = vec![
-            doc! { "$match": filter },
-            doc! { "$sort": { "_id": -1 } },
-            doc! { "$limit": limit },
-            doc! { "$replaceRoot": { "newRoot": { "$cond": [too_large, stub, "$$ROOT"] } } },
-        ];
+        let pipeline = queries::user_documents(key, user, before, limit, max_document_bytes);
         let collection = self.database.collection::<Document>(collection);
         let cursor = collection.aggregate(pipeline).batch_size(PAGE_BATCH).with_type::<RawDocumentBuf>().await;
         cursor.map(DocumentCursor).map_err(StoreError::from_driver)

@@ -25,6 +25,7 @@ mod limits;
 mod notifications;
 mod operations;
 mod outages;
+mod plans;
 mod proxies;
 mod reading;
 mod recovery;

@@ -1,0 +1,64 @@
+//! The reads of the chat's read side are index reads: each query the relay
+//! runs, as built by `roomcast::store::queries`, is explained by the
+//! database, and its plan must scan the index meant for it, never the
+//! collection.
+
+use bson::{doc, Bson, Document};
+use mongodb::Database;
+use roomcast::store::{queries, Order};
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+/// The database's plan for `command` (a `find` or an `aggregate`), as text.
+async fn plan(database: &Database, command: Document) -> String {
+    let explained = database.run_command(doc! {"explain": command, "verbosity": "queryPlanner"}).await.unwrap();
+    explained.to_string()
+}
+
+fn assert_uses(plan: &str, index: &str) {
+    assert!(plan.contains("IXSCAN") || plan.contains("DISTINCT_SCAN"), "not an index read: {plan}");
+    assert!(plan.contains(index), "not the `{index}` index: {plan}");
+    assert!(!plan.contains("COLLSCAN"), "a collection scan: {plan}");
+}
+
+#[tokio::test]
+async fn history_pages_the_room_list_and_notification_pages_read_indexes() {
+    let app = spawn_app().await;
+    let mut alice = app.client("alice").await;
+    for room in ["a", "b"] {
+        alice.join(room).await;
+        for i in 1..=3 {
+            alice.post(room, &format!("{room}{i}"), json!(i)).await;
+        }
+    }
+    alice.send(json!({"type": "read", "room": "a", "seq": 2})).await;
+    alice.wait_for(|f| f["type"] == "read_marker").await;
+    for n in 1..=3 {
+        app.notifications().insert_one(doc! {"user": "alice", "n": n}).await.unwrap();
+    }
+    let db = &app.database;
+    let aggregate =
+        |collection: &str, pipeline: Vec<Document>| doc! {"aggregate": collection, "pipeline": pipeline, "cursor": {}};
+
+    let page = queries::messages_between("a", i64::MIN, 2, Order::NewestFirst, Some(51), 1 << 18);
+    let history = plan(db, aggregate("messages", page)).await;
+    assert_uses(&history, "room_seq");
+    eprintln!("history page: {history}");
+
+    let newest = queries::newest_messages(&["a".to_string(), "b".to_string()], 10_000);
+    let rooms = plan(db, aggregate("messages", newest)).await;
+    assert_uses(&rooms, "room_seq");
+    eprintln!("newest message per room: {rooms}");
+
+    let (filter, order) = queries::read_markers_of("alice");
+    let markers = plan(db, doc! {"find": "read_markers", "filter": filter, "sort": order, "limit": 100}).await;
+    assert_uses(&markers, "user_at");
+    eprintln!("a user's read markers: {markers}");
+
+    let before = Some(Bson::ObjectId(bson::oid::ObjectId::new()));
+    let documents = queries::user_documents("user", Bson::String("alice".into()), before, 51, 1 << 18);
+    let notifications = plan(db, aggregate("notifications", documents)).await;
+    assert_uses(&notifications, "user_1__id_-1");
+    eprintln!("a user's notifications: {notifications}");
+}
