@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::fanout::Registry;
 use crate::gateway::{routes, server, Context, RelayView};
 use crate::membership::Memberships;
+use crate::presence::{self, Timing, Tracker};
 use crate::relay::{Relay, Route};
 use crate::settings::{Channel, ConfigError, RoomPolicy, Settings};
 use crate::store::Store;
@@ -28,12 +29,19 @@ pub enum StartupError {
     Bind(#[from] std::io::Error),
 }
 
+/// The task that keeps this replica's presence, and what stops it.
+struct Keeper {
+    task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    stop: CancellationToken,
+}
+
 /// The service, built and bound, ready to run.
 pub struct Application {
     listener: TcpListener,
     port: u16,
     /// The listener of `/metrics`, when it has a port of its own.
     metrics_listener: Option<TcpListener>,
+    presence: Keeper,
     context: Arc<Context>,
     relay: Relay,
 }
@@ -54,10 +62,32 @@ impl Application {
         if settings.auth.room_policy == RoomPolicy::Membership {
             store.ensure_membership_index().await?;
         }
-        let registry = Arc::new(Registry::default());
+        store.ensure_presence_indexes().await?;
+        let (transitions, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        let registry = Arc::new(Registry::with_transitions(transitions));
         let memberships = Arc::new(Memberships::default());
+        let tracker = Arc::new(Tracker::new(registry.clone(), settings.limits.presence_max_listed));
         let shutdown = CancellationToken::new();
-        let relay = Relay::start(&settings, &store, registry.clone(), memberships.clone(), shutdown.clone()).await?;
+        let relay =
+            Relay::start(&settings, &store, registry.clone(), memberships.clone(), tracker.clone(), shutdown.clone())
+                .await?;
+        // The presence this replica writes, and its heartbeat, stop only once
+        // its sessions are closed, so their departures are written first.
+        let replica = bson::oid::ObjectId::new().to_hex();
+        let timing = Timing {
+            heartbeat: settings.presence.heartbeat_interval,
+            replica_timeout: settings.presence.replica_timeout,
+        };
+        let presence_stop = CancellationToken::new();
+        let keeper = Box::pin(presence::keep(
+            store.clone(),
+            registry.clone(),
+            tracker.clone(),
+            replica,
+            timing,
+            arrivals,
+            presence_stop.clone(),
+        ));
         let listener = listen(&settings.server.host, settings.server.port).await?;
         let address = listener.local_addr()?;
         let metrics_listener = match settings.server.metrics_port {
@@ -74,9 +104,16 @@ impl Application {
             .filter(|route| route.channel == Channel::User)
             .map(|route| (route.name.clone(), Route::from_settings(route)))
             .collect();
-        let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone(), user_routes };
+        let view = RelayView {
+            rings: relay.rings.clone(),
+            routes: relay.health.clone(),
+            user_routes,
+            tracker: tracker.clone(),
+        };
+        let view = RelayView { tracker, ..view };
         let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown)?);
-        Ok(Application { listener, port: address.port(), metrics_listener, context, relay })
+        let presence = Keeper { task: keeper, stop: presence_stop };
+        Ok(Application { listener, port: address.port(), metrics_listener, context, relay, presence })
     }
 
     /// The bound port, useful when `server.port` is 0.
@@ -98,6 +135,7 @@ impl Application {
     /// stops the routes.
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let shutdown = self.context.shutdown.clone();
+        let presence = tokio::spawn(self.presence.task);
         tokio::spawn(forget_idle_addresses(self.context.clone()));
         tokio::spawn(crate::prometheus::keep_up(self.context.metrics.clone(), shutdown.clone()));
         tokio::spawn({
@@ -136,6 +174,11 @@ impl Application {
             stopping_at
         };
         let ((), stopping_at) = tokio::join!(serving, closing_sessions);
+        self.presence.stop.cancel();
+        let left = grace.saturating_sub(stopping_at.elapsed());
+        if tokio::time::timeout(left, presence).await.is_err() {
+            tracing::warn!("presence was not removed within the shutdown grace; other replicas will time it out");
+        }
         let left = grace.saturating_sub(stopping_at.elapsed());
         if tokio::time::timeout(left, self.relay.stopped()).await.is_err() {
             tracing::warn!("some routes did not stop within the shutdown grace");

@@ -21,6 +21,15 @@ pub const READ_MARKERS: &str = "read_markers";
 /// The name of the internal route that watches `READ_MARKERS`.
 pub const READ_MARKERS_ROUTE: &str = "read_markers";
 
+/// Who is present where: one document per (room, user, replica).
+pub const PRESENCE: &str = "presence";
+
+/// The running replicas and their heartbeats.
+pub const PRESENCE_REPLICAS: &str = "presence_replicas";
+
+/// Who is typing where: one document per (room, user).
+pub const TYPING: &str = "typing";
+
 /// The memberships of `room_policy: membership`, one `{room, user}` document each.
 pub const ROOM_MEMBERS: &str = "room_members";
 

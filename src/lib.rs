@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod gateway;
 pub mod health;
 pub mod membership;
+pub mod presence;
 pub mod prometheus;
 pub mod protocol;
 pub mod recovery;

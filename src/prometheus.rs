@@ -33,7 +33,7 @@ pub const HTTP_HEADER_TIMEOUTS: &str = "roomcast_http_header_timeouts_total";
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The `type` labels of `roomcast_frames_out_total`; anything else is "other", last.
-pub const FRAME_TYPES: [&str; 14] = [
+pub const FRAME_TYPES: [&str; 19] = [
     "message",
     "notification",
     "ack",
@@ -47,6 +47,11 @@ pub const FRAME_TYPES: [&str; 14] = [
     "read_marker",
     "rooms",
     "notifications",
+    "presence",
+    "presence_join",
+    "presence_leave",
+    "occupancy",
+    "typing",
     "other",
 ];
 

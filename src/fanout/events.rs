@@ -6,11 +6,22 @@ use std::time::Instant;
 use crate::protocol::Frame;
 use crate::recovery::Position;
 
-/// Whether a room event adds a message or changes one already sent.
+/// Whether a room event adds a message, changes one already sent, or says
+/// something about the room that is not a message (presence, typing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Insert,
     Update,
+    /// Not part of the room's seq: delivered in order, never replayed.
+    Ephemeral,
+}
+
+/// A user's first local connection in a room arrived, or its last one left:
+/// what this replica says in `presence`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Arrived { room: String, user: String },
+    Departed { room: String, user: String },
 }
 
 /// One change-stream event of a room, serialized once for all its recipients.

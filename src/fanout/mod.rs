@@ -12,5 +12,5 @@ mod registry;
 
 pub use budget::{Budget, Pool};
 pub use connection::{Connection, Outbound, Reservation};
-pub use events::{Change, RoomEvent, UserEvent};
+pub use events::{Change, RoomEvent, Transition, UserEvent};
 pub use registry::Registry;

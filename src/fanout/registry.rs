@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::connection::{Connection, Outbound};
-use super::events::{Change, RoomEvent, UserEvent};
+use tokio::sync::mpsc;
+
+use super::events::{Change, RoomEvent, Transition, UserEvent};
 use crate::prometheus;
 use crate::protocol::Frame;
 
@@ -15,11 +17,13 @@ type Members = HashMap<u64, Arc<Connection>>;
 
 const NO_SEQ: i64 = i64::MIN;
 
-/// The listeners of one room, and the highest seq relayed to them: after a
-/// lost change-stream history, the room is re-filled from there.
+/// The listeners of one room, how many of them each user has, and the
+/// highest seq relayed to them: after a lost change-stream history, the room
+/// is re-filled from there.
 #[derive(Default)]
 struct Room {
     members: Members,
+    users: HashMap<String, usize>,
     relayed_seq: AtomicI64,
 }
 
@@ -28,19 +32,42 @@ struct Room {
 pub struct Registry {
     rooms: RwLock<HashMap<String, Room>>,
     users: RwLock<HashMap<String, Members>>,
+    /// Where a user's first arrival in a room and last departure go (presence).
+    transitions: Option<mpsc::UnboundedSender<Transition>>,
 }
 
 impl Registry {
+    /// A registry that reports every user's first arrival in a room and last
+    /// departure from it, in the order they happen.
+    pub fn with_transitions(transitions: mpsc::UnboundedSender<Transition>) -> Registry {
+        Registry { transitions: Some(transitions), ..Registry::default() }
+    }
+
+    fn report(&self, transition: Transition) {
+        if let Some(transitions) = &self.transitions {
+            // Unbounded: each is a few dozen bytes, one per join or leave, and
+            // joins are rate-limited; the writer drains them in order.
+            let _ = transitions.send(transition);
+        }
+    }
+
     /// Subscribes the connection to the room; false if it already was.
     pub fn join_room(&self, room: &str, connection: &Arc<Connection>) -> bool {
         if !connection.mark_joined(room) {
             return false;
         }
         let mut rooms = self.rooms.write().expect("registry poisoned");
-        let entry = rooms
-            .entry(room.to_string())
-            .or_insert_with(|| Room { members: Members::new(), relayed_seq: AtomicI64::new(NO_SEQ) });
+        let entry = rooms.entry(room.to_string()).or_insert_with(|| Room {
+            members: Members::new(),
+            users: HashMap::new(),
+            relayed_seq: AtomicI64::new(NO_SEQ),
+        });
         entry.members.insert(connection.id, connection.clone());
+        let count = entry.users.entry(connection.user.clone()).or_default();
+        *count += 1;
+        if *count == 1 {
+            self.report(Transition::Arrived { room: room.to_string(), user: connection.user.clone() });
+        }
         ::metrics::gauge!(prometheus::ROOMS_JOINED).increment(1.0);
         true
     }
@@ -53,6 +80,13 @@ impl Registry {
         let mut rooms = self.rooms.write().expect("registry poisoned");
         if let Some(entry) = rooms.get_mut(room) {
             entry.members.remove(&connection.id);
+            if let Some(count) = entry.users.get_mut(&connection.user) {
+                *count -= 1;
+                if *count == 0 {
+                    entry.users.remove(&connection.user);
+                    self.report(Transition::Departed { room: room.to_string(), user: connection.user.clone() });
+                }
+            }
             if entry.members.is_empty() {
                 rooms.remove(room);
             }
@@ -147,6 +181,42 @@ impl Registry {
         }
         ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(entry.members.len() as u64);
         entry.members.len()
+    }
+
+    /// Offers the event to every subscriber of its room but `user`'s (typing:
+    /// nobody is told of their own).
+    pub fn publish_room_except(&self, event: Arc<RoomEvent>, user: &str) {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        let Some(entry) = rooms.get(&event.room) else { return };
+        let mut offered = 0;
+        for connection in entry.members.values().filter(|c| c.user != user) {
+            connection.offer(Outbound::Room(event.clone()));
+            offered += 1;
+        }
+        ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(offered);
+    }
+
+    /// Offers `item` to one connection of the room, if it is still in it.
+    pub fn offer_to(&self, room: &str, connection: u64, item: Outbound) {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        if let Some(target) = rooms.get(room).and_then(|entry| entry.members.get(&connection)) {
+            target.offer(item);
+        }
+    }
+
+    /// The ids of the room's local connections.
+    pub fn members_of(&self, room: &str) -> Vec<u64> {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        rooms.get(room).map(|entry| entry.members.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// Every user present in this process, by room: the presence it writes.
+    pub fn local_presence(&self) -> Vec<(String, String)> {
+        let rooms = self.rooms.read().expect("registry poisoned");
+        rooms
+            .iter()
+            .flat_map(|(room, entry)| entry.users.keys().map(move |user| (room.clone(), user.clone())))
+            .collect()
     }
 
     /// Offers the event to every open connection of the user; returns how many.

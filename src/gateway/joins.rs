@@ -48,6 +48,12 @@ impl Session {
                 return self.fail_join(room, refusal).await;
             }
         }
+        // A re-join keeps the presence it has: the changes kept coming.
+        if !rejoin {
+            if let Err(refusal) = self.send_presence(&room).await {
+                return self.fail_join(room, refusal).await;
+            }
+        }
         match self.replay(&room, since).await {
             Ok(Some((replay, reservation))) => {
                 self.context.registry.joined_at(&room, replay.high_water);

@@ -16,6 +16,7 @@ mod outbox;
 mod pages;
 mod pending;
 mod policy;
+mod presence;
 mod reader;
 mod reads;
 mod recover;
@@ -39,6 +40,7 @@ use crate::auth::Authenticator;
 use crate::fanout::{Pool, Registry};
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
+use crate::presence::Tracker;
 use crate::protocol::BodyLimits;
 use crate::recovery::Ring;
 use crate::relay::{Audience, Route};
@@ -62,6 +64,8 @@ pub struct RelayView {
     pub routes: Vec<Arc<RouteHealth>>,
     /// The user routes, by name.
     pub user_routes: HashMap<String, Route>,
+    /// The presence of rooms with local listeners.
+    pub tracker: Arc<Tracker>,
 }
 
 /// What every connection shares.
@@ -84,6 +88,9 @@ pub struct Context {
     pub routes: Vec<Arc<RouteHealth>>,
     /// The user routes, by name, for pages of a user's documents.
     pub user_routes: HashMap<String, Route>,
+    /// The presence of rooms with local listeners.
+    pub tracker: Arc<Tracker>,
+    mongo_timeout: std::time::Duration,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
     /// Tracks open sessions, so shutdown can wait for their close frames.
@@ -162,6 +169,8 @@ impl Context {
             rings: relay.rings,
             routes: relay.routes,
             user_routes: relay.user_routes,
+            tracker: relay.tracker,
+            mongo_timeout: settings.mongo.timeout,
             shutdown,
             sessions: TaskTracker::new(),
             metrics: crate::prometheus::install(),
@@ -181,6 +190,11 @@ impl Context {
             Route { collection, audience: Audience::User { key, key_type }, .. } => Some((collection, key, *key_type)),
             _ => None,
         }
+    }
+
+    /// How long a database request may take (`mongo.timeout`).
+    fn store_timeout(&self) -> std::time::Duration {
+        self.mongo_timeout
     }
 
     /// The limits a message body is checked against.

@@ -184,7 +184,8 @@ fn drop_held(state: Option<RoomState>, out: &mut Batch) {
     }
 }
 
-/// Inserts are delivered once each, in seq order; edits and deletions always.
+/// Inserts are delivered once each, in seq order; edits, deletions,
+/// presence and typing always.
 fn deliver(event: &RoomEvent, high_water: &mut i64, out: &mut Batch) {
     match event.change {
         Change::Insert if event.seq <= *high_water => out.drop_frame(&event.frame),
@@ -193,6 +194,8 @@ fn deliver(event: &RoomEvent, high_water: &mut i64, out: &mut Batch) {
             out.push_live(&event.frame, event.received);
         }
         Change::Update => out.push_live(&event.frame, event.received),
+        // Presence and typing are not what the relay-overhead histogram measures.
+        Change::Ephemeral => out.push(event.frame.clone()),
     }
 }
 

@@ -113,6 +113,7 @@ impl Session {
             ClientFrame::Notifications { route, before, limit } => self.notifications(route, before, limit).await?,
             ClientFrame::Rooms => self.rooms().await?,
             ClientFrame::Read { room, seq } => self.read(room, seq).await?,
+            ClientFrame::Typing { room } => self.typing(room).await?,
             ClientFrame::Delete { room, id, client_id } => {
                 self.require_send_right(&room)?;
                 let ack = self.context.store.delete_message(&room, &id, &self.connection.user).await?;

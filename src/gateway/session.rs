@@ -77,8 +77,10 @@ pub(super) struct Session {
     /// Token buckets for send/edit/delete frames and for join frames.
     pub(super) sends: governor::DefaultDirectRateLimiter,
     pub(super) joins: governor::DefaultDirectRateLimiter,
-    /// Token bucket for read markers.
+    /// Token bucket for read markers and typing.
     pub(super) reads: governor::DefaultDirectRateLimiter,
+    /// When this connection last wrote `typing`, per room, within the interval.
+    pub(super) typed: std::collections::HashMap<String, std::time::Instant>,
     /// Sends queued for their rooms' group commits, oldest first; their
     /// replies go out in this order.
     pub(super) pending: PendingSends,
@@ -91,6 +93,7 @@ impl Session {
         let joins = governor::RateLimiter::direct(super::quota(limits.joins_per_second, limits.join_burst));
         let reads =
             governor::RateLimiter::direct(super::quota(limits.read_markers_per_second, limits.read_marker_burst));
-        Session { context, connection, identity, sends, joins, reads, pending: PendingSends::default() }
+        let typed = std::collections::HashMap::new();
+        Session { context, connection, identity, sends, joins, reads, typed, pending: PendingSends::default() }
     }
 }

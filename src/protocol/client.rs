@@ -57,6 +57,10 @@ pub enum ClientFrame {
         before: Option<String>,
         limit: Option<i64>,
     },
+    /// The user is typing in a room it joined.
+    Typing {
+        room: String,
+    },
     Ping,
 }
 
@@ -73,6 +77,7 @@ impl ClientFrame {
             ClientFrame::Read { .. } => "read",
             ClientFrame::Rooms => "rooms",
             ClientFrame::Notifications { .. } => "notifications",
+            ClientFrame::Typing { .. } => "typing",
             ClientFrame::Ping => "ping",
         }
     }
@@ -84,7 +89,8 @@ impl ClientFrame {
             ClientFrame::Join { room, .. }
             | ClientFrame::Leave { room }
             | ClientFrame::History { room, .. }
-            | ClientFrame::Read { room, .. } => reference(Some(room), None),
+            | ClientFrame::Read { room, .. }
+            | ClientFrame::Typing { room } => reference(Some(room), None),
             ClientFrame::Send { room, client_id, .. } => reference(Some(room), Some(client_id)),
             ClientFrame::Edit { room, client_id, .. } | ClientFrame::Delete { room, client_id, .. } => {
                 reference(Some(room), client_id.as_deref())
@@ -230,6 +236,7 @@ pub fn decode(text: &str) -> Result<ClientFrame, Undecodable> {
             ClientFrame::Read { room: a.room, seq: a.seq }
         }
         "rooms" => ClientFrame::Rooms,
+        "typing" => ClientFrame::Typing { room: serde_json::from_value::<RoomArgs>(value).map_err(args)?.room },
         "notifications" => {
             let a: NotificationsArgs = serde_json::from_value(value).map_err(args)?;
             ClientFrame::Notifications { route: a.route, before: a.before, limit: a.limit }
@@ -275,7 +282,7 @@ fn validate(frame: &ClientFrame) -> Result<(), Refusal> {
             (room, vec![], None)
         }
         ClientFrame::Join { room, since } => (room, vec![], *since),
-        ClientFrame::Leave { room } => (room, vec![], None),
+        ClientFrame::Leave { room } | ClientFrame::Typing { room } => (room, vec![], None),
         ClientFrame::Send { room, client_id, .. } => (room, vec![("client_id", Some(client_id))], None),
         ClientFrame::Edit { room, id, client_id, .. } | ClientFrame::Delete { room, id, client_id } => {
             (room, vec![("id", Some(id)), ("client_id", client_id.as_ref())], None)
@@ -316,6 +323,7 @@ mod tests {
             Just("read"),
             Just("rooms"),
             Just("notifications"),
+            Just("typing"),
             Just("ping"),
             Just("other")
         ];
@@ -377,6 +385,7 @@ mod tests {
                 }
                 Ok(ClientFrame::Read { room, seq }) => prop_assert!(valid_room(&room) && seq >= 0),
                 Ok(ClientFrame::Rooms) => {}
+                Ok(ClientFrame::Typing { room }) => prop_assert!(valid_room(&room)),
                 Ok(ClientFrame::Notifications { route, limit, .. }) => {
                     prop_assert!(!route.is_empty() && limit.is_none_or(|l| l >= 1));
                 }

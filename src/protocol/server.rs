@@ -55,6 +55,34 @@ pub enum ServerFrame<'a> {
         room: &'a str,
         seq: i64,
     },
+    /// Who is present in a room, each user once; `users` is left out of a
+    /// room with more present than `limits.presence_max_listed`.
+    Presence {
+        room: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        users: Option<Vec<&'a str>>,
+        count: usize,
+    },
+    /// A user's first connection in the room, on any replica.
+    PresenceJoin {
+        room: &'a str,
+        user: &'a str,
+    },
+    /// A user's last connection in the room left, on every replica.
+    PresenceLeave {
+        room: &'a str,
+        user: &'a str,
+    },
+    /// How many are present in a large room.
+    Occupancy {
+        room: &'a str,
+        count: usize,
+    },
+    /// Another member is typing.
+    Typing {
+        room: &'a str,
+        user: &'a str,
+    },
 }
 
 impl ServerFrame<'_> {

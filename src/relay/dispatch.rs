@@ -9,8 +9,10 @@ use bson::Timestamp;
 
 use super::markers::MarkerRelay;
 use super::members::MembershipWatch;
+use super::presence::PresenceRelay;
 use super::rooms::RoomRelay;
 use super::route::Event;
+use super::typing::TypingRelay;
 use super::users::UserRelay;
 use crate::store::StoreError;
 
@@ -20,6 +22,8 @@ pub enum Dispatcher {
     User(UserRelay),
     Membership(MembershipWatch),
     ReadMarkers(MarkerRelay),
+    Presence(PresenceRelay),
+    Typing(TypingRelay),
 }
 
 impl Dispatcher {
@@ -29,6 +33,8 @@ impl Dispatcher {
             Dispatcher::User(users) => users.relay(event, received),
             Dispatcher::Membership(members) => members.changed(event),
             Dispatcher::ReadMarkers(markers) => markers.relay(event, received),
+            Dispatcher::Presence(presence) => presence.relay(event),
+            Dispatcher::Typing(typing) => typing.relay(event, received),
         }
     }
 
@@ -49,6 +55,9 @@ impl Dispatcher {
                 markers.restart(start, after_loss);
                 Ok(())
             }
+            Dispatcher::Presence(presence) if after_loss => presence.reload().await,
+            // Typing is a few seconds' worth: what was missed is over.
+            Dispatcher::Presence(_) | Dispatcher::Typing(_) => Ok(()),
         }
     }
 }

@@ -8,9 +8,11 @@
 mod dispatch;
 mod markers;
 mod members;
+mod presence;
 mod rooms;
 mod route;
 mod stream;
+mod typing;
 mod users;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::fanout::Registry;
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
+use crate::presence::Tracker;
 use crate::recovery::Ring;
 use crate::settings::{RoomPolicy, Settings};
 use crate::store::Store;
@@ -44,6 +47,7 @@ impl Relay {
         store: &Store,
         registry: Arc<Registry>,
         memberships: Arc<Memberships>,
+        tracker: Arc<Tracker>,
         shutdown: CancellationToken,
     ) -> Result<Relay, mongodb::error::Error> {
         let mut routes: Vec<Route> = settings.routes.iter().map(Route::from_settings).collect();
@@ -51,6 +55,8 @@ impl Relay {
             routes.push(Route::membership());
         }
         routes.push(Route::read_markers());
+        routes.push(Route::presence());
+        routes.push(Route::typing());
         let mut tasks = Vec::with_capacity(routes.len());
         let mut rings = HashMap::new();
         let mut health = Vec::new();
@@ -72,6 +78,10 @@ impl Relay {
                     dispatch::Dispatcher::User(relay)
                 }
                 Audience::ReadMarkers => dispatch::Dispatcher::ReadMarkers(markers::MarkerRelay::new(registry.clone())),
+                Audience::Presence => {
+                    dispatch::Dispatcher::Presence(presence::PresenceRelay::new(store.clone(), tracker.clone()))
+                }
+                Audience::Typing => dispatch::Dispatcher::Typing(typing::TypingRelay::new(registry.clone())),
                 Audience::Membership => dispatch::Dispatcher::Membership(members::MembershipWatch::new(
                     store.clone(),
                     registry.clone(),

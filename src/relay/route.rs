@@ -6,7 +6,7 @@ use bson::raw::RawDocumentBuf;
 use bson::{doc, Document};
 use mongodb::change_stream::event::ChangeStreamEvent;
 
-use crate::collections::{READ_MARKERS, READ_MARKERS_ROUTE, ROOM_MEMBERS};
+use crate::collections::{PRESENCE, READ_MARKERS, READ_MARKERS_ROUTE, ROOM_MEMBERS, TYPING};
 use crate::settings::{Channel, KeyType, Operation, RouteSettings};
 
 /// What a route's stream yields: events with their documents left encoded,
@@ -26,6 +26,10 @@ pub enum Audience {
     Membership,
     /// Every connection of a `read_markers` document's user.
     ReadMarkers,
+    /// The presence tracker: who is present in which room, on any replica.
+    Presence,
+    /// The members of a `typing` document's room, but its user.
+    Typing,
 }
 
 /// One running route: one change stream per process.
@@ -90,6 +94,30 @@ impl Route {
             operations: vec!["update", "replace", "delete"],
             filter: None,
             lookup: true,
+        }
+    }
+
+    /// The watch of `presence`: inserts and deletes, whose `_id` says the
+    /// room, the user and the replica.
+    pub fn presence() -> Route {
+        Route::keyed(PRESENCE, Audience::Presence, vec!["insert", "delete"])
+    }
+
+    /// The watch of `typing`: inserts and raises, whose `_id` says the room
+    /// and the user.
+    pub fn typing() -> Route {
+        Route::keyed(TYPING, Audience::Typing, vec!["insert", "update", "replace"])
+    }
+
+    /// An internal route whose events are routed by their `_id` alone.
+    fn keyed(collection: &str, audience: Audience, operations: Vec<&'static str>) -> Route {
+        Route {
+            name: collection.to_string(),
+            collection: collection.to_string(),
+            audience,
+            operations,
+            filter: None,
+            lookup: false,
         }
     }
 

@@ -61,6 +61,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub recovery: RecoverySettings,
     pub relay: RelaySettings,
+    pub presence: PresenceSettings,
     pub routes: Vec<RouteSettings>,
 }
 
@@ -239,6 +240,11 @@ pub struct LimitSettings {
     pub max_history_page: i64,
     /// Most rooms one `rooms` answer lists.
     pub max_rooms_listed: usize,
+    /// Above this many present users, a room's presence is a count (`occupancy`).
+    pub presence_max_listed: usize,
+    /// At most one `typing` per user per room is written per interval.
+    #[serde(with = "humantime_serde")]
+    pub typing_interval: Duration,
     /// Token bucket for `read` frames of one connection.
     pub read_markers_per_second: u32,
     pub read_marker_burst: u32,
@@ -268,6 +274,18 @@ pub struct RecoverySettings {
     pub max_events: usize,
     /// Most bytes of frames kept per user route, whatever the window.
     pub max_bytes: usize,
+}
+
+/// `presence`: how replicas tell each other they are alive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// How often each replica raises its heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// A replica whose heartbeat stood still this long is gone: its users leave.
+    #[serde(with = "humantime_serde")]
+    pub replica_timeout: Duration,
 }
 
 /// `relay`: how broken change streams are reopened.

@@ -38,6 +38,7 @@ impl Settings {
             ("limits.max_replay_bytes", self.limits.max_replay_bytes),
             ("limits.max_history_page", self.limits.max_history_page.max(0) as usize),
             ("limits.max_rooms_listed", self.limits.max_rooms_listed),
+            ("limits.presence_max_listed", self.limits.presence_max_listed),
             ("limits.read_markers_per_second", self.limits.read_markers_per_second as usize),
             ("limits.read_marker_burst", self.limits.read_marker_burst as usize),
             ("limits.max_document_bytes", self.limits.max_document_bytes),
@@ -66,6 +67,17 @@ impl Settings {
                      (or set auth.jwt.allow_any_audience: true)",
                 ));
             }
+        }
+        if self.presence.heartbeat_interval < Duration::from_millis(100)
+            || self.presence.replica_timeout < self.presence.heartbeat_interval * 2
+        {
+            return Err(ConfigError::new(
+                "presence.replica_timeout",
+                "must be at least twice presence.heartbeat_interval, which must be at least 100ms",
+            ));
+        }
+        if self.limits.typing_interval.is_zero() {
+            return Err(ConfigError::new("limits.typing_interval", "must be longer than 0s"));
         }
         if self.limits.max_replay < 0 {
             return Err(ConfigError::new("limits.max_replay", "must not be negative"));

@@ -14,6 +14,7 @@ mod markers;
 mod members;
 mod messages;
 mod notifications;
+mod presence;
 pub mod queries;
 
 use std::time::Duration;
@@ -30,7 +31,7 @@ pub use queries::{resend_filter, Order};
 
 use group_commit::GroupCommit;
 
-use crate::collections::{MESSAGES, READ_MARKERS, ROOM_MEMBERS};
+use crate::collections::{MESSAGES, PRESENCE, PRESENCE_REPLICAS, READ_MARKERS, ROOM_MEMBERS, TYPING};
 use crate::settings::MongoSettings;
 
 /// Handle on the database shared by every connection.
@@ -40,6 +41,9 @@ pub struct Store {
     messages: Collection<Document>,
     members: Collection<Document>,
     markers: Collection<Document>,
+    presence: Collection<Document>,
+    replicas: Collection<Document>,
+    typing: Collection<Document>,
     commits: GroupCommit,
 }
 
@@ -69,6 +73,9 @@ impl Store {
         Store {
             commits: GroupCommit::new(messages.clone(), with(MESSAGES, ReadConcern::local()), timeout),
             markers: with(READ_MARKERS, ReadConcern::majority()),
+            presence: with(PRESENCE, ReadConcern::majority()),
+            replicas: with(PRESENCE_REPLICAS, ReadConcern::majority()),
+            typing: with(TYPING, ReadConcern::majority()),
             messages,
             members: database.collection_with_options(
                 ROOM_MEMBERS,

@@ -24,16 +24,15 @@ async fn write_large_history(database: &str, room: &str, count: i64, bytes: usiz
     }
 }
 
-/// Waits until the relay counted `count` frames of `kind` from clients.
-async fn wait_for_frames_in(relay: &RelayProcess, kind: &str, count: f64) -> String {
-    let series = format!("roomcast_frames_in_total{{type=\"{kind}\"}}");
+/// Waits until the relay's `/metrics` shows `series` at `count` or more.
+async fn wait_for_metric(relay: &RelayProcess, series: &str, count: f64) -> String {
     let deadline = Instant::now() + crate::client::PATIENCE;
     loop {
         let metrics = relay.metrics().await;
-        if metric(&metrics, &series).unwrap_or(0.0) >= count {
+        if metric(&metrics, series).unwrap_or(0.0) >= count {
             return metrics;
         }
-        assert!(Instant::now() < deadline, "the relay never read {count} {kind} frames");
+        assert!(Instant::now() < deadline, "{series} never reached {count}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -43,12 +42,17 @@ async fn replays_nobody_reads_stay_within_the_byte_budgets_and_disturb_nobody() 
     let database = unique_database();
     let relay = spawn_app().database(&database).process().await;
     write_large_history(&database, "big", 300, 60_000).await;
+    // The relay has seen the history go by, so none of it arrives live below.
+    wait_for_metric(&relay, r#"roomcast_route_events_total{route="messages"}"#, 300.0).await;
     let rss_before = relay.rss_kib();
 
-    // Six connections re-join the room from the start twenty times each and never read.
+    // Six connections of one user re-join the room from the start twenty
+    // times each and never read. (One user: other users' arrivals would reach
+    // them as presence and close them as the slow consumers they are, and
+    // this test wants them open, holding all they can.)
     let mut hoarders = Vec::new();
-    for i in 0..6 {
-        let mut hoarder = Client::connect_stingy(relay.port, &format!("hoarder{i}")).await;
+    for _ in 0..6 {
+        let mut hoarder = Client::connect_stingy(relay.port, "hoarder").await;
         for _ in 0..20 {
             hoarder.send(json!({"type": "join", "room": "big", "since": 0})).await;
         }
@@ -62,11 +66,15 @@ async fn replays_nobody_reads_stay_within_the_byte_budgets_and_disturb_nobody() 
     alice.message("calm", 1).await;
     eprintln!("replay flood: another client's join + send + echo took {:?}", started.elapsed());
 
-    let metrics = wait_for_frames_in(&relay, "join", 121.0).await;
+    let metrics = wait_for_metric(&relay, r#"roomcast_frames_in_total{type="join"}"#, 121.0).await;
     let held = metric(&metrics, "roomcast_buffered_bytes").expect("roomcast_buffered_bytes");
     let pool = metric(&metrics, "roomcast_buffer_pool_bytes").expect("roomcast_buffer_pool_bytes");
     let grown = relay.rss_kib().saturating_sub(rss_before);
-    eprintln!("replay flood: connections hold {held} bytes ({pool} from the pool); RSS grew by {grown} KiB");
+    let open = metric(&metrics, "roomcast_connections_open").unwrap_or(0.0);
+    let closed = metric(&metrics, "roomcast_slow_consumer_disconnects_total").unwrap_or(0.0);
+    eprintln!(
+        "replay flood: {open} connections open, {closed} closed as slow; they hold {held} bytes ({pool} from the pool); RSS grew by {grown} KiB"
+    );
     // Each connection holds at most send_queue_bytes (4 MiB), and 64 MiB is the whole pool.
     assert!(held <= 6.0 * 4.0 * 1024.0 * 1024.0 + 65536.0, "held {held} bytes");
     assert!(pool <= 64.0 * 1024.0 * 1024.0);

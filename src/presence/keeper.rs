@@ -1,0 +1,181 @@
+//! What this replica says in MongoDB about presence, kept by one task: a
+//! document per (room, user) while the user has a local connection in the
+//! room (written on the first arrival and the last departure the registry
+//! reports, in order), and a heartbeat. The same task watches the other
+//! replicas' heartbeats and, when one has not beaten for the replica
+//! timeout, removes what it said: a replica killed outright loses its users
+//! within the timeout plus one heartbeat. Timing is each replica's own
+//! monotonic clock watching a counter, so clocks that disagree do not
+//! matter.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::tracker::Tracker;
+use crate::fanout::{Registry, Transition};
+use crate::store::{Store, StoreError};
+
+/// How long to wait before trying a failed write again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The timings of presence (`presence.heartbeat_interval`, `presence.replica_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub heartbeat: Duration,
+    pub replica_timeout: Duration,
+}
+
+/// The other replicas' heartbeat counters, and since when each is unchanged.
+#[derive(Default)]
+struct Watch {
+    seen: HashMap<String, (i64, Instant)>,
+}
+
+impl Watch {
+    /// The replicas whose counter has not moved for `timeout`.
+    fn dead(&mut self, beats: Vec<(String, i64)>, me: &str, timeout: Duration) -> Vec<String> {
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        let mut seen = HashMap::new();
+        for (replica, count) in beats.into_iter().filter(|(replica, _)| replica != me) {
+            let since = match self.seen.get(&replica) {
+                Some((last, since)) if *last == count => *since,
+                _ => now,
+            };
+            if now.duration_since(since) >= timeout {
+                dead.push(replica.clone());
+            }
+            seen.insert(replica, (count, since));
+        }
+        self.seen = seen;
+        dead
+    }
+}
+
+/// Runs until shutdown, then removes everything this replica said.
+pub async fn keep(
+    store: Store,
+    registry: Arc<Registry>,
+    tracker: Arc<Tracker>,
+    replica: String,
+    timing: Timing,
+    mut transitions: mpsc::UnboundedReceiver<Transition>,
+    shutdown: CancellationToken,
+) {
+    let mut beat = tokio::time::interval(timing.heartbeat);
+    let mut watch = Watch::default();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            transition = transitions.recv() => {
+                let Some(transition) = transition else { break };
+                write(&store, &replica, &transition, &shutdown).await;
+            }
+            _ = beat.tick() => {
+                heartbeat(&store, &registry, &replica).await;
+                sweep(&store, &mut watch, &replica, timing.replica_timeout).await;
+                tracker.tell_occupancy();
+                tracker.forget_idle();
+            }
+        }
+    }
+    // The sessions are closed by now; whatever is left is removed at once,
+    // so other replicas' members see these users leave without waiting.
+    match store.forget_replica(&replica).await {
+        Ok(removed) => tracing::info!(replica, removed, "presence removed"),
+        Err(error) => tracing::warn!(replica, %error, "cannot remove presence; other replicas will time it out"),
+    }
+}
+
+/// Writes one arrival or departure, retrying until it is written or the
+/// process stops: the order of writes is the order of transitions.
+async fn write(store: &Store, replica: &str, transition: &Transition, shutdown: &CancellationToken) {
+    loop {
+        let written = match transition {
+            Transition::Arrived { room, user } => store.arrive(room, user, replica).await,
+            Transition::Departed { room, user } => store.depart(room, user, replica).await,
+        };
+        match written {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(replica, ?transition, %error, "cannot write presence; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Raises this replica's heartbeat; if a sweep had taken it for dead, its
+/// presence is written again.
+async fn heartbeat(store: &Store, registry: &Registry, replica: &str) {
+    match store.beat(replica).await {
+        Ok(true) => {}
+        Ok(false) => {
+            for (room, user) in registry.local_presence() {
+                if let Err(error) = store.arrive(&room, &user, replica).await {
+                    tracing::warn!(replica, %error, "cannot write presence again");
+                    return;
+                }
+            }
+        }
+        Err(error) => tracing::warn!(replica, %error, "cannot beat; presence may be timed out by other replicas"),
+    }
+}
+
+/// Removes what replicas that stopped beating said.
+async fn sweep(store: &Store, watch: &mut Watch, replica: &str, timeout: Duration) {
+    let beats = match store.beats().await {
+        Ok(beats) => beats,
+        Err(error) => return tracing::warn!(%error, "cannot read heartbeats"),
+    };
+    for dead in watch.dead(beats, replica, timeout) {
+        match store.forget_replica(&dead).await {
+            Ok(removed) => {
+                tracing::warn!(replica = dead, removed, "a replica stopped beating; its presence is removed")
+            }
+            Err(error) => tracing::warn!(replica = dead, %error, "cannot remove a dead replica's presence"),
+        }
+    }
+}
+
+/// Reads a room's presence for the tracker.
+pub async fn load(store: &Store, tracker: &Tracker, room: &str) -> Result<(), StoreError> {
+    match store.present(room).await {
+        Ok(pairs) => {
+            tracker.loaded(room, pairs);
+            Ok(())
+        }
+        Err(error) => {
+            tracker.failed(room);
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_is_dead_once_its_counter_stood_still_for_the_timeout() {
+        let mut watch = Watch::default();
+        let timeout = Duration::from_secs(15);
+        let beats = |a: i64, b: i64| vec![("me".to_string(), 1), ("a".to_string(), a), ("b".to_string(), b)];
+        assert!(watch.dead(beats(1, 1), "me", timeout).is_empty(), "first seen now");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(watch.dead(beats(1, 2), "me", timeout).is_empty());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(watch.dead(beats(1, 2), "me", timeout), ["a"], "a stood still 16 s, b only 6 s");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(watch.dead(beats(1, 2), "me", timeout), ["a", "b"]);
+    }
+}

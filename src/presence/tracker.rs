@@ -1,0 +1,231 @@
+//! Who is present in the rooms this process has listeners in, as MongoDB's
+//! `presence` collection says, kept from its change stream. Each room holds
+//! the set of (user, replica) pairs present; a user is present while any
+//! pair is. Applying an event is idempotent (a set insert or removal), so a
+//! room loaded from the collection while events arrive converges: events
+//! for a room still loading are kept and applied after the load, in order.
+//!
+//! A user's first pair emits `presence_join` to the room's local members,
+//! the last one's removal `presence_leave`. Above `presence_max_listed`
+//! present users, those are replaced by an `occupancy` frame at most every
+//! few seconds. Every frame goes through the fan-out under this module's
+//! lock, so a connection's snapshot and the changes after it reach its
+//! queue in order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::fanout::{Change, Outbound, Registry, RoomEvent};
+use crate::protocol::{Frame, ServerFrame};
+
+/// One change of the `presence` collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceChange {
+    Present { room: String, user: String, replica: String },
+    Gone { room: String, user: String, replica: String },
+}
+
+impl PresenceChange {
+    fn room(&self) -> &str {
+        match self {
+            PresenceChange::Present { room, .. } | PresenceChange::Gone { room, .. } => room,
+        }
+    }
+}
+
+enum State {
+    /// Being read from the collection; changes meanwhile wait here.
+    Loading {
+        waiting: Vec<PresenceChange>,
+        loaded: Arc<Notify>,
+    },
+    Ready,
+}
+
+struct RoomPresence {
+    state: State,
+    /// User → the replicas where the user has a connection in the room.
+    users: HashMap<String, HashSet<String>>,
+    /// The count last sent as `occupancy`, for a large room.
+    told: Option<usize>,
+}
+
+/// What a joining connection must do before it can be sent the room's presence.
+pub enum Begin {
+    /// The room is known: ask for the snapshot.
+    Ready,
+    /// Nobody loads it: read it from the collection, then call `loaded`.
+    Load,
+    /// Another connection is loading it: wait, then begin again.
+    Wait(Arc<Notify>),
+}
+
+/// The presence of the rooms with local listeners.
+pub struct Tracker {
+    rooms: Mutex<HashMap<String, RoomPresence>>,
+    registry: Arc<Registry>,
+    max_listed: usize,
+}
+
+impl Tracker {
+    pub fn new(registry: Arc<Registry>, max_listed: usize) -> Tracker {
+        Tracker { rooms: Mutex::new(HashMap::new()), registry, max_listed }
+    }
+
+    /// A local connection joined `room`.
+    pub fn begin(&self, room: &str) -> Begin {
+        let mut rooms = self.rooms.lock().expect("presence poisoned");
+        match rooms.get(room).map(|presence| &presence.state) {
+            Some(State::Ready) => Begin::Ready,
+            Some(State::Loading { loaded, .. }) => Begin::Wait(loaded.clone()),
+            None => {
+                let state = State::Loading { waiting: Vec::new(), loaded: Arc::new(Notify::new()) };
+                rooms.insert(room.to_string(), RoomPresence { state, users: HashMap::new(), told: None });
+                Begin::Load
+            }
+        }
+    }
+
+    /// The room's pairs as read from the collection; the changes that came
+    /// meanwhile are applied after them.
+    pub fn loaded(&self, room: &str, pairs: Vec<(String, String)>) {
+        let mut rooms = self.rooms.lock().expect("presence poisoned");
+        let Some(presence) = rooms.get_mut(room) else { return };
+        let State::Loading { waiting, loaded } = std::mem::replace(&mut presence.state, State::Ready) else { return };
+        presence.users.clear();
+        for (user, replica) in pairs {
+            presence.users.entry(user).or_default().insert(replica);
+        }
+        for change in waiting {
+            self.apply_to(room, presence, change, false);
+        }
+        loaded.notify_waiters();
+    }
+
+    /// Loading failed: the next joining connection tries again.
+    pub fn failed(&self, room: &str) {
+        let mut rooms = self.rooms.lock().expect("presence poisoned");
+        if let Some(RoomPresence { state: State::Loading { loaded, .. }, .. }) = rooms.remove(room) {
+            loaded.notify_waiters();
+        }
+    }
+
+    /// Offers the room's presence to one of its local connections.
+    pub fn snapshot_to(&self, room: &str, connection: u64) {
+        let rooms = self.rooms.lock().expect("presence poisoned");
+        let Some(presence @ RoomPresence { state: State::Ready, .. }) = rooms.get(room) else { return };
+        let frame = self.snapshot(room, presence);
+        self.registry.offer_to(room, connection, Outbound::Room(event(room, frame)));
+    }
+
+    /// Applies a change from the `presence` stream.
+    pub fn apply(&self, change: PresenceChange) {
+        let mut rooms = self.rooms.lock().expect("presence poisoned");
+        let room = change.room().to_string();
+        let Some(presence) = rooms.get_mut(&room) else { return };
+        if let State::Loading { waiting, .. } = &mut presence.state {
+            waiting.push(change);
+            return;
+        }
+        self.apply_to(&room, presence, change, true);
+    }
+
+    fn apply_to(&self, room: &str, presence: &mut RoomPresence, change: PresenceChange, tell: bool) {
+        let was_large = presence.users.len() > self.max_listed;
+        let (user, arrived) = match change {
+            PresenceChange::Present { user, replica, .. } => {
+                let replicas = presence.users.entry(user.clone()).or_default();
+                (user, replicas.insert(replica) && replicas.len() == 1)
+            }
+            PresenceChange::Gone { user, replica, .. } => {
+                let Some(replicas) = presence.users.get_mut(&user) else { return };
+                if !replicas.remove(&replica) || !replicas.is_empty() {
+                    return;
+                }
+                presence.users.remove(&user);
+                (user, false)
+            }
+        };
+        if !tell {
+            return;
+        }
+        let large = presence.users.len() > self.max_listed;
+        if was_large && !large {
+            // Small again: everyone gets the list back.
+            presence.told = None;
+            let frame = self.snapshot(room, presence);
+            self.registry.publish_room(event(room, frame));
+        } else if !large {
+            let frame = if arrived {
+                ServerFrame::PresenceJoin { room, user: &user }.encode()
+            } else {
+                ServerFrame::PresenceLeave { room, user: &user }.encode()
+            };
+            self.registry.publish_room(event(room, frame));
+        }
+    }
+
+    /// Sends `occupancy` to large rooms whose count changed since they were
+    /// last told; called every few seconds.
+    pub fn tell_occupancy(&self) {
+        let mut rooms = self.rooms.lock().expect("presence poisoned");
+        for (room, presence) in rooms.iter_mut() {
+            let count = presence.users.len();
+            if count > self.max_listed && presence.told != Some(count) {
+                presence.told = Some(count);
+                let frame = ServerFrame::Occupancy { room, count }.encode();
+                self.registry.publish_room(event(room, frame));
+            }
+        }
+    }
+
+    /// Stops tracking rooms that have no local listener any more.
+    pub fn forget_idle(&self) {
+        let mut rooms = self.rooms.lock().expect("presence poisoned");
+        rooms.retain(|room, presence| matches!(presence.state, State::Loading { .. }) || self.registry.has_room(room));
+    }
+
+    /// The rooms tracked now, to be loaded again after a lost history.
+    pub fn rooms(&self) -> Vec<String> {
+        self.rooms.lock().expect("presence poisoned").keys().cloned().collect()
+    }
+
+    /// Marks a tracked room as loading again (after a lost history); false
+    /// if it is not tracked or already loading.
+    pub fn reload(&self, room: &str) -> bool {
+        let mut rooms = self.rooms.lock().expect("presence poisoned");
+        match rooms.get_mut(room) {
+            Some(presence) if matches!(presence.state, State::Ready) => {
+                presence.state = State::Loading { waiting: Vec::new(), loaded: Arc::new(Notify::new()) };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends the room's presence again to all its local members.
+    pub fn resend(&self, room: &str) {
+        for connection in self.registry.members_of(room) {
+            self.snapshot_to(room, connection);
+        }
+    }
+
+    fn snapshot(&self, room: &str, presence: &RoomPresence) -> Frame {
+        let count = presence.users.len();
+        let users = (count <= self.max_listed).then(|| {
+            let mut users: Vec<&str> = presence.users.keys().map(String::as_str).collect();
+            users.sort_unstable();
+            users
+        });
+        ServerFrame::Presence { room, users, count }.encode()
+    }
+}
+
+/// A presence frame as a room event: in order with the room's other
+/// events, held while a join reads its replay, never part of the seq.
+fn event(room: &str, frame: Frame) -> Arc<RoomEvent> {
+    Arc::new(RoomEvent { room: room.to_string(), seq: 0, change: Change::Ephemeral, frame, received: Instant::now() })
+}
