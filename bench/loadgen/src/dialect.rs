@@ -23,6 +23,8 @@ pub enum Incoming {
     Connected,
     Joined,
     Ack,
+    /// A page of a room's history (`history` frame, or the peer's ack holding `messages`).
+    History,
     /// A refused request; the text names why.
     Refused,
     /// A room message; the send time from its body when present.
@@ -37,6 +39,9 @@ pub enum Incoming {
 pub const TIME_KEY: &str = "\"bench_t\":";
 /// The key naming the publisher that sent a message.
 pub const SOURCE_KEY: &str = "\"src\":";
+/// The key of a message's seq: in a history page, its first occurrence is the
+/// oldest message's (both servers put `seq` before the body).
+pub const SEQ_KEY: &str = "\"seq\":";
 
 impl Target {
     pub const BOTH: [Target; 2] = [Target::Roomcast, Target::SocketIo];
@@ -79,6 +84,16 @@ impl Target {
         }
     }
 
+    /// A request for the room's newest `limit` messages with `seq < before`
+    /// (the newest messages when `before` is `None`).
+    pub fn history_frame(self, room: &str, before: Option<i64>, limit: usize, ack_id: u64) -> String {
+        let before = before.map(|b| format!(r#","before":{b}"#)).unwrap_or_default();
+        match self {
+            Target::Roomcast => format!(r#"{{"type":"history","room":"{room}"{before},"limit":{limit}}}"#),
+            Target::SocketIo => format!(r#"42{ack_id}["history",{{"room":"{room}"{before},"limit":{limit}}}]"#),
+        }
+    }
+
     /// The frame that answers `Incoming::Ping` or completes `Incoming::Open`.
     pub fn reply(self, incoming: &Incoming) -> Option<&'static str> {
         match (self, incoming) {
@@ -107,6 +122,8 @@ fn classify_roomcast(text: &str) -> Incoming {
         Incoming::Ack
     } else if rest.starts_with("joined\"") {
         Incoming::Joined
+    } else if rest.starts_with("history\"") {
+        Incoming::History
     } else if rest.starts_with("error\"") {
         Incoming::Refused
     } else {
@@ -130,6 +147,8 @@ fn classify_socketio(text: &str) -> Incoming {
             Incoming::Joined
         } else if payload.starts_with(r#"[{"id""#) {
             Incoming::Ack
+        } else if payload.starts_with(r#"[{"messages""#) {
+            Incoming::History
         } else {
             Incoming::Refused
         };
@@ -146,6 +165,14 @@ fn classify_socketio(text: &str) -> Incoming {
 /// The integer after the first `"bench_t":` in the frame.
 pub fn send_time(text: &str) -> Option<i64> {
     integer_after(text, TIME_KEY)
+}
+
+/// A history page's oldest seq (`None` for an empty page) and its `more`
+/// flag, which both servers write after the messages: found from the end,
+/// so no message body is searched.
+pub fn page_summary(text: &str) -> (Option<i64>, bool) {
+    let more = text.rfind(r#""more":"#).is_some_and(|at| text[at + 7..].starts_with("true"));
+    (integer_after(text, SEQ_KEY), more)
 }
 
 pub fn integer_after(text: &str, key: &str) -> Option<i64> {
@@ -182,6 +209,20 @@ mod tests {
         assert_eq!(t.classify(r#"437[{"error":"not_joined"}]"#), Incoming::Refused);
         let message = r#"42["message",{"_id":"x","room":"r","body":{"bench_t":55,"src":1}}]"#;
         assert_eq!(t.classify(message), Incoming::Message(Some(55)));
+    }
+
+    #[test]
+    fn reads_history_pages_of_both() {
+        let page = r#"{"type":"history","room":"h","messages":[{"type":"message","room":"h","seq":7,"id":"a","author":"x","body":{"text":"seq"}},{"type":"message","room":"h","seq":8}],"more":true}"#;
+        assert_eq!(Target::Roomcast.classify(page), Incoming::History);
+        assert_eq!(page_summary(page), (Some(7), true));
+        let page = r#"4312[{"messages":[{"_id":"6a","room":"h","seq":3,"author":"x"}],"more":false}]"#;
+        assert_eq!(Target::SocketIo.classify(page), Incoming::History);
+        assert_eq!(page_summary(page), (Some(3), false));
+        assert_eq!(page_summary(r#"{"type":"history","room":"h","messages":[],"more":false}"#), (None, false));
+        assert_eq!(Target::Roomcast.history_frame("h", None, 50, 1), r#"{"type":"history","room":"h","limit":50}"#);
+        let frame = Target::SocketIo.history_frame("h", Some(120), 50, 4);
+        assert_eq!(frame, r#"424["history",{"room":"h","before":120,"limit":50}]"#);
     }
 
     #[test]

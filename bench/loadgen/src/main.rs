@@ -12,6 +12,7 @@ mod figures;
 mod fleet;
 mod machine;
 mod overhead;
+mod pager;
 mod plot;
 mod procstat;
 mod publisher;
@@ -54,7 +55,7 @@ struct Args {
     /// Multiplies every warm-up, window and drain duration.
     #[arg(long, default_value_t = 1.0)]
     stretch: f64,
-    /// Comma-separated: floor, fanout, idle, notify, growth, or all.
+    /// Comma-separated: floor, fanout, wide, idle, notify, history, growth, or all.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Comma-separated: roomcast, socket.io (default both).

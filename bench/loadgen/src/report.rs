@@ -82,6 +82,28 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
     ] {
         rows.push(("notify".into(), row(label, pointer, better)));
     }
+    let label = format!(
+        "history {} readers × {} per page over {} messages, beside fan-out {}×{} @ {} msg/s: pages/s",
+        scale["history_readers"],
+        scale["history_limit"],
+        scale["history_messages"],
+        scale["history_fanout_rooms"],
+        scale["history_fanout_subs_per_room"],
+        scale["history_fanout_rate"].as_f64().unwrap_or(0.0),
+    );
+    for (label, pointer, better) in [
+        (label, "/pages_per_s", Higher),
+        ("  request → page p50 latency ms".into(), "/paging/latency/p50_ms", Lower),
+        ("  request → page p99 latency ms".into(), "/paging/latency/p99_ms", Lower),
+        ("  request → page p99.9 latency ms".into(), "/paging/latency/p999_ms", Lower),
+        ("  server CPU s per 1k pages (above the fan-out alone)".into(), "/server_cpu_s_per_k_pages", Lower),
+        ("  the fan-out beside it: delivered frames/s".into(), "/fanout/delivered_frames_per_s", Higher),
+        ("  the fan-out beside it: p99 latency ms".into(), "/fanout/latency/p99_ms", Lower),
+        ("  the fan-out beside it: lost frames".into(), "/fanout/lost_frames", Lower),
+        ("  the same fan-out alone: p99 latency ms".into(), "/fanout_alone/latency/p99_ms", Lower),
+    ] {
+        rows.push(("history".into(), row(label, pointer, better)));
+    }
     if let Some(points) = result["growth"].as_array() {
         for (i, point) in points.iter().enumerate() {
             let name = format!("growth {}×{}", point["rooms"], point["subs_per_room"]);
@@ -151,6 +173,18 @@ pub fn notes(result: &Value) -> String {
             "the floor (bare driver, insert → change event at {} inserts/s): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; insert commit p50 {:.2} ms",
             result["floor"]["rate"], p50, floor["p99_ms"].as_f64().unwrap_or(0.0), floor["p999_ms"].as_f64().unwrap_or(0.0),
             result["floor"]["insert_commit"]["p50_ms"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    if let Some(history) = result.get("history") {
+        // Both sides' pages must hold the same messages for their rates to compare.
+        let per_page: Vec<String> = ["roomcast", "socket.io"]
+            .iter()
+            .filter_map(|t| history[t]["messages_per_page"].as_f64().map(|m| format!("{t} {m:.1}")))
+            .collect();
+        notes.push(format!(
+            "history: messages per page {} (limit {})",
+            per_page.join(", "),
+            result["scale"]["history_limit"]
         ));
     }
     collect_problems(result, "", &mut notes);

@@ -47,6 +47,16 @@ pub struct Scale {
     pub growth_subs_fixed: usize,
     pub growth_max_publishers: usize,
     pub growth_window: u64,
+    /// History paging: `history_readers` connections page backwards through a
+    /// room of `history_messages`, `history_limit` per page, one request in
+    /// flight each, beside a fan-out of `history_fanout_rooms` ×
+    /// `history_fanout_subs_per_room` at `history_fanout_rate` msg/s in total.
+    pub history_messages: usize,
+    pub history_readers: usize,
+    pub history_limit: usize,
+    pub history_fanout_rooms: usize,
+    pub history_fanout_subs_per_room: usize,
+    pub history_fanout_rate: f64,
     pub floor_rate: f64,
     /// The bare-driver probe that runs beside each fixed fan-out step: low,
     /// so that it barely adds to the load it measures.
@@ -85,6 +95,12 @@ impl Scale {
             growth_subs_fixed: 10,
             growth_max_publishers: 100,
             growth_window: 64,
+            history_messages: 10_000,
+            history_readers: 50,
+            history_limit: 50,
+            history_fanout_rooms: 10,
+            history_fanout_subs_per_room: 20,
+            history_fanout_rate: 100.0,
             floor_rate: 500.0,
             floor_under_load_rate: 50.0,
         }
@@ -118,6 +134,12 @@ impl Scale {
             growth_rooms: vec![1],
             growth_subs_fixed: 3,
             growth_window: 4,
+            history_messages: 200,
+            history_readers: 3,
+            history_limit: 10,
+            history_fanout_rooms: 1,
+            history_fanout_subs_per_room: 3,
+            history_fanout_rate: 10.0,
             floor_rate: 20.0,
             floor_under_load_rate: 10.0,
             ..Scale::full()

@@ -32,6 +32,7 @@ enum Job {
     Wide,
     Idle,
     Notify,
+    History,
     Growth { rooms: usize, subs_per_room: usize },
 }
 
@@ -42,6 +43,7 @@ impl Job {
             Job::Wide => "wide".into(),
             Job::Idle => "idle".into(),
             Job::Notify => "notify".into(),
+            Job::History => "history".into(),
             Job::Growth { rooms, subs_per_room } => format!("growth_{rooms}x{subs_per_room}"),
         }
     }
@@ -71,7 +73,14 @@ impl Suite {
             let _ = admin.database(&database).drop().await;
         }
         let mut turn = 0usize;
-        for (key, job) in [("fanout", Job::Fanout), ("wide", Job::Wide), ("idle", Job::Idle), ("notify", Job::Notify)] {
+        let jobs = [
+            ("fanout", Job::Fanout),
+            ("wide", Job::Wide),
+            ("idle", Job::Idle),
+            ("notify", Job::Notify),
+            ("history", Job::History),
+        ];
+        for (key, job) in jobs {
             if self.wants(key) {
                 out[key] = self.both(job, &admin, &mut turn).await;
             }
@@ -114,6 +123,10 @@ impl Suite {
 
     async fn once(&self, job: Job, target: Target, database: &str) -> Result<Value> {
         let saturating = matches!(job, Job::Fanout | Job::Wide | Job::Growth { .. });
+        if let Job::History = job {
+            // Before the server starts, so its change stream never sees the fill.
+            scenario::history::seed(&self.setup.mongo_uri, database, &self.scale).await?;
+        }
         let server = Server::start(target, &self.setup, database, saturating).await?;
         let ctx = Ctx {
             target,
@@ -132,6 +145,7 @@ impl Suite {
             Job::Wide => scenario::fanout::run_wide(&ctx).await.map(to_value),
             Job::Idle => scenario::idle::run(&ctx).await.map(to_value),
             Job::Notify => scenario::notify::run(&ctx).await.map(to_value),
+            Job::History => scenario::history::run(&ctx).await.map(to_value),
             Job::Growth { rooms, subs_per_room } => {
                 scenario::growth::run(&ctx, rooms, subs_per_room).await.map(to_value)
             }

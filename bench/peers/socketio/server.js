@@ -2,8 +2,9 @@
 // usually pick for the same job. express serves HTTP, socket.io 4 carries the
 // sockets, and the official mongodb driver writes messages and watches ONE
 // change stream per collection, relaying each inserted document to a
-// socket.io room. No handicaps: default socket.io settings, inserts with the
-// same write concern as roomcast (majority), one process as usually deployed.
+// socket.io room. History pages are one indexed find per request. No
+// handicaps: default socket.io settings, inserts with the same write concern
+// as roomcast (majority), one process as usually deployed.
 //
 // Env: PORT (0 picks a free one), MONGO_URI, MONGO_DB.
 // Prints `listening on PORT` once the change streams are open and the port is bound.
@@ -17,6 +18,9 @@ const { MongoClient } = require('mongodb');
 const port = Number(process.env.PORT ?? 3000);
 const uri = process.env.MONGO_URI ?? 'mongodb://127.0.0.1:27217/?directConnection=true';
 const dbName = process.env.MONGO_DB ?? 'peer';
+// As roomcast's defaults: 50 messages per page unless asked, at most 200.
+const DEFAULT_PAGE = 50;
+const MAX_HISTORY_PAGE = 200;
 
 async function main() {
   const client = new MongoClient(uri, { writeConcern: { w: 'majority' } });
@@ -24,6 +28,8 @@ async function main() {
   const db = client.db(dbName);
   const messages = db.collection('messages');
   const notifications = db.collection('notifications');
+  // The index history pages read, the same keys as roomcast's own.
+  await messages.createIndex({ room: 1, seq: 1 });
 
   const app = express();
   app.get('/health', (_req, res) => res.json({ ok: true }));
@@ -61,6 +67,35 @@ async function main() {
           { writeConcern: { w: 'majority' } },
         );
         ack?.({ id: result.insertedId });
+      } catch (error) {
+        ack?.({ error: error.message });
+      }
+    });
+
+    // A page of a room's history, as roomcast's `history`: the newest
+    // `limit` messages before `before`, oldest first, and whether older ones
+    // exist (one more is read to know). Majority reads, as roomcast's, so a
+    // page never shows a message that could be rolled back.
+    socket.on('history', async (req, ack) => {
+      const { room, before, limit = DEFAULT_PAGE } = req ?? {};
+      if (typeof room !== 'string' || room.startsWith('user:')) {
+        ack?.({ error: 'invalid_room' });
+        return;
+      }
+      const beforeOk = before === undefined || (Number.isInteger(before) && before >= 1);
+      if (!Number.isInteger(limit) || limit < 1 || !beforeOk) {
+        ack?.({ error: 'invalid_field' });
+        return;
+      }
+      const size = Math.min(limit, MAX_HISTORY_PAGE);
+      const filter = before === undefined ? { room } : { room, seq: { $lt: before } };
+      try {
+        const newest = await messages
+          .find(filter, { readConcern: { level: 'majority' } })
+          .sort({ seq: -1 })
+          .limit(size + 1)
+          .toArray();
+        ack?.({ messages: newest.slice(0, size).reverse(), more: newest.length > size });
       } catch (error) {
         ack?.({ error: error.message });
       }

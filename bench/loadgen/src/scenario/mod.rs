@@ -4,6 +4,7 @@
 pub mod fanout;
 pub mod floor;
 pub mod growth;
+pub mod history;
 pub mod idle;
 pub mod notify;
 mod producer;
