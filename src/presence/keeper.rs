@@ -4,7 +4,9 @@
 //! reports, in order), and a heartbeat. The same task watches the other
 //! replicas' heartbeats and, when one has not beaten for the replica
 //! timeout, removes what it said: a replica killed outright loses its users
-//! within the timeout plus one heartbeat. Timing is each replica's own
+//! within the timeout plus two heartbeats (the last beat may have been seen
+//! a heartbeat late, and the sweep that finds it dead runs a heartbeat
+//! after the timeout at worst). Timing is each replica's own
 //! monotonic clock watching a counter, so clocks that disagree do not
 //! matter.
 

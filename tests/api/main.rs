@@ -26,6 +26,7 @@ mod notifications;
 mod operations;
 mod outages;
 mod plans;
+mod presence;
 mod proxies;
 mod reading;
 mod recovery;
