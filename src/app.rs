@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
-use crate::fanout::Registry;
+use crate::fanout::{ChangedPresence, Registry};
 use crate::gateway::{routes, server, Context, RelayView};
 use crate::membership::Memberships;
 use crate::presence::{self, Timing, Tracker};
@@ -30,7 +30,7 @@ pub enum StartupError {
 }
 
 /// The task that keeps this replica's presence, and what stops it.
-struct Keeper {
+struct PresenceTask {
     task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     stop: CancellationToken,
 }
@@ -41,7 +41,7 @@ pub struct Application {
     port: u16,
     /// The listener of `/metrics`, when it has a port of its own.
     metrics_listener: Option<TcpListener>,
-    presence: Keeper,
+    presence: PresenceTask,
     context: Arc<Context>,
     relay: Relay,
 }
@@ -63,8 +63,8 @@ impl Application {
             store.ensure_membership_index().await?;
         }
         store.ensure_presence_indexes().await?;
-        let (transitions, arrivals) = tokio::sync::mpsc::unbounded_channel();
-        let registry = Arc::new(Registry::with_transitions(transitions));
+        let changed = Arc::new(ChangedPresence::default());
+        let registry = Arc::new(Registry::with_presence(changed.clone()));
         let memberships = Arc::new(Memberships::default());
         let tracker = Arc::new(Tracker::new(registry.clone(), settings.limits.presence_max_listed));
         let shutdown = CancellationToken::new();
@@ -79,15 +79,8 @@ impl Application {
             replica_timeout: settings.presence.replica_timeout,
         };
         let presence_stop = CancellationToken::new();
-        let keeper = Box::pin(presence::keep(
-            store.clone(),
-            registry.clone(),
-            tracker.clone(),
-            replica,
-            timing,
-            arrivals,
-            presence_stop.clone(),
-        ));
+        let keeper = presence::Keeper::new(store.clone(), registry.clone(), changed, tracker.clone(), replica);
+        let keeper = Box::pin(keeper.keep(timing, presence_stop.clone()));
         let listener = listen(&settings.server.host, settings.server.port).await?;
         let address = listener.local_addr()?;
         let metrics_listener = match settings.server.metrics_port {
@@ -104,15 +97,9 @@ impl Application {
             .filter(|route| route.channel == Channel::User)
             .map(|route| (route.name.clone(), Route::from_settings(route)))
             .collect();
-        let view = RelayView {
-            rings: relay.rings.clone(),
-            routes: relay.health.clone(),
-            user_routes,
-            tracker: tracker.clone(),
-        };
-        let view = RelayView { tracker, ..view };
+        let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone(), user_routes, tracker };
         let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown)?);
-        let presence = Keeper { task: keeper, stop: presence_stop };
+        let presence = PresenceTask { task: keeper, stop: presence_stop };
         Ok(Application { listener, port: address.port(), metrics_listener, context, relay, presence })
     }
 

@@ -16,14 +16,6 @@ pub enum Change {
     Ephemeral,
 }
 
-/// A user's first local connection in a room arrived, or its last one left:
-/// what this replica says in `presence`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transition {
-    Arrived { room: String, user: String },
-    Departed { room: String, user: String },
-}
-
 /// One change-stream event of a room, serialized once for all its recipients.
 #[derive(Debug)]
 pub struct RoomEvent {

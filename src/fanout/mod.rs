@@ -6,11 +6,13 @@
 //! queue and the bytes all connections hold stay bounded.
 
 mod budget;
+mod changed;
 mod connection;
 mod events;
 mod registry;
 
 pub use budget::{Budget, Pool};
+pub use changed::ChangedPresence;
 pub use connection::{Connection, Outbound, Reservation};
-pub use events::{Change, RoomEvent, Transition, UserEvent};
+pub use events::{Change, RoomEvent, UserEvent};
 pub use registry::Registry;

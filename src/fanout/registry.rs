@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::changed::ChangedPresence;
 use super::connection::{Connection, Outbound};
-use tokio::sync::mpsc;
-
-use super::events::{Change, RoomEvent, Transition, UserEvent};
+use super::events::{Change, RoomEvent, UserEvent};
 use crate::prometheus;
 use crate::protocol::Frame;
 
@@ -32,23 +31,26 @@ struct Room {
 pub struct Registry {
     rooms: RwLock<HashMap<String, Room>>,
     users: RwLock<HashMap<String, Members>>,
-    /// Where a user's first arrival in a room and last departure go (presence).
-    transitions: Option<mpsc::UnboundedSender<Transition>>,
+    /// Where a user's first arrival in a room and last departure are marked (presence).
+    presence: Option<Arc<ChangedPresence>>,
 }
 
 impl Registry {
-    /// A registry that reports every user's first arrival in a room and last
-    /// departure from it, in the order they happen.
-    pub fn with_transitions(transitions: mpsc::UnboundedSender<Transition>) -> Registry {
-        Registry { transitions: Some(transitions), ..Registry::default() }
+    /// A registry that marks every user's first arrival in a room and last
+    /// departure from it in `presence`.
+    pub fn with_presence(presence: Arc<ChangedPresence>) -> Registry {
+        Registry { presence: Some(presence), ..Registry::default() }
     }
 
-    fn report(&self, transition: Transition) {
-        if let Some(transitions) = &self.transitions {
-            // Unbounded: each is a few dozen bytes, one per join or leave, and
-            // joins are rate-limited; the writer drains them in order.
-            let _ = transitions.send(transition);
+    fn mark(&self, room: &str, user: &str) {
+        if let Some(presence) = &self.presence {
+            presence.mark(room, user);
         }
+    }
+
+    /// Whether `user` has a connection in `room` in this process.
+    pub fn is_present(&self, room: &str, user: &str) -> bool {
+        self.rooms.read().expect("registry poisoned").get(room).is_some_and(|entry| entry.users.contains_key(user))
     }
 
     /// Subscribes the connection to the room; false if it already was.
@@ -66,7 +68,7 @@ impl Registry {
         let count = entry.users.entry(connection.user.clone()).or_default();
         *count += 1;
         if *count == 1 {
-            self.report(Transition::Arrived { room: room.to_string(), user: connection.user.clone() });
+            self.mark(room, &connection.user);
         }
         ::metrics::gauge!(prometheus::ROOMS_JOINED).increment(1.0);
         true
@@ -84,7 +86,7 @@ impl Registry {
                 *count -= 1;
                 if *count == 0 {
                     entry.users.remove(&connection.user);
-                    self.report(Transition::Departed { room: room.to_string(), user: connection.user.clone() });
+                    self.mark(room, &connection.user);
                 }
             }
             if entry.members.is_empty() {

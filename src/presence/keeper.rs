@@ -1,25 +1,25 @@
 //! What this replica says in MongoDB about presence, kept by one task: a
 //! document per (room, user) while the user has a local connection in the
-//! room (written on the first arrival and the last departure the registry
-//! reports, in order), and a heartbeat. The same task watches the other
-//! replicas' heartbeats and, when one has not beaten for the replica
-//! timeout, removes what it said: a replica killed outright loses its users
-//! within the timeout plus two heartbeats (the last beat may have been seen
-//! a heartbeat late, and the sweep that finds it dead runs a heartbeat
-//! after the timeout at worst). Timing is each replica's own
-//! monotonic clock watching a counter, so clocks that disagree do not
-//! matter.
+//! room, and a heartbeat. The registry marks the pairs whose presence may
+//! have changed; the keeper writes what the registry holds when it looks,
+//! so churn between two looks costs nothing and a slow MongoDB makes
+//! nothing pile up. The same task watches the other replicas' heartbeats
+//! and, when one has not beaten for the replica timeout, removes what it
+//! said: a replica killed outright loses its users within the timeout plus
+//! two heartbeats (the last beat may have been seen a heartbeat late, and
+//! the sweep that finds it dead runs a heartbeat after the timeout at
+//! worst). Timing is each replica's own monotonic clock watching a
+//! counter, so clocks that disagree do not matter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::tracker::Tracker;
-use crate::fanout::{Registry, Transition};
+use crate::fanout::{ChangedPresence, Registry};
 use crate::store::{Store, StoreError};
 
 /// How long to wait before trying a failed write again.
@@ -59,77 +59,110 @@ impl Watch {
     }
 }
 
-/// Runs until shutdown, then removes everything this replica said.
-pub async fn keep(
+/// Where this replica's presence is read from and written to.
+pub struct Keeper {
     store: Store,
     registry: Arc<Registry>,
+    changed: Arc<ChangedPresence>,
     tracker: Arc<Tracker>,
     replica: String,
-    timing: Timing,
-    mut transitions: mpsc::UnboundedReceiver<Transition>,
-    shutdown: CancellationToken,
-) {
-    let mut beat = tokio::time::interval(timing.heartbeat);
-    let mut watch = Watch::default();
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            transition = transitions.recv() => {
-                let Some(transition) = transition else { break };
-                write(&store, &replica, &transition, &shutdown).await;
-            }
-            _ = beat.tick() => {
-                heartbeat(&store, &registry, &replica).await;
-                sweep(&store, &mut watch, &replica, timing.replica_timeout).await;
-                tracker.tell_occupancy();
-                tracker.forget_idle();
-            }
-        }
-    }
-    // The sessions are closed by now; whatever is left is removed at once,
-    // so other replicas' members see these users leave without waiting.
-    match store.forget_replica(&replica).await {
-        Ok(removed) => tracing::info!(replica, removed, "presence removed"),
-        Err(error) => tracing::warn!(replica, %error, "cannot remove presence; other replicas will time it out"),
-    }
+    /// The pairs written as present, and not removed since.
+    written: HashSet<(String, String)>,
 }
 
-/// Writes one arrival or departure, retrying until it is written or the
-/// process stops: the order of writes is the order of transitions.
-async fn write(store: &Store, replica: &str, transition: &Transition, shutdown: &CancellationToken) {
-    loop {
-        let written = match transition {
-            Transition::Arrived { room, user } => store.arrive(room, user, replica).await,
-            Transition::Departed { room, user } => store.depart(room, user, replica).await,
-        };
-        match written {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(replica, ?transition, %error, "cannot write presence; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(RETRY) => {}
-                    _ = shutdown.cancelled() => return,
+impl Keeper {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        changed: Arc<ChangedPresence>,
+        tracker: Arc<Tracker>,
+        replica: String,
+    ) -> Keeper {
+        Keeper { store, registry, changed, tracker, replica, written: HashSet::new() }
+    }
+
+    /// Runs until shutdown, then removes everything this replica said.
+    pub async fn keep(mut self, timing: Timing, shutdown: CancellationToken) {
+        let mut beat = tokio::time::interval(timing.heartbeat);
+        let mut watch = Watch::default();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = self.changed.changed() => {
+                    if self.write_changes().await.is_err() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(RETRY) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                }
+                _ = beat.tick() => {
+                    self.heartbeat().await;
+                    sweep(&self.store, &mut watch, &self.replica, timing.replica_timeout).await;
+                    self.tracker.tell_occupancy();
+                    self.tracker.forget_idle();
                 }
             }
         }
+        // The sessions are closed by now; whatever is left is removed at once,
+        // so other replicas' members see these users leave without waiting.
+        let replica = &self.replica;
+        match self.store.forget_replica(replica).await {
+            Ok(removed) => tracing::info!(replica, removed, "presence removed"),
+            Err(error) => tracing::warn!(replica, %error, "cannot remove presence; other replicas will time it out"),
+        }
     }
-}
 
-/// Raises this replica's heartbeat; if a sweep had taken it for dead, its
-/// presence is written again.
-async fn heartbeat(store: &Store, registry: &Registry, replica: &str) {
-    match store.beat(replica).await {
-        Ok(true) => {}
-        Ok(false) => {
-            for (room, user) in registry.local_presence() {
-                if let Err(error) = store.arrive(&room, &user, replica).await {
-                    tracing::warn!(replica, %error, "cannot write presence again");
-                    return;
-                }
+    /// Writes the presence of every marked pair as the registry holds it
+    /// now. On a failure, what is left unwritten is marked again: only pairs
+    /// whose written state differs from the registry's are kept.
+    async fn write_changes(&mut self) -> Result<(), StoreError> {
+        let mut marked = self.changed.take().into_iter();
+        while let Some((room, user)) = marked.next() {
+            let present = self.registry.is_present(&room, &user);
+            let pair = (room, user);
+            if present == self.written.contains(&pair) {
+                continue;
+            }
+            let (room, user) = (&pair.0, &pair.1);
+            let written = match present {
+                true => self.store.arrive(room, user, &self.replica).await,
+                false => self.store.depart(room, user, &self.replica).await,
+            };
+            if let Err(error) = written {
+                tracing::warn!(replica = self.replica, room, user, %error, "cannot write presence; retrying");
+                let unwritten = std::iter::once(pair).chain(marked);
+                let written = &self.written;
+                let registry = &self.registry;
+                self.changed.mark_all(unwritten.filter(|(room, user)| {
+                    registry.is_present(room, user) != written.contains(&(room.clone(), user.clone()))
+                }));
+                return Err(error);
+            }
+            if present {
+                self.written.insert(pair);
+            } else {
+                self.written.remove(&pair);
             }
         }
-        Err(error) => tracing::warn!(replica, %error, "cannot beat; presence may be timed out by other replicas"),
+        Ok(())
+    }
+
+    /// Raises this replica's heartbeat; if a sweep had taken it for dead,
+    /// its presence is written again.
+    async fn heartbeat(&mut self) {
+        let replica = &self.replica;
+        match self.store.beat(replica).await {
+            Ok(true) => {}
+            Ok(false) if self.written.is_empty() => {}
+            Ok(false) => {
+                tracing::warn!(replica, "this replica was taken for dead; writing its presence again");
+                self.written.clear();
+                self.changed.mark_all(self.registry.local_presence());
+            }
+            Err(error) => tracing::warn!(replica, %error, "cannot beat; presence may be timed out by other replicas"),
+        }
     }
 }
 

@@ -6,5 +6,5 @@
 mod keeper;
 mod tracker;
 
-pub use keeper::{keep, load, Timing};
+pub use keeper::{load, Keeper, Timing};
 pub use tracker::{Begin, PresenceChange, Tracker};

@@ -9,7 +9,7 @@ use roomcast::settings::RoomPolicy;
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::helpers::{spawn_app, unique_database};
+use crate::helpers::{mongo, spawn_app, unique_database};
 
 /// Who the client believes is present in `room`, from every presence frame it got.
 fn present(client: &Client, room: &str) -> BTreeSet<String> {
@@ -83,6 +83,41 @@ async fn presence_is_per_user_across_replicas_with_a_snapshot_after_joined() {
     sees(&mut dave, "elsewhere", &["dave"]).await;
     dave.ping().await;
     assert!(dave.seen.iter().all(|f| f["room"] != "r"));
+}
+
+#[tokio::test]
+async fn join_and_leave_churn_ends_in_the_last_state_on_every_replica() {
+    let database = unique_database();
+    let first = spawn_app().database(&database).process().await;
+    let second = spawn_app().database(&database).process().await;
+    let mut alice = first.client("alice").await;
+    alice.join("r").await;
+    sees(&mut alice, "r", &["alice"]).await;
+    // Bob ends in the room, carol out of it, after fifty rounds each.
+    let mut bob = second.client("bob").await;
+    let mut carol = second.client("carol").await;
+    for round in 0..50 {
+        for (client, stays) in [(&mut bob, round == 49), (&mut carol, false)] {
+            client.join("r").await;
+            if !stays {
+                client.send(json!({"type": "leave", "room": "r"})).await;
+                client.wait_for(|f| f["type"] == "left").await;
+            }
+        }
+    }
+    // A barrier: eve is marked after dave's write was relayed, so her write
+    // comes after everything the churn left to write.
+    let mut dave = second.client("dave").await;
+    dave.join("r").await;
+    sees(&mut dave, "r", &["alice", "bob", "dave"]).await;
+    let mut eve = second.client("eve").await;
+    eve.join("r").await;
+    alice.wait_for(|f| f["type"] == "presence_join" && f["user"] == "eve").await;
+    assert_eq!(present(&alice, "r"), ["alice", "bob", "dave", "eve"].map(String::from).into());
+    let stored =
+        mongo(&database).await.collection::<bson::Document>("presence").count_documents(doc! {"room": "r"}).await;
+    assert_eq!(stored.unwrap(), 4, "one document per present user");
+    assert!(count(&alice, "presence_join", "bob") <= 50, "at most one write per round");
 }
 
 #[tokio::test]

@@ -1,0 +1,65 @@
+//! The (room, user) pairs whose local presence changed since the presence
+//! keeper last looked. A set, not a queue: a user who joins and leaves a
+//! room a thousand times before the keeper writes is one entry, and the
+//! keeper writes only the state the registry holds when it looks. So the
+//! set never holds more than the pairs the registry itself could hold,
+//! whatever clients do and however slow MongoDB is.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+/// Pairs to look at again, and the keeper's wake-up.
+#[derive(Default)]
+pub struct ChangedPresence {
+    pairs: Mutex<HashSet<(String, String)>>,
+    wake: Notify,
+}
+
+impl ChangedPresence {
+    /// The user's presence in the room may have changed.
+    pub fn mark(&self, room: &str, user: &str) {
+        let mut pairs = self.pairs.lock().expect("changed presence poisoned");
+        if pairs.insert((room.to_string(), user.to_string())) && pairs.len() == 1 {
+            // A permit is kept if the keeper is busy: no change is missed.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Marks many pairs at once (after a sweep took this replica for dead).
+    pub fn mark_all(&self, marked: impl IntoIterator<Item = (String, String)>) {
+        let mut pairs = self.pairs.lock().expect("changed presence poisoned");
+        pairs.extend(marked);
+        if !pairs.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Every pair marked since the last call.
+    pub fn take(&self) -> HashSet<(String, String)> {
+        std::mem::take(&mut *self.pairs.lock().expect("changed presence poisoned"))
+    }
+
+    /// Completes once something was marked since the last `take`.
+    pub async fn changed(&self) {
+        self.wake.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn churn_on_one_pair_is_one_entry_and_wakes_the_keeper() {
+        let changed = ChangedPresence::default();
+        for _ in 0..1000 {
+            changed.mark("lobby", "alice");
+        }
+        changed.mark("lobby", "bob");
+        changed.changed().await;
+        assert_eq!(changed.take().len(), 2);
+        assert!(changed.take().is_empty());
+    }
+}
