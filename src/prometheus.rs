@@ -28,6 +28,9 @@ pub const BUFFERED_BYTES: &str = "roomcast_buffered_bytes";
 pub const BUFFER_POOL_BYTES: &str = "roomcast_buffer_pool_bytes";
 pub const HTTP_CONNECTIONS: &str = "roomcast_http_connections";
 pub const HTTP_REFUSED: &str = "roomcast_http_refused_total";
+pub const PRESENCE_WRITES: &str = "roomcast_presence_writes_total";
+pub const PRESENCE_REPLICAS_REMOVED: &str = "roomcast_presence_replicas_removed_total";
+pub const PRESENCE_TRACKED_USERS: &str = "roomcast_presence_tracked_users";
 pub const HTTP_HEADER_TIMEOUTS: &str = "roomcast_http_header_timeouts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -140,6 +143,9 @@ fn describe() {
     );
     describe_gauge!(HTTP_CONNECTIONS, "Connections in their HTTP phase: not upgraded to a WebSocket.");
     describe_counter!(HTTP_REFUSED, "Connections closed at once, unread, by reason.");
+    describe_counter!(PRESENCE_WRITES, "Presence documents this replica wrote, by kind: arrive or depart.");
+    describe_counter!(PRESENCE_REPLICAS_REMOVED, "Replicas this one found dead and whose presence it removed.");
+    describe_gauge!(PRESENCE_TRACKED_USERS, "Present users held in memory, summed over the rooms followed.");
     describe_counter!(
         HTTP_HEADER_TIMEOUTS,
         "Connections closed for not sending a complete first request head within server.header_timeout."

@@ -3,7 +3,8 @@
 //! follow it yet, and its snapshot is queued: it reaches the client after
 //! `joined` and the replay, and every change after it follows in order.
 //! `typing` is throttled here per room, then once more in MongoDB across
-//! the user's devices and replicas; extra ones are dropped silently.
+//! the user's devices and replicas; extra ones are dropped silently, and
+//! so is typing in a room too large to list its members.
 
 use std::time::Instant;
 
@@ -47,7 +48,8 @@ impl Session {
         let interval = self.context.limits.typing_interval;
         let now = Instant::now();
         let recent = self.typed.get(&room).is_some_and(|at| now.duration_since(*at) < interval);
-        if recent || self.reads.check().is_err() {
+        // In a room too large to list, typing would be a storm nobody can read.
+        if recent || self.context.tracker.is_large(&room) || self.reads.check().is_err() {
             return Ok(());
         }
         self.typed.insert(room.clone(), now);

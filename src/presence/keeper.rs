@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::tracker::Tracker;
 use crate::fanout::{ChangedPresence, Registry};
+use crate::prometheus;
 use crate::store::{Store, StoreError};
 
 /// How long to wait before trying a failed write again.
@@ -140,6 +141,8 @@ impl Keeper {
                 }));
                 return Err(error);
             }
+            let kind = if present { "arrive" } else { "depart" };
+            ::metrics::counter!(prometheus::PRESENCE_WRITES, "kind" => kind).increment(1);
             if present {
                 self.written.insert(pair);
             } else {
@@ -175,6 +178,7 @@ async fn sweep(store: &Store, watch: &mut Watch, replica: &str, timeout: Duratio
     for dead in watch.dead(beats, replica, timeout) {
         match store.forget_replica(&dead).await {
             Ok(removed) => {
+                ::metrics::counter!(prometheus::PRESENCE_REPLICAS_REMOVED).increment(1);
                 tracing::warn!(replica = dead, removed, "a replica stopped beating; its presence is removed")
             }
             Err(error) => tracing::warn!(replica = dead, %error, "cannot remove a dead replica's presence"),

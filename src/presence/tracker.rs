@@ -19,6 +19,7 @@ use std::time::Instant;
 use tokio::sync::Notify;
 
 use crate::fanout::{Change, Outbound, Registry, RoomEvent};
+use crate::prometheus;
 use crate::protocol::{Frame, ServerFrame};
 
 /// One change of the `presence` collection.
@@ -169,9 +170,12 @@ impl Tracker {
     }
 
     /// Sends `occupancy` to large rooms whose count changed since they were
-    /// last told; called every few seconds.
+    /// last told, and reports how many users are tracked; called every few
+    /// seconds.
     pub fn tell_occupancy(&self) {
         let mut rooms = self.rooms.lock().expect("presence poisoned");
+        let tracked: usize = rooms.values().map(|presence| presence.users.len()).sum();
+        ::metrics::gauge!(prometheus::PRESENCE_TRACKED_USERS).set(tracked as f64);
         for (room, presence) in rooms.iter_mut() {
             let count = presence.users.len();
             if count > self.max_listed && presence.told != Some(count) {
@@ -186,6 +190,13 @@ impl Tracker {
     pub fn forget_idle(&self) {
         let mut rooms = self.rooms.lock().expect("presence poisoned");
         rooms.retain(|room, presence| matches!(presence.state, State::Loading { .. }) || self.registry.has_room(room));
+    }
+
+    /// Whether more users are present in the room than are listed: such a
+    /// room shows a count, and nobody's typing.
+    pub fn is_large(&self, room: &str) -> bool {
+        let rooms = self.rooms.lock().expect("presence poisoned");
+        rooms.get(room).is_some_and(|presence| presence.users.len() > self.max_listed)
     }
 
     /// The rooms tracked now, to be loaded again after a lost history.

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::client::Client;
 use crate::helpers::{mongo, spawn_app, unique_database};
+use crate::operations::metric;
 
 /// Who the client believes is present in `room`, from every presence frame it got.
 fn present(client: &Client, room: &str) -> BTreeSet<String> {
@@ -118,6 +119,10 @@ async fn join_and_leave_churn_ends_in_the_last_state_on_every_replica() {
         mongo(&database).await.collection::<bson::Document>("presence").count_documents(doc! {"room": "r"}).await;
     assert_eq!(stored.unwrap(), 4, "one document per present user");
     assert!(count(&alice, "presence_join", "bob") <= 50, "at most one write per round");
+    // Only changes of state are written: what was written present is bob, dave and eve.
+    let metrics = second.metrics().await;
+    let written = |kind: &str| metric(&metrics, &format!(r#"roomcast_presence_writes_total{{kind="{kind}"}}"#));
+    assert_eq!(written("arrive").unwrap() - written("depart").unwrap_or(0.0), 3.0, "{metrics}");
 }
 
 #[tokio::test]
@@ -145,6 +150,8 @@ async fn a_killed_replica_loses_its_users_within_thirty_seconds() {
         assert!(left.is_ok(), "bob did not leave within 30 s of his replica's death");
     }
     eprintln!("presence: a killed replica's user left after {:?}", killed.elapsed());
+    let removed = |metrics: String| metric(&metrics, "roomcast_presence_replicas_removed_total").unwrap_or(0.0);
+    assert!(removed(first.metrics().await) + removed(second.metrics().await) >= 1.0);
     sees(&mut alice, "r", &["alice", "dave"]).await;
 }
 
@@ -218,9 +225,23 @@ async fn a_large_room_tells_its_occupancy_instead_of_each_join() {
     }
     let occupancy = watcher.wait_for(|f| f["type"] == "occupancy" && f["count"] == 4).await;
     assert_eq!(occupancy, json!({"type": "occupancy", "room": "big", "count": 4}));
-    let late = others.last_mut().unwrap();
+    // Joining after the count reached 4, a late joiner is given the count.
+    let mut late = app.client("u4").await;
+    late.join("big").await;
     let snapshot = late.wait_for(|f| f["type"] == "presence").await;
-    assert!(snapshot.get("users").is_none() && snapshot["count"].as_u64().unwrap() >= 3, "{snapshot}");
+    assert!(snapshot.get("users").is_none() && snapshot["count"].as_u64().unwrap() >= 4, "{snapshot}");
+    // Its arrival is told as a count, never on its own.
+    watcher.wait_for(|f| f["type"] == "occupancy" && f["count"] == 5).await;
     let joins: Vec<&Value> = watcher.seen.iter().filter(|f| f["type"] == "presence_join").collect();
-    assert!(joins.iter().all(|f| f["user"] != "u3"), "no single joins above the limit: {joins:?}");
+    assert!(joins.iter().all(|f| f["user"] != "u4"), "no single joins above the limit: {joins:?}");
+
+    // Nobody's typing in a room too large to list. A barrier: u1's typing in
+    // a small room is written after the one in `big` would have been.
+    watcher.join("small").await;
+    let typist = &mut others[0];
+    typist.join("small").await;
+    typist.send(json!({"type": "typing", "room": "big"})).await;
+    typist.send(json!({"type": "typing", "room": "small"})).await;
+    watcher.wait_for(|f| f["type"] == "typing" && f["room"] == "small").await;
+    assert!(watcher.seen.iter().all(|f| f["type"] != "typing" || f["room"] != "big"));
 }
