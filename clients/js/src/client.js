@@ -3,13 +3,18 @@
 // without loss": reconnect with backoff and jitter, pass the last
 // notification cursor of each route, re-join each room from the highest seq
 // held, and resend every unacknowledged write with its original client_id.
+// replies.js tells which frame an error answers.
 
 import { backoffDelay, retryDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { Emitter } from './emitter.js';
+import { RoomcastError } from './errors.js';
 import { clientIdGenerator } from './ids.js';
 import { Outbox, isRetryable } from './outbox.js';
+import { Replies } from './replies.js';
 import { RoomState } from './room.js';
 import { connectionUrl } from './url.js';
+
+export { RoomcastError };
 
 export const SUBPROTOCOL = 'roomcast.v1';
 
@@ -27,15 +32,6 @@ const DEFAULTS = {
   retry: { base: 250, cap: 5_000 },
 };
 
-export class RoomcastError extends Error {
-  constructor(code, message, ref) {
-    super(message);
-    this.name = 'RoomcastError';
-    this.code = code;
-    if (ref !== undefined) this.ref = ref;
-  }
-}
-
 export class RoomcastClient extends Emitter {
   #address;
   #options;
@@ -52,8 +48,8 @@ export class RoomcastClient extends Emitter {
   /** route → last notification cursor. */
   #cursors = new Map();
   #seen = new Set();
-  /** Callbacks for our pings, answered in order: a pong follows every frame queued before it. */
-  #pongs = [];
+  /** Pings, and which frame an error without a client_id answers. */
+  #replies = new Replies((frame) => this.#transmit(frame));
   #nextClientId = clientIdGenerator();
 
   constructor(address, options = {}) {
@@ -150,7 +146,7 @@ export class RoomcastClient extends Emitter {
     }
     // Sent even if a join was refused: a rate-limited re-join left the relay
     // still sending the room. A not_joined answer is as good as `left`.
-    this.#transmit({ type: 'leave', room });
+    this.#replies.send({ type: 'leave', room });
     return new Promise((resolve) => entry.leaving.push(resolve));
   }
 
@@ -279,7 +275,7 @@ export class RoomcastClient extends Emitter {
       this.#timers[name] = null;
     }
     clearInterval(this.#timers.heartbeat);
-    this.#pongs = [];
+    this.#replies.reset();
     this.#outbox.requeueAll();
     for (const entry of this.#rooms.values()) {
       entry.joinedHere = false;
@@ -320,7 +316,7 @@ export class RoomcastClient extends Emitter {
     // The relay pings us, but a browser cannot see those pings: our own ping
     // is how a half-open connection (a dead network path) gets noticed.
     this.#timers.heartbeat = setInterval(() => {
-      this.#ping(() => {});
+      this.#replies.ping(() => {});
       // Any frame clears the deadline; one already running is not pushed back.
       this.#timers.deadline ??= setTimeout(
         () => this.#abandon(socket, 'heartbeat timeout'),
@@ -340,12 +336,6 @@ export class RoomcastClient extends Emitter {
 
   #transmit(frame) {
     this.#socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-
-  /** A round-trip barrier: `done` runs once every frame sent before it was answered. */
-  #ping(done) {
-    this.#pongs.push(done);
-    this.#transmit({ type: 'ping' });
   }
 
   // ---- frames from the relay ----
@@ -382,7 +372,7 @@ export class RoomcastClient extends Emitter {
       case 'error':
         return this.#onError(frame);
       case 'pong':
-        return this.#pongs.shift()?.();
+        return this.#replies.pong();
       default:
         // A newer relay's frame: ignored, as the protocol asks of both sides.
         return undefined;
@@ -490,6 +480,10 @@ export class RoomcastClient extends Emitter {
     const { code, message, ref } = frame;
     const write = ref?.client_id === undefined ? undefined : this.#outbox.get(ref.client_id);
     if (write) return this.#writeRefused(write, code, message);
+    // A frame sent with a `refused` callback takes its own error; joins
+    // and leaves are matched below.
+    const refused = this.#replies.refusedFrame(ref);
+    if (refused?.refused) return refused.refused(code, message);
     const entry = ref?.room === undefined ? undefined : this.#rooms.get(ref.room);
     if (entry?.leaving.length) {
       // not_joined: the relay had already dropped us from the room.
@@ -536,8 +530,8 @@ export class RoomcastClient extends Emitter {
     if (!this.#isOpen()) return;
     entry.inFlight = true;
     entry.requestedSince = since;
-    this.#transmit(since === undefined ? { type: 'join', room: entry.name } : { type: 'join', room: entry.name, since });
-    this.#ping(() => this.#joinSettled(entry));
+    const frame = since === undefined ? { type: 'join', room: entry.name } : { type: 'join', room: entry.name, since };
+    this.#replies.send(frame, { settled: () => this.#joinSettled(entry) });
   }
 
   #joinRefused(entry, code, message) {
