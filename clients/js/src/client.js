@@ -459,8 +459,9 @@ export class RoomcastClient extends Emitter {
     this.#seen.add(frame.id);
     if (this.#seen.size > SEEN_NOTIFICATIONS) this.#seen.delete(this.#seen.values().next().value);
     this.#cursors.set(frame.route, frame.cursor);
-    const { route, id, cursor, data } = frame;
-    this.emit('notification', { route, id, cursor, data });
+    // A stub (too_large) has no data.
+    const { type, ...notification } = frame;
+    this.emit('notification', notification);
   }
 
   #onLeft(frame) {
