@@ -3,14 +3,18 @@
 // without loss": reconnect with backoff and jitter, pass the last
 // notification cursor of each route, re-join each room from the highest seq
 // held, and resend every unacknowledged write with its original client_id.
-// replies.js tells which frame an error answers.
+// The read side (markers, unread counts, pages of older messages and of
+// notifications) lives in reading.js and requests.js, and replies.js tells
+// which frame an error answers; this file routes the frames to them.
 
 import { backoffDelay, retryDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { RoomcastError } from './errors.js';
 import { clientIdGenerator } from './ids.js';
 import { Outbox, isRetryable } from './outbox.js';
+import { Reading } from './reading.js';
 import { Replies } from './replies.js';
+import { Requests } from './requests.js';
 import { RoomState } from './room.js';
 import { connectionUrl } from './url.js';
 
@@ -51,6 +55,8 @@ export class RoomcastClient extends Emitter {
   /** Pings, and which frame an error without a client_id answers. */
   #replies = new Replies((frame) => this.#transmit(frame));
   #nextClientId = clientIdGenerator();
+  #requests;
+  #reading;
 
   constructor(address, options = {}) {
     super();
@@ -66,6 +72,24 @@ export class RoomcastClient extends Emitter {
       throw new TypeError('no WebSocket implementation: pass options.WebSocket (for example from the "ws" package)');
     }
     for (const [route, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(route, cursor);
+    const retry = this.#options.retry;
+    const isOpen = () => this.#isOpen();
+    const send = (frame, tracking) => this.#replies.send(frame, tracking);
+    this.#requests = new Requests({ isOpen, send, retry });
+    this.#reading = new Reading({
+      isOpen,
+      send,
+      retry,
+      request: (type, key, frame) => this.#requests.ask(type, key, frame),
+      roomState: (room) => {
+        const entry = this.#rooms.get(room);
+        return entry?.wanted ? entry.history : null;
+      },
+      whenJoined: (room) => this.#whenJoined(room),
+      emit: (event, ...args) => this.emit(event, ...args),
+      emitMessages: (emitted) => this.#emitMessages(emitted),
+      messages: (room) => this.messages(room),
+    });
     // Started after the caller's synchronous code, so handlers it attaches
     // right after connect() see the first state change.
     queueMicrotask(() => this.#connect());
@@ -160,6 +184,45 @@ export class RoomcastClient extends Emitter {
     return this.#rooms.get(room)?.history.list() ?? [];
   }
 
+  // ---- the read side ----
+
+  /**
+   * The read side of a room, joined or not: its unread count and the
+   * user's read marker, `markRead()` and `loadOlder()`. One handle per room.
+   */
+  room(name) {
+    if (!ROOM_NAME.test(name)) throw invalidRoom(name);
+    return this.#reading.room(name);
+  }
+
+  /**
+   * Marks a room read up to `seq` on every device of the user. Sends at most
+   * one `read` per room every 250 ms, with the highest seq asked for, and
+   * none at or below the marker already known. Returns nothing: the relay's
+   * `read_marker` updates `room(name).lastRead` and emits `unread`.
+   */
+  markRead(room, seq) {
+    if (!ROOM_NAME.test(room)) throw invalidRoom(room);
+    if (!Number.isInteger(seq) || seq < 0) throw new TypeError(`seq must be an integer >= 0, not ${seq}`);
+    if (!this.#closed) this.#reading.markRead(room, seq);
+  }
+
+  /** The user's rooms with their unread counts, newest activity first (the relay's `rooms`). */
+  listRooms() {
+    return this.#requests.ask('rooms', undefined, { type: 'rooms' }).then(({ rooms }) => this.#reading.listed(rooms));
+  }
+
+  /** A page of the user's documents of a user route, newest first: `{items, more}`. */
+  notificationsPage({ route = 'notifications', before, limit } = {}) {
+    const frame = { type: 'notifications', route };
+    if (before !== undefined) frame.before = before;
+    if (limit !== undefined) frame.limit = limit;
+    return this.#requests.ask('notifications', route, frame).then(({ items, more }) => ({
+      items: items.map(({ type, ...item }) => item),
+      more,
+    }));
+  }
+
   // ---- writes ----
 
   /** Posts a message; resolves with the ack once it is committed. */
@@ -205,6 +268,8 @@ export class RoomcastClient extends Emitter {
       clearTimeout(entry.retryTimer);
       this.#settleWaiters(entry, closed);
     }
+    this.#requests.close(closed);
+    this.#reading.close();
     this.#setState('closed', {});
   }
 
@@ -264,6 +329,8 @@ export class RoomcastClient extends Emitter {
     for (const write of this.#outbox.all()) {
       if (!this.#rooms.has(write.room)) this.#trySend(write);
     }
+    this.#reading.opened();
+    this.#requests.opened();
   }
 
   #dropped(socket, code, reason) {
@@ -277,6 +344,8 @@ export class RoomcastClient extends Emitter {
     clearInterval(this.#timers.heartbeat);
     this.#replies.reset();
     this.#outbox.requeueAll();
+    this.#reading.dropped();
+    this.#requests.dropped();
     for (const entry of this.#rooms.values()) {
       entry.joinedHere = false;
       entry.inFlight = false;
@@ -369,6 +438,14 @@ export class RoomcastClient extends Emitter {
         return this.emit('resync', { route: frame.route });
       case 'left':
         return this.#onLeft(frame);
+      case 'history':
+        return this.#requests.answered('history', frame.room, frame);
+      case 'rooms':
+        return this.#requests.answered('rooms', undefined, frame);
+      case 'notifications':
+        return this.#requests.answered('notifications', frame.route, frame);
+      case 'read_marker':
+        return this.#reading.learn(frame.room, { lastRead: frame.seq });
       case 'error':
         return this.#onError(frame);
       case 'pong':
@@ -385,6 +462,7 @@ export class RoomcastClient extends Emitter {
     const { type, ...message } = frame;
     const { emitted, gap } = entry.history.accept(message);
     this.#emitMessages(emitted);
+    this.#reading.learn(frame.room, { seq: frame.seq });
     if (gap && !entry.refilling && !entry.inFlight && this.#isOpen()) {
       // A hole in the seqs: ask again from the last seq held without one.
       entry.refilling = true;
@@ -408,7 +486,9 @@ export class RoomcastClient extends Emitter {
     const { historyLost, reset } = entry.history.joined(frame.seq, frame.recovered, since);
     const rejoin = entry.everJoined;
     entry.everJoined = true;
-    entry.info = { room: frame.room, seq: frame.seq, recovered: frame.recovered, since, rejoin, historyLost, reset };
+    const lastRead = frame.last_read;
+    entry.info = { room: frame.room, seq: frame.seq, recovered: frame.recovered, since, rejoin, historyLost, reset, lastRead };
+    this.#reading.learn(frame.room, { seq: frame.seq, lastRead });
     if (!entry.wanted) return;
     this.emit('joined', entry.info);
     if (since === undefined && entry.historyWanted > 0 && frame.seq > 0) {
@@ -481,8 +561,7 @@ export class RoomcastClient extends Emitter {
     const { code, message, ref } = frame;
     const write = ref?.client_id === undefined ? undefined : this.#outbox.get(ref.client_id);
     if (write) return this.#writeRefused(write, code, message);
-    // A frame sent with a `refused` callback takes its own error; joins
-    // and leaves are matched below.
+    // A read or a request refused (joins and leaves are matched below).
     const refused = this.#replies.refusedFrame(ref);
     if (refused?.refused) return refused.refused(code, message);
     const entry = ref?.room === undefined ? undefined : this.#rooms.get(ref.room);
@@ -533,6 +612,14 @@ export class RoomcastClient extends Emitter {
     entry.requestedSince = since;
     const frame = since === undefined ? { type: 'join', room: entry.name } : { type: 'join', room: entry.name, since };
     this.#replies.send(frame, { settled: () => this.#joinSettled(entry) });
+  }
+
+  /** Resolves once a join of the room under way has settled (at once if none); rejects if it fails. */
+  #whenJoined(room) {
+    if (this.#closed) return Promise.reject(new RoomcastError('closed', 'the client was closed'));
+    const entry = this.#rooms.get(room);
+    if (!entry?.wanted || (entry.joinedHere && !entry.inFlight)) return Promise.resolve();
+    return new Promise((resolve, reject) => entry.waiters.push({ resolve, reject }));
   }
 
   #joinRefused(entry, code, message) {
