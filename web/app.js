@@ -190,11 +190,15 @@ function joinRoom(room, { select = true } = {}) {
   if (!saved.rooms.includes(room)) saved.rooms.push(room);
   saved.left = saved.left.filter((name) => name !== room);
   storage.save(saved);
-  client.join(room, { history: HISTORY }).catch((error) => {
-    if (error.code === 'closed' || error.code === 'left') return;
-    toast($('toasts'), `Cannot join ${room}: ${error.message}`);
-    dropRoom(room);
-  });
+  client.join(room, { history: HISTORY }).then(
+    // Whether older messages exist is known once the history is in.
+    () => room === saved.current && shown.renderEdges(),
+    (error) => {
+      if (error.code === 'closed' || error.code === 'left') return;
+      toast($('toasts'), `Cannot join ${room}: ${error.message}`);
+      dropRoom(room);
+    },
+  );
   if (select) selectRoom(room);
   else renderRooms();
 }

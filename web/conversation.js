@@ -93,6 +93,7 @@ export function conversation(page) {
     if (newest) client.markRead(room, newest.seq);
   }
 
+  /** What is above the oldest message: a way to load older ones, or the start of the room. */
   function renderHistoryEdge() {
     const room = page.room();
     const more = room !== null && page.client().room(room).hasOlder;
@@ -157,5 +158,10 @@ export function conversation(page) {
   // Back to the tab: the newest messages are on screen now.
   document.addEventListener('visibilitychange', markSeenRead);
 
-  return { render, renderMessage, renderPending, clear: () => list.replaceChildren() };
+  function renderEdges() {
+    renderHistoryEdge();
+    updateEmpty();
+  }
+
+  return { render, renderMessage, renderPending, renderEdges, clear: () => list.replaceChildren() };
 }

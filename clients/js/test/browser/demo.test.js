@@ -273,6 +273,9 @@ step('reading a room in one tab clears its badge in the other tabs of the same p
   await connected(second);
   await roomEntry(second, 'design').waitFor(WAIT);
   await badge(second, 'design').waitFor({ state: 'detached', ...WAIT });
+  // The join fetched #lobby from its first message: nothing older to offer.
+  await second.getByText('This is the start of #lobby.').waitFor(WAIT);
+  assert.equal(await second.getByRole('button', { name: 'Load older messages' }).count(), 0);
   pages.dana = first;
 
   // bob is in #design since the step before.
