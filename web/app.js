@@ -1,11 +1,14 @@
 // The roomcast demo: a chat page on the roomcast-client library, with no
 // build step. The library does the hard part (reconnects, rejoins from the
 // last seq, resends with the same client_id, recovers notifications); this
-// file only turns its events into a page.
+// file turns its events into a page: signing in, the room list, and the
+// wiring of conversation.js (the room shown) and notifications.js.
 
 import { connect } from './roomcast-client/index.js';
+import { conversation } from './conversation.js';
+import { notificationsPanel } from './notifications.js';
 import * as storage from './storage.js';
-import { bodyText, editForm, element, messageItem, notificationItem, pendingItem, toast } from './render.js';
+import { element, failureToast, toast } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 /** Messages fetched when a room is joined (or re-joined after a reload). */
@@ -16,11 +19,20 @@ const USER_NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
 let saved = storage.load();
 let client = null;
 let me = null;
-/** room → highest seq the person has had on screen, for unread counts. */
-const lastSeen = new Map();
 /** room → a warning about its history, shown above its messages. */
 const roomNotes = new Map();
 let countdown = null;
+const shown = conversation({
+  client: () => client,
+  me: () => me,
+  room: () => saved.current,
+  note: (room) => roomNotes.get(room),
+});
+const notifications = notificationsPanel({
+  client: () => client,
+  saved: () => saved,
+  save: () => storage.save(saved),
+});
 
 // ---- signing in and out ----
 
@@ -67,7 +79,17 @@ function signIn() {
   wire(client);
   for (const room of saved.rooms) joinRoom(room, { select: false });
   selectRoom(saved.current ?? saved.rooms[0] ?? null);
-  renderNotifications();
+  notifications.render();
+  // The rooms read on other devices (or in other tabs) are this page's too,
+  // unless you left them here.
+  client
+    .listRooms()
+    .then((rooms) => {
+      for (const { room } of rooms) {
+        if (!saved.rooms.includes(room) && !saved.left.includes(room)) joinRoom(room, { select: !saved.current });
+      }
+    })
+    .catch(failureToast($('toasts'), 'Cannot list your rooms'));
   // Writes a reload interrupted: the same client_id makes the relay answer
   // with the original ack if the write had already been committed.
   const interrupted = saved.pending;
@@ -80,11 +102,9 @@ function signOut() {
   client = null;
   storage.forget();
   saved = storage.load();
-  lastSeen.clear();
   roomNotes.clear();
-  $('messages').replaceChildren();
-  $('notification-list').replaceChildren();
-  $('notification-notice').hidden = true;
+  shown.clear();
+  notifications.reset();
   showSignIn();
 }
 
@@ -92,40 +112,35 @@ function signOut() {
 
 function wire(client) {
   client.on('state', setConnection);
-  client.on('message', (message, { update }) => {
-    if (message.room === saved.current) {
-      renderMessage(message);
-      lastSeen.set(message.room, Math.max(lastSeen.get(message.room) ?? 0, message.seq));
-    } else if (!update) {
-      renderRooms();
-    }
+  client.on('message', (message) => {
+    if (message.room === saved.current) shown.renderMessage(message);
   });
-  client.on('joined', ({ room, seq, rejoin, historyLost, reset }) => {
-    if (!lastSeen.has(room)) lastSeen.set(room, seq);
+  // Unread counts follow the read markers the relay keeps for every device.
+  client.on('unread', ({ room }) => renderBadge(room));
+  client.on('joined', ({ room, rejoin, historyLost, reset }) => {
     if (historyLost) roomNotes.set(room, 'Some older messages are not shown: more were sent while you were away than the relay replays.');
     if (reset) roomNotes.set(room, 'This room’s history changed on the server, so it was reloaded.');
-    if (room === saved.current && (reset || historyLost || !rejoin)) renderRoom();
+    if (room === saved.current && (reset || historyLost || !rejoin)) shown.render();
   });
   client.on('pending', ({ room }) => {
     saved.pending = client.pending().map(({ kind, room, clientId, id, body }) => ({ kind, room, clientId, id, body }));
     storage.save(saved);
-    if (room === saved.current) renderPending();
+    if (room === saved.current) shown.renderPending();
   });
   client.on('notification', (notification) => {
-    saved.notifications.unshift(notification);
     saved.cursors = client.cursors;
-    storage.save(saved);
-    renderNotifications();
+    notifications.received(notification);
   });
+  // Notifications the relay could not replay are still in the collection.
   client.on('recovery', ({ recovered }) => {
     if (!recovered) {
-      notice('Notifications sent while you were away could not all be recovered (the relay restarted, or you were away too long). Some may be missing.');
+      notifications.refetch('Notifications sent while you were away could not all be recovered (the relay restarted, or you were away too long)');
     }
   });
   client.on('resync', () => {
     saved.cursors = client.cursors;
     storage.save(saved);
-    notice('The relay lost part of its notification history. Some notifications may be missing.');
+    notifications.refetch('The relay lost part of its notification history');
   });
   client.on('left', ({ room, reason }) => {
     if (reason === 'revoked') {
@@ -169,25 +184,21 @@ function setConnection({ state, attempt, delay, code }) {
   }
 }
 
-function notice(text) {
-  const box = $('notification-notice');
-  box.replaceChildren(
-    element('span', {}, text),
-    element('button', { type: 'button', class: 'link', onclick: () => (box.hidden = true) }, 'Dismiss'),
-  );
-  box.hidden = false;
-}
-
 // ---- rooms ----
 
 function joinRoom(room, { select = true } = {}) {
   if (!saved.rooms.includes(room)) saved.rooms.push(room);
+  saved.left = saved.left.filter((name) => name !== room);
   storage.save(saved);
-  client.join(room, { history: HISTORY }).catch((error) => {
-    if (error.code === 'closed' || error.code === 'left') return;
-    toast($('toasts'), `Cannot join ${room}: ${error.message}`);
-    dropRoom(room);
-  });
+  client.join(room, { history: HISTORY }).then(
+    // Whether older messages exist is known once the history is in.
+    () => room === saved.current && shown.renderEdges(),
+    (error) => {
+      if (error.code === 'closed' || error.code === 'left') return;
+      toast($('toasts'), `Cannot join ${room}: ${error.message}`);
+      dropRoom(room);
+    },
+  );
   if (select) selectRoom(room);
   else renderRooms();
 }
@@ -195,7 +206,6 @@ function joinRoom(room, { select = true } = {}) {
 function dropRoom(room) {
   saved.rooms = saved.rooms.filter((name) => name !== room);
   roomNotes.delete(room);
-  lastSeen.delete(room);
   if (saved.current === room) saved.current = saved.rooms[0] ?? null;
   storage.save(saved);
   selectRoom(saved.current);
@@ -203,41 +213,49 @@ function dropRoom(room) {
 
 function leaveRoom(room) {
   client.leave(room);
+  // Your read marker stays on the relay: remember not to list the room again.
+  if (!saved.left.includes(room)) saved.left.push(room);
   dropRoom(room);
 }
 
 function selectRoom(room) {
   saved.current = room;
   storage.save(saved);
-  const held = room ? client.messages(room) : [];
-  if (room && held.length) lastSeen.set(room, held.at(-1).seq);
   document.title = room ? `#${room} · roomcast` : 'roomcast';
   $('room-title').textContent = room ? `#${room}` : 'No room';
   $('draft').placeholder = room ? `Message #${room}` : 'Join a room first';
   $('composer').querySelector('button').disabled = !room;
   $('draft').disabled = !room;
   renderRooms();
-  renderRoom();
+  shown.render();
 }
 
-function unreadCount(room) {
-  const seen = lastSeen.get(room);
-  if (seen === undefined) return 0;
-  return client.messages(room).filter((message) => message.seq > seen && message.author !== me).length;
+/** The unread count of a room other than the one shown, from the user's read marker. */
+function badge(room) {
+  const unread = room === saved.current ? 0 : client.room(room).unread;
+  return unread ? element('span', { class: 'unread', 'aria-label': `${unread} unread` }, String(unread)) : null;
+}
+
+/** Updates one room's badge in place, so focus in the list stays where it is. */
+function renderBadge(room) {
+  const button = $('room-list').querySelector(`li[data-room="${CSS.escape(room)}"] .room`);
+  if (!button) return;
+  button.querySelector('.unread')?.remove();
+  const node = badge(room);
+  if (node) button.append(node);
 }
 
 function renderRooms() {
   const items = saved.rooms.map((room) => {
-    const unread = room === saved.current ? 0 : unreadCount(room);
     return element(
       'li',
-      { class: room === saved.current ? 'current' : '' },
+      { class: room === saved.current ? 'current' : '', dataset: { room } },
       element(
         'button',
         { type: 'button', class: 'room', 'aria-current': room === saved.current ? 'page' : null, onclick: () => selectRoom(room) },
         element('span', { class: 'hash', 'aria-hidden': 'true' }, '#'),
         element('span', { class: 'room-name' }, room),
-        unread ? element('span', { class: 'unread', 'aria-label': `${unread} unread` }, String(unread)) : null,
+        badge(room),
       ),
       element('button', { type: 'button', class: 'leave', 'aria-label': `Leave ${room}`, title: `Leave ${room}`, onclick: () => leaveRoom(room) }, '×'),
     );
@@ -245,102 +263,11 @@ function renderRooms() {
   $('room-list').replaceChildren(...items);
 }
 
-// ---- messages ----
-
-function messageNode(message) {
-  const mine = message.author === me;
-  const node = messageItem(message, {
-    mine,
-    onEdit: () => startEdit(message),
-    onDelete: () => client.delete(message.room, message.id).catch((error) => toast($('toasts'), error.message)),
-  });
-  return node;
-}
-
-function renderRoom() {
-  const room = saved.current;
-  const note = roomNotes.get(room);
-  $('room-note').hidden = !note;
-  $('room-note').textContent = note ?? '';
-  const list = $('messages');
-  list.replaceChildren(...(room ? client.messages(room).map(messageNode) : []));
-  renderPending();
-  scrollToEnd(true);
-}
-
-/** Inserts or replaces one message, keeping seq order. */
-function renderMessage(message) {
-  const list = $('messages');
-  const nearEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  const node = messageNode(message);
-  const existing = list.querySelector(`li[data-seq="${message.seq}"]`);
-  if (existing) {
-    existing.replaceWith(node);
-  } else {
-    const after = [...list.querySelectorAll('li[data-seq]')].find((item) => Number(item.dataset.seq) > message.seq);
-    list.insertBefore(node, after ?? list.querySelector('li.pending'));
-  }
-  updateEmpty();
-  scrollToEnd(nearEnd || message.author === me);
-}
-
-function renderPending() {
-  const list = $('messages');
-  for (const node of list.querySelectorAll('li.pending')) node.remove();
-  if (saved.current) {
-    for (const write of client.pending(saved.current)) {
-      if (write.kind === 'send') list.append(pendingItem(write, me));
-    }
-  }
-  updateEmpty();
-}
-
-function updateEmpty() {
-  $('messages-empty').hidden = $('messages').children.length > 0 || !saved.current;
-}
-
-function scrollToEnd(really) {
-  if (really) $('messages').scrollTop = $('messages').scrollHeight;
-}
-
-function startEdit(message) {
-  const node = $('messages').querySelector(`li[data-seq="${message.seq}"]`);
-  if (!node) return;
-  const restore = () => node.replaceWith(messageNode(client.messages(message.room).find((m) => m.seq === message.seq) ?? message));
-  const { form, input } = editForm(bodyText(message.body), {
-    onSave: (text) => {
-      if (!text.trim()) return;
-      client.edit(message.room, message.id, { text: text.trim() }).catch((error) => {
-        toast($('toasts'), error.message);
-        restore();
-      });
-      // The edited message comes back from the relay and replaces the form.
-      form.querySelectorAll('button, input').forEach((control) => (control.disabled = true));
-    },
-    onCancel: restore,
-  });
-  node.querySelector('.body').replaceWith(form);
-  node.querySelector('.actions')?.remove();
-  input.focus();
-  input.select();
-}
-
 function submit({ kind, room, clientId, id, body }) {
   const options = { clientId };
   const written =
     kind === 'send' ? client.send(room, body, options) : kind === 'edit' ? client.edit(room, id, body, options) : client.delete(room, id, options);
-  written.catch((error) => {
-    if (error.code !== 'closed') toast($('toasts'), `Not sent: ${error.message}`);
-  });
-}
-
-// ---- notifications ----
-
-function renderNotifications() {
-  const items = saved.notifications.map(notificationItem);
-  $('notification-list').replaceChildren(...items);
-  $('notifications-empty').hidden = items.length > 0;
-  $('notification-count').textContent = items.length ? `(${items.length})` : '';
+  written.catch(failureToast($('toasts'), 'Not sent'));
 }
 
 // ---- controls ----

@@ -21,7 +21,8 @@ export function element(tag, attributes = {}, ...children) {
 export function bodyText(body) {
   if (body && typeof body === 'object' && typeof body.text === 'string') return body.text;
   if (typeof body === 'string') return body;
-  return JSON.stringify(body);
+  // A stub (too_large) has no body at all.
+  return body === undefined ? '' : JSON.stringify(body);
 }
 
 function timeElement(iso) {
@@ -30,14 +31,19 @@ function timeElement(iso) {
   return element('time', { datetime: iso, title: dateFormat.format(date) }, timeFormat.format(date));
 }
 
-/** The <li> of a stored message; `actions` are shown on your own, not deleted, messages. */
+/**
+ * The <li> of a stored message; `actions` are shown on your own, not
+ * deleted, messages (no Edit on a stub: there is no body to start from).
+ */
 export function messageItem(message, { mine, onEdit, onDelete }) {
   const actions =
     mine && !message.deleted
       ? element(
           'div',
           { class: 'actions' },
-          element('button', { type: 'button', class: 'link', onclick: onEdit, 'aria-label': `Edit message ${message.seq}` }, 'Edit'),
+          message.too_large
+            ? null
+            : element('button', { type: 'button', class: 'link', onclick: onEdit, 'aria-label': `Edit message ${message.seq}` }, 'Edit'),
           element('button', { type: 'button', class: 'link danger', onclick: onDelete, 'aria-label': `Delete message ${message.seq}` }, 'Delete'),
         )
       : null;
@@ -124,4 +130,27 @@ export function toast(container, text, tone = 'error') {
   const item = element('div', { class: `toast ${tone}` }, text);
   container.append(item);
   setTimeout(() => item.remove(), 6000);
+}
+
+/** A rejection handler: a toast saying what failed, unless the client was closed on purpose (signing out). */
+export function failureToast(container, what) {
+  return (error) => {
+    if (error.code !== 'closed') toast(container, `${what}: ${error.message}`);
+  };
+}
+
+/**
+ * Inserts `nodes` before `before` (at the end when null) in a scrolled
+ * list, so that what the reader sees stays put: the distance from the
+ * bottom is kept. aria-busy makes screen readers skip announcing each one.
+ */
+export function prependKeepingScroll(list, nodes, before) {
+  if (!nodes.length) return;
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  list.setAttribute('aria-busy', 'true');
+  const fragment = document.createDocumentFragment();
+  fragment.append(...nodes);
+  list.insertBefore(fragment, before);
+  list.scrollTop = list.scrollHeight - fromBottom;
+  list.removeAttribute('aria-busy');
 }

@@ -1,5 +1,6 @@
-// What the demo remembers across page reloads: who you are, your rooms, the
-// last notification cursor (so a reload recovers what arrived meanwhile),
+// What the demo remembers across page reloads: who you are, your rooms (and
+// those you left, so the relay's list of your rooms does not bring them
+// back), the last notification cursor (so a reload recovers what arrived meanwhile),
 // recent notifications, and writes not acknowledged yet (resent with their
 // original client_id, so a reload never posts a message twice).
 // The token stays in sessionStorage: it is not kept beyond this tab.
@@ -8,7 +9,7 @@ const KEY = 'roomcast.demo';
 const TOKEN_KEY = 'roomcast.demo.token';
 const KEPT_NOTIFICATIONS = 50;
 
-const blank = () => ({ mode: 'user', user: '', rooms: [], current: null, cursors: {}, notifications: [], pending: [] });
+const blank = () => ({ mode: 'user', user: '', rooms: [], left: [], current: null, cursors: {}, notifications: [], pending: [] });
 
 export function load() {
   try {

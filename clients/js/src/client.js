@@ -3,13 +3,22 @@
 // without loss": reconnect with backoff and jitter, pass the last
 // notification cursor of each route, re-join each room from the highest seq
 // held, and resend every unacknowledged write with its original client_id.
+// The read side (markers, unread counts, pages of older messages and of
+// notifications) lives in reading.js and requests.js, and replies.js tells
+// which frame an error answers; this file routes the frames to them.
 
 import { backoffDelay, retryDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { Emitter } from './emitter.js';
+import { RoomcastError } from './errors.js';
 import { clientIdGenerator } from './ids.js';
 import { Outbox, isRetryable } from './outbox.js';
+import { Reading } from './reading.js';
+import { Replies } from './replies.js';
+import { Requests } from './requests.js';
 import { RoomState } from './room.js';
 import { connectionUrl } from './url.js';
+
+export { RoomcastError };
 
 export const SUBPROTOCOL = 'roomcast.v1';
 
@@ -27,15 +36,6 @@ const DEFAULTS = {
   retry: { base: 250, cap: 5_000 },
 };
 
-export class RoomcastError extends Error {
-  constructor(code, message, ref) {
-    super(message);
-    this.name = 'RoomcastError';
-    this.code = code;
-    if (ref !== undefined) this.ref = ref;
-  }
-}
-
 export class RoomcastClient extends Emitter {
   #address;
   #options;
@@ -52,9 +52,11 @@ export class RoomcastClient extends Emitter {
   /** route → last notification cursor. */
   #cursors = new Map();
   #seen = new Set();
-  /** Callbacks for our pings, answered in order: a pong follows every frame queued before it. */
-  #pongs = [];
+  /** Pings, and which frame an error without a client_id answers. */
+  #replies = new Replies((frame) => this.#transmit(frame));
   #nextClientId = clientIdGenerator();
+  #requests;
+  #reading;
 
   constructor(address, options = {}) {
     super();
@@ -70,6 +72,24 @@ export class RoomcastClient extends Emitter {
       throw new TypeError('no WebSocket implementation: pass options.WebSocket (for example from the "ws" package)');
     }
     for (const [route, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(route, cursor);
+    const retry = this.#options.retry;
+    const isOpen = () => this.#isOpen();
+    const send = (frame, tracking) => this.#replies.send(frame, tracking);
+    this.#requests = new Requests({ isOpen, send, retry });
+    this.#reading = new Reading({
+      isOpen,
+      send,
+      retry,
+      request: (type, key, frame) => this.#requests.ask(type, key, frame),
+      roomState: (room) => {
+        const entry = this.#rooms.get(room);
+        return entry?.wanted ? entry.history : null;
+      },
+      whenJoined: (room) => this.#whenJoined(room),
+      emit: (event, ...args) => this.emit(event, ...args),
+      emitMessages: (emitted) => this.#emitMessages(emitted),
+      messages: (room) => this.messages(room),
+    });
     // Started after the caller's synchronous code, so handlers it attaches
     // right after connect() see the first state change.
     queueMicrotask(() => this.#connect());
@@ -150,7 +170,7 @@ export class RoomcastClient extends Emitter {
     }
     // Sent even if a join was refused: a rate-limited re-join left the relay
     // still sending the room. A not_joined answer is as good as `left`.
-    this.#transmit({ type: 'leave', room });
+    this.#replies.send({ type: 'leave', room });
     return new Promise((resolve) => entry.leaving.push(resolve));
   }
 
@@ -162,6 +182,45 @@ export class RoomcastClient extends Emitter {
   /** The messages held for a room, in seq order. */
   messages(room) {
     return this.#rooms.get(room)?.history.list() ?? [];
+  }
+
+  // ---- the read side ----
+
+  /**
+   * The read side of a room, joined or not: its unread count and the
+   * user's read marker, `markRead()` and `loadOlder()`. One handle per room.
+   */
+  room(name) {
+    if (!ROOM_NAME.test(name)) throw invalidRoom(name);
+    return this.#reading.room(name);
+  }
+
+  /**
+   * Marks a room read up to `seq` on every device of the user. Sends at most
+   * one `read` per room every 250 ms, with the highest seq asked for, and
+   * none at or below the marker already known. Returns nothing: the relay's
+   * `read_marker` updates `room(name).lastRead` and emits `unread`.
+   */
+  markRead(room, seq) {
+    if (!ROOM_NAME.test(room)) throw invalidRoom(room);
+    if (!Number.isInteger(seq) || seq < 0) throw new TypeError(`seq must be an integer >= 0, not ${seq}`);
+    if (!this.#closed) this.#reading.markRead(room, seq);
+  }
+
+  /** The user's rooms with their unread counts, newest activity first (the relay's `rooms`). */
+  listRooms() {
+    return this.#requests.ask('rooms', undefined, { type: 'rooms' }).then(({ rooms }) => this.#reading.listed(rooms));
+  }
+
+  /** A page of the user's documents of a user route, newest first: `{items, more}`. */
+  notificationsPage({ route = 'notifications', before, limit } = {}) {
+    const frame = { type: 'notifications', route };
+    if (before !== undefined) frame.before = before;
+    if (limit !== undefined) frame.limit = limit;
+    return this.#requests.ask('notifications', route, frame).then(({ items, more }) => ({
+      items: items.map(({ type, ...item }) => item),
+      more,
+    }));
   }
 
   // ---- writes ----
@@ -209,6 +268,8 @@ export class RoomcastClient extends Emitter {
       clearTimeout(entry.retryTimer);
       this.#settleWaiters(entry, closed);
     }
+    this.#requests.close(closed);
+    this.#reading.close();
     this.#setState('closed', {});
   }
 
@@ -268,6 +329,8 @@ export class RoomcastClient extends Emitter {
     for (const write of this.#outbox.all()) {
       if (!this.#rooms.has(write.room)) this.#trySend(write);
     }
+    this.#reading.opened();
+    this.#requests.opened();
   }
 
   #dropped(socket, code, reason) {
@@ -279,8 +342,10 @@ export class RoomcastClient extends Emitter {
       this.#timers[name] = null;
     }
     clearInterval(this.#timers.heartbeat);
-    this.#pongs = [];
+    this.#replies.reset();
     this.#outbox.requeueAll();
+    this.#reading.dropped();
+    this.#requests.dropped();
     for (const entry of this.#rooms.values()) {
       entry.joinedHere = false;
       entry.inFlight = false;
@@ -320,7 +385,7 @@ export class RoomcastClient extends Emitter {
     // The relay pings us, but a browser cannot see those pings: our own ping
     // is how a half-open connection (a dead network path) gets noticed.
     this.#timers.heartbeat = setInterval(() => {
-      this.#ping(() => {});
+      this.#replies.ping(() => {});
       // Any frame clears the deadline; one already running is not pushed back.
       this.#timers.deadline ??= setTimeout(
         () => this.#abandon(socket, 'heartbeat timeout'),
@@ -340,12 +405,6 @@ export class RoomcastClient extends Emitter {
 
   #transmit(frame) {
     this.#socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-
-  /** A round-trip barrier: `done` runs once every frame sent before it was answered. */
-  #ping(done) {
-    this.#pongs.push(done);
-    this.#transmit({ type: 'ping' });
   }
 
   // ---- frames from the relay ----
@@ -379,10 +438,18 @@ export class RoomcastClient extends Emitter {
         return this.emit('resync', { route: frame.route });
       case 'left':
         return this.#onLeft(frame);
+      case 'history':
+        return this.#requests.answered('history', frame.room, frame);
+      case 'rooms':
+        return this.#requests.answered('rooms', undefined, frame);
+      case 'notifications':
+        return this.#requests.answered('notifications', frame.route, frame);
+      case 'read_marker':
+        return this.#reading.learn(frame.room, { lastRead: frame.seq });
       case 'error':
         return this.#onError(frame);
       case 'pong':
-        return this.#pongs.shift()?.();
+        return this.#replies.pong();
       default:
         // A newer relay's frame: ignored, as the protocol asks of both sides.
         return undefined;
@@ -395,6 +462,7 @@ export class RoomcastClient extends Emitter {
     const { type, ...message } = frame;
     const { emitted, gap } = entry.history.accept(message);
     this.#emitMessages(emitted);
+    this.#reading.learn(frame.room, { seq: frame.seq });
     if (gap && !entry.refilling && !entry.inFlight && this.#isOpen()) {
       // A hole in the seqs: ask again from the last seq held without one.
       entry.refilling = true;
@@ -418,7 +486,9 @@ export class RoomcastClient extends Emitter {
     const { historyLost, reset } = entry.history.joined(frame.seq, frame.recovered, since);
     const rejoin = entry.everJoined;
     entry.everJoined = true;
-    entry.info = { room: frame.room, seq: frame.seq, recovered: frame.recovered, since, rejoin, historyLost, reset };
+    const lastRead = frame.last_read;
+    entry.info = { room: frame.room, seq: frame.seq, recovered: frame.recovered, since, rejoin, historyLost, reset, lastRead };
+    this.#reading.learn(frame.room, { seq: frame.seq, lastRead });
     if (!entry.wanted) return;
     this.emit('joined', entry.info);
     if (since === undefined && entry.historyWanted > 0 && frame.seq > 0) {
@@ -469,8 +539,9 @@ export class RoomcastClient extends Emitter {
     this.#seen.add(frame.id);
     if (this.#seen.size > SEEN_NOTIFICATIONS) this.#seen.delete(this.#seen.values().next().value);
     this.#cursors.set(frame.route, frame.cursor);
-    const { route, id, cursor, data } = frame;
-    this.emit('notification', { route, id, cursor, data });
+    // A stub (too_large) has no data.
+    const { type, ...notification } = frame;
+    this.emit('notification', notification);
   }
 
   #onLeft(frame) {
@@ -490,6 +561,9 @@ export class RoomcastClient extends Emitter {
     const { code, message, ref } = frame;
     const write = ref?.client_id === undefined ? undefined : this.#outbox.get(ref.client_id);
     if (write) return this.#writeRefused(write, code, message);
+    // A read or a request refused (joins and leaves are matched below).
+    const refused = this.#replies.refusedFrame(ref);
+    if (refused?.refused) return refused.refused(code, message);
     const entry = ref?.room === undefined ? undefined : this.#rooms.get(ref.room);
     if (entry?.leaving.length) {
       // not_joined: the relay had already dropped us from the room.
@@ -536,8 +610,16 @@ export class RoomcastClient extends Emitter {
     if (!this.#isOpen()) return;
     entry.inFlight = true;
     entry.requestedSince = since;
-    this.#transmit(since === undefined ? { type: 'join', room: entry.name } : { type: 'join', room: entry.name, since });
-    this.#ping(() => this.#joinSettled(entry));
+    const frame = since === undefined ? { type: 'join', room: entry.name } : { type: 'join', room: entry.name, since };
+    this.#replies.send(frame, { settled: () => this.#joinSettled(entry) });
+  }
+
+  /** Resolves once a join of the room under way has settled (at once if none); rejects if it fails. */
+  #whenJoined(room) {
+    if (this.#closed) return Promise.reject(new RoomcastError('closed', 'the client was closed'));
+    const entry = this.#rooms.get(room);
+    if (!entry?.wanted || (entry.joinedHere && !entry.inFlight)) return Promise.resolve();
+    return new Promise((resolve, reject) => entry.waiters.push({ resolve, reject }));
   }
 
   #joinRefused(entry, code, message) {

@@ -43,10 +43,15 @@ export interface Notification {
   too_large?: true;
 }
 
+/** A `notifications` page's item: a notification read from the collection, so without a cursor. */
+export type NotificationItem = Omit<Notification, 'cursor'>;
+
 export interface JoinedInfo {
   room: string;
   /** The room's highest committed seq at the join. */
   seq: number;
+  /** The user's read marker for the room at the join (0 without one); undefined from a relay without read markers. */
+  lastRead: number | undefined;
   recovered: boolean;
   /** The since sent with this join, if any. */
   since: number | undefined;
@@ -71,6 +76,68 @@ export interface StateChange {
   reason?: string;
 }
 
+/** A room's unread count, as the `unread` event and `room()` give it. */
+export interface UnreadInfo {
+  room: string;
+  /** The room's newest seq as far as this client knows. */
+  seq: number | undefined;
+  /** The user's read marker, set on any device. */
+  lastRead: number | undefined;
+  /** seq − lastRead, never below 0 (deleted messages count); 0 while either is unknown. */
+  unread: number;
+}
+
+/** An entry of `listRooms()`. */
+export interface RoomSummary extends UnreadInfo {
+  seq: number;
+  lastRead: number;
+  /** The room's newest message; absent for an empty room. Its body is left out (`too_large`) when it is large. */
+  lastMessage?: Message;
+}
+
+export interface OlderPage {
+  /** Ascending seq order, each in its latest known version (edits and deletions applied). */
+  messages: Message[];
+  /** Whether older messages exist before the first of these. */
+  more: boolean;
+}
+
+export interface NotificationsPage {
+  /** Newest first. */
+  items: NotificationItem[];
+  /** Whether older documents exist; ask again with `before` set to the last item's id. */
+  more: boolean;
+}
+
+export interface NotificationsPageOptions {
+  /** A `user` route's name. Default 'notifications'. */
+  route?: string;
+  /** The id of an item of an earlier page: this page holds the documents before it. */
+  before?: string;
+  /** Default 50, capped by the relay's limits.max_history_page. */
+  limit?: number;
+}
+
+/** The read side of one room, joined or not; `client.room(name)` returns the same handle each time. */
+export interface Room {
+  readonly name: string;
+  readonly seq: number | undefined;
+  readonly lastRead: number | undefined;
+  readonly unread: number;
+  /** Whether messages older than those held may exist. */
+  readonly hasOlder: boolean;
+  /** The messages held, in seq order (a joined room only). */
+  readonly messages: Message[];
+  /**
+   * Fetches the page before the oldest message held (the newest page when
+   * none is held) and merges it into the room. Calls while one is under way
+   * share it. The page's messages are not emitted as `message` events.
+   */
+  loadOlder(options?: { limit?: number }): Promise<OlderPage>;
+  /** `client.markRead(name, seq)`, by default up to the room's newest known seq. */
+  markRead(seq?: number): void;
+}
+
 export interface PendingWrite {
   kind: 'send' | 'edit' | 'delete';
   room: string;
@@ -88,7 +155,7 @@ export interface PendingWrite {
  */
 export declare class RoomcastError extends Error {
   readonly code: string;
-  readonly ref?: { room?: string; client_id?: string; since_cursor?: string; from?: number; to?: number };
+  readonly ref?: { room?: string; client_id?: string; since_cursor?: string; route?: string; from?: number; to?: number };
 }
 
 export interface Backoff {
@@ -150,6 +217,8 @@ export interface Events {
   ack: (ack: Ack) => void;
   /** The pending writes of a room changed. */
   pending: (info: { room: string }) => void;
+  /** A room's newest seq or the user's read marker rose (a message, a joined, a read_marker from any device, a room list). */
+  unread: (info: UnreadInfo) => void;
 }
 
 export declare class RoomcastClient {
@@ -164,8 +233,17 @@ export declare class RoomcastClient {
   reconnectNow(): void;
   join(room: string, options?: JoinOptions): Promise<JoinedInfo>;
   leave(room: string): Promise<void>;
+  /** The rooms joined or being joined (see listRooms for the user's rooms on the relay). */
   rooms(): string[];
   messages(room: string): Message[];
+  /** The read side of a room, joined or not. */
+  room(name: string): Room;
+  /** Marks the room read up to seq on every device; at most one `read` per room every 250 ms. */
+  markRead(room: string, seq: number): void;
+  /** The user's rooms with unread counts, newest activity first. */
+  listRooms(): Promise<RoomSummary[]>;
+  /** A page of the user's documents of a user route, newest first. */
+  notificationsPage(options?: NotificationsPageOptions): Promise<NotificationsPage>;
   send(room: string, body: JsonValue, options?: WriteOptions): Promise<Ack>;
   edit(room: string, id: string, body: JsonValue, options?: WriteOptions): Promise<Ack>;
   delete(room: string, id: string, options?: WriteOptions): Promise<Ack>;

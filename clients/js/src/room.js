@@ -3,6 +3,7 @@
 // drop. The relay sends each room in seq order with no gap; should a hole
 // ever show (a frame lost on the way), the messages after it are held back,
 // so the application still sees seq order, until a re-join fills it.
+// Older history comes in pages (older()), below everything held.
 
 const NOTHING = Object.freeze({ emitted: [], gap: false });
 
@@ -31,11 +32,22 @@ export class RoomState {
     this.floor = null;
     /** Set by a capped replay: the next new message starts a fresh run. */
     this.restartAtFirst = false;
+    /**
+     * While a page of older messages is on its way: seq → the latest edit
+     * or deletion of a seq below `floor` relayed meanwhile, which the page
+     * may predate. Null otherwise.
+     */
+    this.olderUpdates = null;
   }
 
   /** The `since` of a re-join: everything above it is wanted. */
   get since() {
     return this.high;
+  }
+
+  /** The `before` of the next page of older messages: 1 when nothing older exists, undefined before the first join. */
+  get olderBefore() {
+    return this.floor === null ? undefined : this.floor + 1;
   }
 
   /**
@@ -89,7 +101,11 @@ export class RoomState {
     if (seq <= this.high) {
       // Older history being filled in (a join with a lower since), unless it
       // is below anything asked for.
-      if (seq <= this.floor) return NOTHING;
+      if (seq <= this.floor) {
+        const earlier = this.olderUpdates?.get(seq);
+        if (this.olderUpdates && (!earlier || isNewer(message, earlier))) this.olderUpdates.set(seq, message);
+        return NOTHING;
+      }
       this.#store(message);
       return { emitted: [{ message, previous: undefined }], gap: this.ahead.size > 0 };
     }
@@ -110,6 +126,48 @@ export class RoomState {
     const lost = { from: this.high + 1, to: first - 1 };
     this.high = first - 1;
     return { lost, emitted: this.#drainAhead(false) };
+  }
+
+  /** A page of older messages is on its way: keep the updates it may predate. */
+  expectOlder() {
+    this.olderUpdates ??= new Map();
+  }
+
+  /**
+   * Merges a page of older messages (ascending, as the relay sends them)
+   * that answered a request for those before `before`; `more: false` means
+   * none exist below the page. The page is taken only when it reaches down
+   * from what is held, so `floor` keeps meaning "everything above it was
+   * asked for". Returns the page's messages as now held (a newer version
+   * held wins), and the held messages it replaced, to emit as updates.
+   */
+  older(messages, { before, more }) {
+    const updates = this.olderUpdates ?? new Map();
+    this.olderUpdates = null;
+    if (this.floor === null || before - 1 < this.floor) return { page: [], emitted: [] };
+    const page = [];
+    const emitted = [];
+    for (const fetched of messages) {
+      const { seq } = fetched;
+      // Beyond what is held: the live stream brings it in order.
+      if (seq > this.high) continue;
+      const later = updates.get(seq);
+      const message = later && isNewer(later, fetched) ? later : fetched;
+      const held = this.messages.get(seq);
+      if (!held) {
+        this.messages.set(seq, message);
+        page.push(message);
+      } else if (isNewer(message, held)) {
+        this.messages.set(seq, message);
+        page.push(message);
+        emitted.push({ message, previous: held });
+      } else {
+        page.push(held);
+      }
+    }
+    const lowest = more ? (messages[0]?.seq ?? before) : 1;
+    this.floor = Math.min(this.floor, lowest - 1);
+    return { page, emitted };
   }
 
   /** The messages shown, in seq order. */

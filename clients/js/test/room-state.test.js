@@ -102,3 +102,49 @@ test('the oldest messages are pruned past the limit and not taken back', () => {
   assert.equal(room.list()[0].seq, 3);
   assert.deepEqual(seqs(room.accept(message(2, { edited_at: 't' }))), []);
 });
+
+test('a page of older messages is merged below what is held and lowers the floor', () => {
+  const room = new RoomState('r');
+  room.joined(10, false, undefined);
+  room.accept(message(11));
+  assert.equal(room.olderBefore, 11);
+  const { page, emitted } = room.older([message(8), message(9), message(10)], { before: 11, more: true });
+  assert.deepEqual(page.map((m) => m.seq), [8, 9, 10]);
+  assert.deepEqual(emitted, [], 'nothing held was replaced');
+  assert.deepEqual(room.list().map((m) => m.seq), [8, 9, 10, 11]);
+  assert.equal(room.olderBefore, 8);
+  assert.deepEqual(seqs(room.accept(message(9, { edited_at: 't' }))), [9], 'an edit of a loaded message is an update');
+  room.older([message(1), message(3)], { before: 8, more: false });
+  assert.equal(room.olderBefore, 1, 'nothing older exists (2 and 4 to 7 were removed)');
+});
+
+test('an edit relayed while a page is on its way wins over the page', () => {
+  const room = new RoomState('r');
+  room.joined(5, false, undefined);
+  room.expectOlder();
+  const edit = message(4, { body: { n: 'edited' }, edited_at: '2026-01-01T00:00:01.000Z' });
+  assert.deepEqual(seqs(room.accept(edit)), [], 'below the floor: kept for the page');
+  const { page } = room.older([message(3), message(4), message(5)], { before: 6, more: true });
+  assert.deepEqual(page.map((m) => m.body.n), [3, 'edited', 5]);
+  assert.equal(room.olderUpdates, null);
+});
+
+test('a held message newer than the page is kept, an older one replaced', () => {
+  const room = new RoomState('r');
+  room.joined(2, true, 0);
+  room.accept(message(1, { body: { n: 'new' }, edited_at: '2026-01-01T00:00:02.000Z' }));
+  room.accept(message(2));
+  const deleted = message(2, { body: null, deleted: true });
+  const { page, emitted } = room.older([message(1), deleted], { before: 3, more: false });
+  assert.deepEqual(page.map((m) => m.body?.n ?? null), ['new', null]);
+  assert.deepEqual(emitted.map(({ message, previous }) => [message.seq, previous.body.n]), [[2, 2]]);
+});
+
+test('a page that does not reach down from what is held is left out', () => {
+  const room = new RoomState('r');
+  room.joined(20, false, undefined);
+  const { page } = room.older([message(5)], { before: 6, more: true });
+  assert.deepEqual(page, []);
+  assert.deepEqual(room.list(), []);
+  assert.equal(room.olderBefore, 21);
+});

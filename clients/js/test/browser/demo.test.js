@@ -1,7 +1,8 @@
 // The demo page (web/) in a real headless Chromium, served by a real relay
 // on a real database: two people chat, one reloads, notifications reach the
-// right page only, and a relay restart loses nothing. Screenshots of each
-// stage go to test/artifacts/.
+// right page only, a relay restart loses nothing, reading a room in one tab
+// clears its badge in the others, and older messages and notifications load
+// a page at a time. Screenshots of each stage go to test/artifacts/.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,7 +38,15 @@ const pageErrors = [];
 
 async function openPage(user) {
   // A context per person: separate localStorage, like two browsers.
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
+  return openTab(await newBrowser(), user);
+}
+
+function newBrowser() {
+  return browser.newContext({ viewport: { width: 1280, height: 760 }, deviceScaleFactor: 1 });
+}
+
+/** Another tab of the same browser: it shares localStorage, so it signs in as the same person. */
+async function openTab(context, user) {
   const page = await context.newPage();
   page.on('pageerror', (error) => pageErrors.push(`${user}: ${error.message}`));
   page.on('console', (message) => {
@@ -88,6 +97,20 @@ async function accessibilityViolations(page) {
 /** The texts of the stored messages shown, in page order. */
 function shownTexts(page) {
   return page.locator('#messages li[data-seq] .body').allTextContents();
+}
+
+/** A room's entry in the room list, and its unread badge. */
+function roomEntry(page, room) {
+  return page.locator(`#room-list li[data-room="${room}"]`);
+}
+function badge(page, room) {
+  return roomEntry(page, room).locator('.unread');
+}
+
+async function joinByForm(page, room) {
+  await page.getByLabel('Join a room').fill(room);
+  await page.getByRole('button', { name: 'Join', exact: true }).click();
+  await page.getByRole('heading', { name: `#${room}` }).waitFor(WAIT);
 }
 
 /** The steps build on each other: after a failure, the rest are skipped, not failed again. */
@@ -213,6 +236,11 @@ step('a relay restart: both pages recover without loss', { timeout: 90_000 }, as
   assert.equal(shown.length, stored, 'every stored message shown, once');
 });
 
+step('notifications missed during the restart are fetched again', {}, async () => {
+  await pages.bob.locator('.notification', { hasText: 'relay restarted' }).waitFor(WAIT);
+  await pages.bob.locator('#notification-notice', { hasText: 'The latest were fetched again.' }).waitFor(WAIT);
+});
+
 step('other rooms count unread messages', { timeout: 60_000 }, async () => {
   const { alice, bob } = pages;
   await alice.getByLabel('Join a room').fill('design');
@@ -229,6 +257,97 @@ step('other rooms count unread messages', { timeout: 60_000 }, async () => {
   await alice.getByRole('button', { name: 'Dismiss' }).click();
   await alice.locator('#draft').fill('Looks great, merging now');
   await shoot(alice, 'demo');
+});
+
+step('reading a room in one tab clears its badge in the other tabs of the same person', { timeout: 60_000 }, async () => {
+  const danasBrowser = await newBrowser();
+  const first = await openTab(danasBrowser, 'dana');
+  await signIn(first, 'dana');
+  await joinByForm(first, 'design');
+  // Shown, so read.
+  await message(first, 'The new logo is ready for review.').waitFor(WAIT);
+  await roomEntry(first, 'lobby').locator('.room').click();
+  await first.getByRole('heading', { name: '#lobby' }).waitFor(WAIT);
+  // The second tab signs in by itself, with the same rooms, and knows they were read.
+  const second = await openTab(danasBrowser, 'dana (second tab)');
+  await connected(second);
+  await roomEntry(second, 'design').waitFor(WAIT);
+  await badge(second, 'design').waitFor({ state: 'detached', ...WAIT });
+  // The join fetched #lobby from its first message: nothing older to offer.
+  await second.getByText('This is the start of #lobby.').waitFor(WAIT);
+  assert.equal(await second.getByRole('button', { name: 'Load older messages' }).count(), 0);
+  pages.dana = first;
+
+  // bob is in #design since the step before.
+  await send(pages.bob, 'Dana, the logo needs your review.');
+  await badge(first, 'design').getByText('1').waitFor(WAIT);
+  await badge(second, 'design').getByText('1').waitFor(WAIT);
+  await shoot(second, '4-unread-in-both-tabs');
+
+  await roomEntry(first, 'design').locator('.room').click();
+  await message(first, 'the logo needs your review').waitFor(WAIT);
+  // Only the relay's read marker can clear it: the second tab still shows #lobby.
+  await badge(second, 'design').waitFor({ state: 'detached', ...WAIT });
+  await second.getByRole('heading', { name: '#lobby' }).waitFor(WAIT);
+  assert.equal(await badge(first, 'design').count(), 0);
+});
+
+step('a new device lists the rooms read on others', { timeout: 60_000 }, async () => {
+  const laptop = await openPage('dana (new device)');
+  await signIn(laptop, 'dana');
+  await roomEntry(laptop, 'design').waitFor(WAIT);
+  assert.equal(await badge(laptop, 'design').count(), 0, 'read on the other device');
+  await laptop.context().close();
+});
+
+step('scrolling to the top loads older messages above, without moving the view', { timeout: 60_000 }, async () => {
+  const page = pages.dana;
+  const start = Date.now() - 200_000;
+  await relay.collection('messages').insertMany(
+    Array.from({ length: 160 }, (_, i) => ({ room: 'archive', seq: i + 1, author: 'bot', body: { text: `archive ${i + 1}` }, sent_at: new Date(start + i * 1000) })),
+  );
+  await joinByForm(page, 'archive');
+  const list = page.locator('#messages');
+  const item = (seq) => list.locator(`li[data-seq="${seq}"]`);
+  await item(160).waitFor(WAIT);
+  await item(61).waitFor(WAIT);
+  assert.equal(await item(60).count(), 0, 'the join fetched the last 100');
+  await page.getByRole('button', { name: 'Load older messages' }).waitFor(WAIT);
+  assert.deepEqual(await accessibilityViolations(page), []);
+
+  // In one task: scroll to the top and note where the oldest message shown sits.
+  const before = await list.evaluate((node) => {
+    node.scrollTop = 0;
+    return node.querySelector('li[data-seq="61"]').getBoundingClientRect().top;
+  });
+  await item(11).waitFor(WAIT);
+  const after = await item(61).evaluate((node) => node.getBoundingClientRect().top);
+  assert.ok(Math.abs(after - before) < 2, `message 61 stayed in place (${before} → ${after})`);
+  assert.equal(await item(10).count(), 0, 'one page of 50');
+
+  await list.evaluate((node) => (node.scrollTop = 0));
+  await item(1).waitFor(WAIT);
+  await page.getByText('This is the start of #archive.').waitFor(WAIT);
+  assert.equal(await page.getByRole('button', { name: 'Load older messages' }).count(), 0);
+  const seqs = await list.locator('li[data-seq]').evaluateAll((nodes) => nodes.map((node) => Number(node.dataset.seq)));
+  assert.deepEqual(seqs, Array.from({ length: 160 }, (_, i) => i + 1), 'every message once, in order');
+});
+
+step('older notifications load a page at a time', { timeout: 60_000 }, async () => {
+  await relay.collection('notifications').insertMany(Array.from({ length: 25 }, (_, i) => ({ user: 'erin', text: `old news ${i + 1}` })));
+  const page = await openPage('erin');
+  await signIn(page, 'erin');
+  const shown = page.locator('#notification-list .notification');
+  assert.equal(await shown.count(), 0, 'sent before erin was here');
+  await page.getByRole('button', { name: 'Load older notifications' }).click();
+  await shown.nth(19).waitFor(WAIT);
+  assert.equal(await shown.first().locator('.body').textContent(), 'old news 25', 'newest first');
+  await page.getByRole('button', { name: 'Load older notifications' }).click();
+  await page.getByText('No older notifications.').waitFor(WAIT);
+  assert.equal(await shown.count(), 25);
+  assert.equal(await shown.last().locator('.body').textContent(), 'old news 1');
+  assert.equal(await page.getByRole('button', { name: 'Load older notifications' }).count(), 0);
+  await page.context().close();
 });
 
 step('the chat page passes automated accessibility checks', {}, async () => {
