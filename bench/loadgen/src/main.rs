@@ -5,8 +5,10 @@
 //! CPU and memory from /proc), and writes one JSON result, a Markdown table
 //! and the cost-growth plot.
 
+mod churn;
 mod clock;
 mod conn;
+mod dbops;
 mod dialect;
 mod figures;
 mod fleet;
@@ -55,7 +57,7 @@ struct Args {
     /// Multiplies every warm-up, window and drain duration.
     #[arg(long, default_value_t = 1.0)]
     stretch: f64,
-    /// Comma-separated: floor, fanout, wide, idle, notify, history, growth, or all.
+    /// Comma-separated: floor, fanout, wide, idle, notify, history, presence, growth, or all.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Comma-separated: roomcast, socket.io (default both).

@@ -33,6 +33,7 @@ enum Job {
     Idle,
     Notify,
     History,
+    Presence,
     Growth { rooms: usize, subs_per_room: usize },
 }
 
@@ -44,6 +45,7 @@ impl Job {
             Job::Idle => "idle".into(),
             Job::Notify => "notify".into(),
             Job::History => "history".into(),
+            Job::Presence => "presence".into(),
             Job::Growth { rooms, subs_per_room } => format!("growth_{rooms}x{subs_per_room}"),
         }
     }
@@ -79,6 +81,7 @@ impl Suite {
             ("idle", Job::Idle),
             ("notify", Job::Notify),
             ("history", Job::History),
+            ("presence", Job::Presence),
         ];
         for (key, job) in jobs {
             if self.wants(key) {
@@ -146,6 +149,7 @@ impl Suite {
             Job::Idle => scenario::idle::run(&ctx).await.map(to_value),
             Job::Notify => scenario::notify::run(&ctx).await.map(to_value),
             Job::History => scenario::history::run(&ctx).await.map(to_value),
+            Job::Presence => scenario::presence::run(&ctx).await.map(to_value),
             Job::Growth { rooms, subs_per_room } => {
                 scenario::growth::run(&ctx, rooms, subs_per_room).await.map(to_value)
             }

@@ -7,6 +7,7 @@ pub mod growth;
 pub mod history;
 pub mod idle;
 pub mod notify;
+pub mod presence;
 mod producer;
 
 use crate::dialect::Target;
