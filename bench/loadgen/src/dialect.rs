@@ -106,6 +106,14 @@ impl Target {
         }
     }
 
+    /// The user is typing in `room`; neither server answers it.
+    pub fn typing_frame(self, room: &str) -> String {
+        match self {
+            Target::Roomcast => format!(r#"{{"type":"typing","room":"{room}"}}"#),
+            Target::SocketIo => format!(r#"42["typing","{room}"]"#),
+        }
+    }
+
     /// The frame that answers `Incoming::Ping` or completes `Incoming::Open`.
     pub fn reply(self, incoming: &Incoming) -> Option<&'static str> {
         match (self, incoming) {
@@ -281,6 +289,8 @@ mod tests {
         let typing = r#"42["typing",{"room":"p","user":"ty-12"}]"#;
         assert_eq!(s.classify(typing), Incoming::Typing);
         assert_eq!(user_number(typing, "ty-"), Some(12));
+        assert_eq!(r.typing_frame("p"), r#"{"type":"typing","room":"p"}"#);
+        assert_eq!(s.typing_frame("p"), r#"42["typing","p"]"#);
     }
 
     #[test]

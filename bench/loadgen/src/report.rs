@@ -9,6 +9,8 @@ use serde_json::Value;
 enum Better {
     Higher,
     Lower,
+    /// The offered load or what the throttle lets through: neither direction wins.
+    Neither,
 }
 
 struct Row {
@@ -105,6 +107,7 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
         rows.push(("history".into(), row(label, pointer, better)));
     }
     rows.extend(presence_rows(scale));
+    rows.extend(typing_rows(scale));
     if let Some(points) = result["growth"].as_array() {
         for (i, point) in points.iter().enumerate() {
             let name = format!("growth {}×{}", point["rooms"], point["subs_per_room"]);
@@ -141,6 +144,33 @@ fn presence_rows(scale: &Value) -> Vec<(String, Row)> {
     ]
     .into_iter()
     .map(|(label, pointer, better)| ("presence".to_string(), row(label, pointer, better)))
+    .collect()
+}
+
+fn typing_rows(scale: &Value) -> Vec<(String, Row)> {
+    use Better::*;
+    let label = format!(
+        "typing storm, {} users in one room, each `typing` every {} ms: typing frames sent/s",
+        scale["typing_users"], scale["typing_period_ms"]
+    );
+    let passed = format!(
+        "  writes that passed the throttle/s (users ÷ {} ms interval = {:.1})",
+        scale["typing_interval_ms"],
+        scale["typing_users"].as_f64().unwrap_or(0.0) * 1000.0 / scale["typing_interval_ms"].as_f64().unwrap_or(1.0)
+    );
+    [
+        (label.as_str(), "/typing_sent_per_s", Neither),
+        (passed.as_str(), "/events_per_s", Neither),
+        ("  MongoDB writes/s on typing (MongoDB's top)", "/db_typing_writes_per_s", Lower),
+        ("  MongoDB writes/s, whole database (MongoDB's top)", "/db_writes_per_s", Lower),
+        ("  typing frames delivered to members/s", "/figures/delivered_frames_per_s", Higher),
+        ("  passing frame's send → typing frame p50 ms", "/figures/latency/p50_ms", Lower),
+        ("  passing frame's send → typing frame p99 ms", "/figures/latency/p99_ms", Lower),
+        ("  lost typing frames", "/figures/lost_frames", Lower),
+        ("  server CPU s per 1k delivered frames", "/server_cpu_s_per_k_frames", Lower),
+    ]
+    .into_iter()
+    .map(|(label, pointer, better)| ("typing".to_string(), row(label, pointer, better)))
     .collect()
 }
 
@@ -181,6 +211,7 @@ pub fn table(result: &Value) -> String {
         let better = match row.better {
             Better::Higher => "higher",
             Better::Lower => "lower",
+            Better::Neither => "–",
         };
         lines.push(format!(
             "| {} | {} | {} | {} | {} |",
@@ -217,13 +248,22 @@ pub fn notes(result: &Value) -> String {
             result["scale"]["history_limit"]
         ));
     }
-    if let Some(presence) = result.get("presence") {
+    if result.get("presence").is_some() || result.get("typing").is_some() {
         notes.push(
-            "presence: the peer keeps presence in its one process's memory (no MongoDB, nothing across \
-             processes), so its rows compare cost, not features"
+            "presence, typing: the peer keeps presence and the typing throttle in its one process's memory \
+             (no MongoDB, nothing across processes), so its rows compare cost, not features"
                 .to_string(),
         );
+    }
+    if let Some(presence) = result.get("presence") {
         notes.push(presence_ramp(presence));
+    }
+    if result.get("typing").is_some() {
+        notes.push(
+            "typing: a delivery's latency counts from the send of the frame the throttle passed, found by \
+             replaying the throttle's rule on the typist's send times (bench/README.md)"
+                .to_string(),
+        );
     }
     collect_problems(result, "", &mut notes);
     notes.join("\n")

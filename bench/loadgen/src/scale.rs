@@ -67,6 +67,14 @@ pub struct Scale {
     pub presence_rate: f64,
     pub presence_ramp_rates: Vec<f64>,
     pub presence_max_in_flight: usize,
+    /// Typing storm: `typing_users` in one room, each sending `typing` every
+    /// `typing_period_ms`. The servers let one through per user per
+    /// `typing_interval_ms` (set on both, as roomcast's default). The period
+    /// does not divide the interval, so which frame passes is never a coin
+    /// toss between two (see typist.rs).
+    pub typing_users: usize,
+    pub typing_period_ms: u64,
+    pub typing_interval_ms: u64,
     pub floor_rate: f64,
     /// The bare-driver probe that runs beside each fixed fan-out step: low,
     /// so that it barely adds to the load it measures.
@@ -116,6 +124,9 @@ impl Scale {
             presence_rate: 50.0,
             presence_ramp_rates: vec![100.0, 200.0, 400.0, 800.0],
             presence_max_in_flight: 1000,
+            typing_users: 100,
+            typing_period_ms: 85,
+            typing_interval_ms: 2000,
             floor_rate: 500.0,
             floor_under_load_rate: 50.0,
         }
@@ -160,6 +171,11 @@ impl Scale {
             presence_rate: 10.0,
             presence_ramp_rates: vec![20.0],
             presence_max_in_flight: 50,
+            // A shorter interval (on both servers), so that each typist's
+            // writes pass more than once in the short window.
+            typing_users: 4,
+            typing_period_ms: 115,
+            typing_interval_ms: 500,
             floor_rate: 20.0,
             floor_under_load_rate: 10.0,
             ..Scale::full()

@@ -30,6 +30,9 @@ pub struct Setup {
     /// runs keep roomcast's defaults.
     pub send_queue_frames: usize,
     pub send_queue_bytes: usize,
+    /// One `typing` per user and room per this long, on both servers: the
+    /// typing storm traces deliveries with the same rule.
+    pub typing_interval_ms: u64,
 }
 
 /// roomcast's per-client abuse limits, lifted for the benchmark, and its
@@ -66,7 +69,8 @@ impl Server {
                 c.current_dir(&setup.repo)
                     .env("ROOMCAST__SERVER__PORT", "0")
                     .env("ROOMCAST__MONGO__URI", &setup.mongo_uri)
-                    .env("ROOMCAST__MONGO__DATABASE", database);
+                    .env("ROOMCAST__MONGO__DATABASE", database)
+                    .env("ROOMCAST__LIMITS__TYPING_INTERVAL", format!("{}ms", setup.typing_interval_ms));
                 // The peer has no abuse limits; every client here shares one
                 // address, and publishers send far above a person's rate.
                 for (key, value) in UNLIMITED {
@@ -84,7 +88,8 @@ impl Server {
                     .current_dir(&setup.peer_dir)
                     .env("PORT", "0")
                     .env("MONGO_URI", &setup.mongo_uri)
-                    .env("MONGO_DB", database);
+                    .env("MONGO_DB", database)
+                    .env("TYPING_INTERVAL_MS", setup.typing_interval_ms.to_string());
                 c
             }
         };

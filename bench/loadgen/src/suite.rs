@@ -34,6 +34,7 @@ enum Job {
     Notify,
     History,
     Presence,
+    Typing,
     Growth { rooms: usize, subs_per_room: usize },
 }
 
@@ -46,6 +47,7 @@ impl Job {
             Job::Notify => "notify".into(),
             Job::History => "history".into(),
             Job::Presence => "presence".into(),
+            Job::Typing => "typing".into(),
             Job::Growth { rooms, subs_per_room } => format!("growth_{rooms}x{subs_per_room}"),
         }
     }
@@ -82,6 +84,7 @@ impl Suite {
             ("notify", Job::Notify),
             ("history", Job::History),
             ("presence", Job::Presence),
+            ("typing", Job::Typing),
         ];
         for (key, job) in jobs {
             if self.wants(key) {
@@ -150,6 +153,7 @@ impl Suite {
             Job::Notify => scenario::notify::run(&ctx).await.map(to_value),
             Job::History => scenario::history::run(&ctx).await.map(to_value),
             Job::Presence => scenario::presence::run(&ctx).await.map(to_value),
+            Job::Typing => scenario::typing::run(&ctx).await.map(to_value),
             Job::Growth { rooms, subs_per_room } => {
                 scenario::growth::run(&ctx, rooms, subs_per_room).await.map(to_value)
             }

@@ -9,6 +9,7 @@ pub mod idle;
 pub mod notify;
 pub mod presence;
 mod producer;
+pub mod typing;
 
 use crate::dialect::Target;
 use crate::figures::Watched;
