@@ -39,10 +39,7 @@ fn client_config() -> WebSocketConfig {
 /// Connects `user`, completes the handshake and joins `rooms`.
 pub async fn open(target: Target, port: u16, user: &str, rooms: &[String]) -> Result<Ws> {
     tokio::time::timeout(STEP_TIMEOUT, async {
-        let mut ws = upgrade(target, port, user).await?;
-        if target.needs_handshake() {
-            await_reply(&mut ws, target, 1, |i| *i == Incoming::Connected).await.context("socket.io handshake")?;
-        }
+        let mut ws = connect(target, port, user).await?;
         for (ack_id, room) in rooms.iter().enumerate() {
             ws.send(Message::text(target.join_frame(room, ack_id as u64 + 1))).await?;
         }
@@ -51,6 +48,16 @@ pub async fn open(target: Target, port: u16, user: &str, rooms: &[String]) -> Re
     })
     .await
     .with_context(|| format!("{} connection of {user} timed out", target.name()))?
+}
+
+/// Connects `user` and completes the handshake, joining nothing (callers
+/// bound it in time, as `open` does).
+pub async fn connect(target: Target, port: u16, user: &str) -> Result<Ws> {
+    let mut ws = upgrade(target, port, user).await?;
+    if target.needs_handshake() {
+        await_reply(&mut ws, target, 1, |i| *i == Incoming::Connected).await.context("socket.io handshake")?;
+    }
+    Ok(ws)
 }
 
 async fn upgrade(target: Target, port: u16, user: &str) -> Result<Ws> {
@@ -67,7 +74,7 @@ async fn upgrade(target: Target, port: u16, user: &str) -> Result<Ws> {
 
 /// Reads until `count` frames matched `wanted`, answering pings and the
 /// engine.io open on the way.
-async fn await_reply(ws: &mut Ws, target: Target, count: usize, wanted: impl Fn(&Incoming) -> bool) -> Result<()> {
+pub async fn await_reply(ws: &mut Ws, target: Target, count: usize, wanted: impl Fn(&Incoming) -> bool) -> Result<()> {
     let mut seen = 0;
     while seen < count {
         let Some(frame) = ws.next().await else { bail!("closed by the server") };
@@ -99,14 +106,24 @@ pub async fn open_readers(
     stats: &Arc<Stats>,
     who: impl Fn(usize) -> (String, Vec<String>),
 ) -> Result<Vec<JoinHandle<()>>> {
+    open_each(target, port, indices, who, |i, ws| tokio::spawn(read_deliveries(ws, target, i, stats.clone()))).await
+}
+
+/// Opens connections `indices` as `open_readers` does, and hands each to
+/// `start` as soon as it is open (so it reads, and answers the peer's
+/// pings, while the others open).
+pub async fn open_each(
+    target: Target,
+    port: u16,
+    indices: std::ops::Range<usize>,
+    who: impl Fn(usize) -> (String, Vec<String>),
+    start: impl Fn(usize, Ws) -> JoinHandle<()>,
+) -> Result<Vec<JoinHandle<()>>> {
+    let start = &start;
     stream::iter(indices)
         .map(|i| {
             let (user, rooms) = who(i);
-            let stats = stats.clone();
-            async move {
-                let ws = open(target, port, &user, &rooms).await?;
-                anyhow::Ok(tokio::spawn(read_deliveries(ws, target, i, stats)))
-            }
+            async move { anyhow::Ok(start(i, open(target, port, &user, &rooms).await?)) }
         })
         .buffer_unordered(CONNECT_CONCURRENCY)
         .try_collect()

@@ -29,6 +29,16 @@ pub enum Incoming {
     Refused,
     /// A room message; the send time from its body when present.
     Message(Option<i64>),
+    /// Who is present in a room, sent after a join.
+    Presence,
+    /// A user's first connection joined a room.
+    PresenceJoin,
+    /// A user's last connection left a room.
+    PresenceLeave,
+    /// A large room's count, instead of its joins and leaves.
+    Occupancy,
+    /// Another member is typing.
+    Typing,
     Notification(Option<i64>),
     /// engine.io ping: must be answered with a pong to stay connected.
     Ping,
@@ -39,6 +49,8 @@ pub enum Incoming {
 pub const TIME_KEY: &str = "\"bench_t\":";
 /// The key naming the publisher that sent a message.
 pub const SOURCE_KEY: &str = "\"src\":";
+/// The key naming the user of a presence or typing frame (both servers).
+pub const USER_KEY: &str = "\"user\":\"";
 /// The key of a message's seq: in a history page, its first occurrence is the
 /// oldest message's (both servers put `seq` before the body).
 pub const SEQ_KEY: &str = "\"seq\":";
@@ -94,6 +106,14 @@ impl Target {
         }
     }
 
+    /// The user is typing in `room`; neither server answers it.
+    pub fn typing_frame(self, room: &str) -> String {
+        match self {
+            Target::Roomcast => format!(r#"{{"type":"typing","room":"{room}"}}"#),
+            Target::SocketIo => format!(r#"42["typing","{room}"]"#),
+        }
+    }
+
     /// The frame that answers `Incoming::Ping` or completes `Incoming::Open`.
     pub fn reply(self, incoming: &Incoming) -> Option<&'static str> {
         match (self, incoming) {
@@ -127,6 +147,23 @@ fn classify_roomcast(text: &str) -> Incoming {
     } else if rest.starts_with("error\"") {
         Incoming::Refused
     } else {
+        ephemeral(rest)
+    }
+}
+
+/// Presence and typing, named alike by both servers (`rest` starts with the name).
+fn ephemeral(rest: &str) -> Incoming {
+    if rest.starts_with("typing\"") {
+        Incoming::Typing
+    } else if rest.starts_with("presence_join\"") {
+        Incoming::PresenceJoin
+    } else if rest.starts_with("presence_leave\"") {
+        Incoming::PresenceLeave
+    } else if rest.starts_with("presence\"") {
+        Incoming::Presence
+    } else if rest.starts_with("occupancy\"") {
+        Incoming::Occupancy
+    } else {
         Incoming::Other
     }
 }
@@ -139,7 +176,7 @@ fn classify_socketio(text: &str) -> Incoming {
         if event.starts_with("notification\"") {
             return Incoming::Notification(send_time(text));
         }
-        return Incoming::Other;
+        return ephemeral(event);
     }
     if let Some(ack) = text.strip_prefix("43") {
         let payload = ack.trim_start_matches(|c: char| c.is_ascii_digit());
@@ -173,6 +210,15 @@ pub fn send_time(text: &str) -> Option<i64> {
 pub fn page_summary(text: &str) -> (Option<i64>, bool) {
     let more = text.rfind(r#""more":"#).is_some_and(|at| text[at + 7..].starts_with("true"));
     (integer_after(text, SEQ_KEY), more)
+}
+
+/// The number in a user name `<prefix><n>` named by a presence or typing
+/// frame; `None` for any other user.
+pub fn user_number(text: &str, prefix: &str) -> Option<usize> {
+    let start = text.find(USER_KEY)? + USER_KEY.len();
+    let name = text[start..].strip_prefix(prefix)?;
+    let end = name.find(|c: char| !c.is_ascii_digit()).unwrap_or(name.len());
+    name[..end].parse().ok()
 }
 
 pub fn integer_after(text: &str, key: &str) -> Option<i64> {
@@ -223,6 +269,28 @@ mod tests {
         assert_eq!(Target::Roomcast.history_frame("h", None, 50, 1), r#"{"type":"history","room":"h","limit":50}"#);
         let frame = Target::SocketIo.history_frame("h", Some(120), 50, 4);
         assert_eq!(frame, r#"424["history",{"room":"h","before":120,"limit":50}]"#);
+    }
+
+    #[test]
+    fn classifies_presence_and_typing_of_both() {
+        let r = Target::Roomcast;
+        assert_eq!(r.classify(r#"{"type":"presence","room":"p","users":["a"],"count":1}"#), Incoming::Presence);
+        let join = r#"{"type":"presence_join","room":"p","user":"ch-42"}"#;
+        assert_eq!(r.classify(join), Incoming::PresenceJoin);
+        assert_eq!(user_number(join, "ch-"), Some(42));
+        assert_eq!(user_number(join, "ty-"), None);
+        assert_eq!(r.classify(r#"{"type":"presence_leave","room":"p","user":"u"}"#), Incoming::PresenceLeave);
+        assert_eq!(r.classify(r#"{"type":"occupancy","room":"p","count":1001}"#), Incoming::Occupancy);
+        assert_eq!(r.classify(r#"{"type":"typing","room":"p","user":"ty-3"}"#), Incoming::Typing);
+        let s = Target::SocketIo;
+        assert_eq!(s.classify(r#"42["presence",{"room":"p","users":[],"count":0}]"#), Incoming::Presence);
+        assert_eq!(s.classify(r#"42["presence_join",{"room":"p","user":"ch-7"}]"#), Incoming::PresenceJoin);
+        assert_eq!(s.classify(r#"42["presence_leave",{"room":"p","user":"ch-7"}]"#), Incoming::PresenceLeave);
+        let typing = r#"42["typing",{"room":"p","user":"ty-12"}]"#;
+        assert_eq!(s.classify(typing), Incoming::Typing);
+        assert_eq!(user_number(typing, "ty-"), Some(12));
+        assert_eq!(r.typing_frame("p"), r#"{"type":"typing","room":"p"}"#);
+        assert_eq!(s.typing_frame("p"), r#"42["typing","p"]"#);
     }
 
     #[test]

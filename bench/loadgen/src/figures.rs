@@ -114,7 +114,22 @@ impl Window {
         before: Samples,
     ) -> Result<StepFigures> {
         let expected = stats.sent.load(Ordering::Relaxed) * fanout;
-        drain(stats, expected, self.end + self.timing.drain).await;
+        self.finish_expecting(stats, || expected, offered_per_s, watched, before).await
+    }
+
+    /// As `finish`, for a step whose expected frames are only known as they
+    /// come (typing: each write that passed the throttle is seen once it is
+    /// delivered): `expected` is asked again while draining.
+    pub async fn finish_expecting(
+        self,
+        stats: &Stats,
+        expected: impl Fn() -> u64,
+        offered_per_s: Option<f64>,
+        watched: Watched,
+        before: Samples,
+    ) -> Result<StepFigures> {
+        drain(stats, &expected, self.end + self.timing.drain).await;
+        let expected = expected();
         let after = Samples::take(watched).await?;
         let (relay_overhead, relay_commit) = match (&after.metrics, &before.metrics) {
             (Some(after), Some(before)) => {
@@ -151,12 +166,12 @@ impl Window {
 
 /// Waits until every expected frame arrived, progress stopped for a second,
 /// or the deadline passed.
-async fn drain(stats: &Stats, expected: u64, deadline: Instant) {
+async fn drain(stats: &Stats, expected: &dyn Fn() -> u64, deadline: Instant) {
     let mut last = stats.delivered.load(Ordering::Relaxed);
     let mut last_progress = Instant::now();
     while Instant::now() < deadline {
         let delivered = stats.delivered.load(Ordering::Relaxed);
-        if delivered >= expected {
+        if delivered >= expected() {
             return;
         }
         if delivered != last {

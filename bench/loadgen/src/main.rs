@@ -5,8 +5,10 @@
 //! CPU and memory from /proc), and writes one JSON result, a Markdown table
 //! and the cost-growth plot.
 
+mod churn;
 mod clock;
 mod conn;
+mod dbops;
 mod dialect;
 mod figures;
 mod fleet;
@@ -22,6 +24,7 @@ mod scenario;
 mod servers;
 mod stats;
 mod suite;
+mod typist;
 
 use std::path::PathBuf;
 
@@ -55,7 +58,7 @@ struct Args {
     /// Multiplies every warm-up, window and drain duration.
     #[arg(long, default_value_t = 1.0)]
     stretch: f64,
-    /// Comma-separated: floor, fanout, wide, idle, notify, history, growth, or all.
+    /// Comma-separated: floor, fanout, wide, idle, notify, history, presence, typing, growth, or all.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Comma-separated: roomcast, socket.io (default both).
@@ -103,6 +106,7 @@ async fn main() -> Result<()> {
             logs,
             send_queue_frames: args.send_queue_frames,
             send_queue_bytes: args.send_queue_bytes,
+            typing_interval_ms: scale.typing_interval_ms,
         },
         db_pid: args.db_pid,
         scale,

@@ -9,6 +9,8 @@ use serde_json::Value;
 enum Better {
     Higher,
     Lower,
+    /// The offered load or what the throttle lets through: neither direction wins.
+    Neither,
 }
 
 struct Row {
@@ -104,6 +106,8 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
     ] {
         rows.push(("history".into(), row(label, pointer, better)));
     }
+    rows.extend(presence_rows(scale));
+    rows.extend(typing_rows(scale));
     if let Some(points) = result["growth"].as_array() {
         for (i, point) in points.iter().enumerate() {
             let name = format!("growth {}×{}", point["rooms"], point["subs_per_room"]);
@@ -115,6 +119,59 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
         }
     }
     rows
+}
+
+fn presence_rows(scale: &Value) -> Vec<(String, Row)> {
+    use Better::*;
+    let label = format!(
+        "presence churn, {} rooms × {} watchers, @ {} connects/s: connect+disconnect cycles/s",
+        scale["presence_rooms"],
+        scale["presence_watchers_per_room"],
+        scale["presence_rate"].as_f64().unwrap_or(0.0),
+    );
+    [
+        (label.as_str(), "/fixed/cycles_per_s", Higher),
+        ("  join + leave frames to watchers/s", "/fixed/figures/delivered_frames_per_s", Higher),
+        ("  join → watchers' presence_join p50 ms", "/fixed/figures/latency/p50_ms", Lower),
+        ("  join → watchers' presence_join p99 ms", "/fixed/figures/latency/p99_ms", Lower),
+        ("  lost join/leave frames", "/fixed/figures/lost_frames", Lower),
+        ("  failed cycles", "/fixed/failed_cycles", Lower),
+        ("  MongoDB writes/s on presence (MongoDB's top)", "/fixed/db_presence_writes_per_s", Lower),
+        ("  MongoDB writes/s, whole database (MongoDB's top)", "/fixed/db_writes_per_s", Lower),
+        ("  server CPU s per 1k cycles", "/fixed/server_cpu_s_per_k_cycles", Lower),
+        ("  database CPU s in window", "/fixed/figures/db_cpu_s", Lower),
+        ("presence churn ramp: best sustained cycles/s", "/saturation_cycles_per_s", Higher),
+    ]
+    .into_iter()
+    .map(|(label, pointer, better)| ("presence".to_string(), row(label, pointer, better)))
+    .collect()
+}
+
+fn typing_rows(scale: &Value) -> Vec<(String, Row)> {
+    use Better::*;
+    let label = format!(
+        "typing storm, {} users in one room, each `typing` every {} ms: typing frames sent/s",
+        scale["typing_users"], scale["typing_period_ms"]
+    );
+    let passed = format!(
+        "  writes that passed the throttle/s (users ÷ {} ms interval = {:.1})",
+        scale["typing_interval_ms"],
+        scale["typing_users"].as_f64().unwrap_or(0.0) * 1000.0 / scale["typing_interval_ms"].as_f64().unwrap_or(1.0)
+    );
+    [
+        (label.as_str(), "/typing_sent_per_s", Neither),
+        (passed.as_str(), "/events_per_s", Neither),
+        ("  MongoDB writes/s on typing (MongoDB's top)", "/db_typing_writes_per_s", Lower),
+        ("  MongoDB writes/s, whole database (MongoDB's top)", "/db_writes_per_s", Lower),
+        ("  typing frames delivered to members/s", "/figures/delivered_frames_per_s", Higher),
+        ("  passing frame's send → typing frame p50 ms", "/figures/latency/p50_ms", Lower),
+        ("  passing frame's send → typing frame p99 ms", "/figures/latency/p99_ms", Lower),
+        ("  lost typing frames", "/figures/lost_frames", Lower),
+        ("  server CPU s per 1k delivered frames", "/server_cpu_s_per_k_frames", Lower),
+    ]
+    .into_iter()
+    .map(|(label, pointer, better)| ("typing".to_string(), row(label, pointer, better)))
+    .collect()
 }
 
 /// The value of one figure for one target, if that run produced it.
@@ -151,7 +208,11 @@ pub fn table(result: &Value) -> String {
             (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
             _ => "–".into(),
         };
-        let better = if row.better == Better::Higher { "higher" } else { "lower" };
+        let better = match row.better {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+            Better::Neither => "–",
+        };
         lines.push(format!(
             "| {} | {} | {} | {} | {} |",
             row.figure,
@@ -187,6 +248,23 @@ pub fn notes(result: &Value) -> String {
             result["scale"]["history_limit"]
         ));
     }
+    if result.get("presence").is_some() || result.get("typing").is_some() {
+        notes.push(
+            "presence, typing: the peer keeps presence and the typing throttle in its one process's memory \
+             (no MongoDB, nothing across processes), so its rows compare cost, not features"
+                .to_string(),
+        );
+    }
+    if let Some(presence) = result.get("presence") {
+        notes.push(presence_ramp(presence));
+    }
+    if result.get("typing").is_some() {
+        notes.push(
+            "typing: a delivery's latency counts from the send of the frame the throttle passed, found by \
+             replaying the throttle's rule on the typist's send times (bench/README.md)"
+                .to_string(),
+        );
+    }
     collect_problems(result, "", &mut notes);
     notes.join("\n")
 }
@@ -214,4 +292,28 @@ fn collect_problems(value: &Value, path: &str, notes: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// Each side's presence steps, offered → sustained cycles/s, and any
+/// `occupancy` frames (a room went above the listing limit).
+fn presence_ramp(presence: &Value) -> String {
+    let sides: Vec<String> = ["roomcast", "socket.io"]
+        .iter()
+        .filter_map(|target| {
+            let run = presence.get(*target)?;
+            let steps: Vec<&Value> = std::iter::once(&run["fixed"]).chain(run["ramp"].as_array()?.iter()).collect();
+            let shown: Vec<String> = steps
+                .iter()
+                .map(|s| {
+                    let (offered, got) = (s["offered_cycles_per_s"].as_f64()?, s["cycles_per_s"].as_f64()?);
+                    let p99 = s["figures"]["latency"]["p99_ms"].as_f64()?;
+                    Some(format!("{offered:.0} → {got:.1} (p99 {p99:.1} ms)"))
+                })
+                .collect::<Option<_>>()?;
+            let occupancy: u64 = steps.iter().filter_map(|s| s["occupancy_frames"].as_u64()).sum();
+            let occupancy = if occupancy > 0 { format!(", {occupancy} occupancy frames") } else { String::new() };
+            Some(format!("{target} {}{occupancy}", shown.join(", ")))
+        })
+        .collect();
+    format!("presence churn, offered → sustained cycles/s: {}", sides.join("; "))
 }

@@ -57,6 +57,24 @@ pub struct Scale {
     pub history_fanout_rooms: usize,
     pub history_fanout_subs_per_room: usize,
     pub history_fanout_rate: f64,
+    /// Presence churn: `presence_rooms` rooms with `presence_watchers_per_room`
+    /// watchers each; connections connect, join a room (round-robin), read
+    /// their presence snapshot and disconnect, at `presence_rate` cycles/s,
+    /// then at each rate of the ramp until a step stops keeping up. At most
+    /// `presence_max_in_flight` cycles run at once.
+    pub presence_rooms: usize,
+    pub presence_watchers_per_room: usize,
+    pub presence_rate: f64,
+    pub presence_ramp_rates: Vec<f64>,
+    pub presence_max_in_flight: usize,
+    /// Typing storm: `typing_users` in one room, each sending `typing` every
+    /// `typing_period_ms`. The servers let one through per user per
+    /// `typing_interval_ms` (set on both, as roomcast's default). The period
+    /// does not divide the interval, so which frame passes is never a coin
+    /// toss between two (see typist.rs).
+    pub typing_users: usize,
+    pub typing_period_ms: u64,
+    pub typing_interval_ms: u64,
     pub floor_rate: f64,
     /// The bare-driver probe that runs beside each fixed fan-out step: low,
     /// so that it barely adds to the load it measures.
@@ -101,6 +119,14 @@ impl Scale {
             history_fanout_rooms: 10,
             history_fanout_subs_per_room: 20,
             history_fanout_rate: 100.0,
+            presence_rooms: 10,
+            presence_watchers_per_room: 10,
+            presence_rate: 50.0,
+            presence_ramp_rates: vec![100.0, 200.0, 400.0, 800.0],
+            presence_max_in_flight: 1000,
+            typing_users: 100,
+            typing_period_ms: 85,
+            typing_interval_ms: 2000,
             floor_rate: 500.0,
             floor_under_load_rate: 50.0,
         }
@@ -140,6 +166,16 @@ impl Scale {
             history_fanout_rooms: 1,
             history_fanout_subs_per_room: 3,
             history_fanout_rate: 10.0,
+            presence_rooms: 1,
+            presence_watchers_per_room: 2,
+            presence_rate: 10.0,
+            presence_ramp_rates: vec![20.0],
+            presence_max_in_flight: 50,
+            // A shorter interval (on both servers), so that each typist's
+            // writes pass more than once in the short window.
+            typing_users: 4,
+            typing_period_ms: 115,
+            typing_interval_ms: 500,
             floor_rate: 20.0,
             floor_under_load_rate: 10.0,
             ..Scale::full()

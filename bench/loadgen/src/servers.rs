@@ -30,12 +30,15 @@ pub struct Setup {
     /// runs keep roomcast's defaults.
     pub send_queue_frames: usize,
     pub send_queue_bytes: usize,
+    /// One `typing` per user and room per this long, on both servers: the
+    /// typing storm traces deliveries with the same rule.
+    pub typing_interval_ms: u64,
 }
 
 /// roomcast's per-client abuse limits, lifted for the benchmark, and its
 /// per-replica bounds sized for a 1 GiB pod, lifted to the benchmark
 /// machine's size: the saturation ramp queues far more than a pod would hold.
-const UNLIMITED: [(&str, &str); 10] = [
+const UNLIMITED: [(&str, &str); 12] = [
     ("MAX_CONNECTIONS", "1000000"),
     ("BUFFER_POOL_BYTES", "4294967296"),
     ("HANDSHAKES_PER_SECOND_PER_IP", "1000000"),
@@ -46,6 +49,10 @@ const UNLIMITED: [(&str, &str); 10] = [
     ("JOINS_PER_SECOND", "1000000"),
     ("JOIN_BURST", "1000000"),
     ("MAX_CONNECTIONS_PER_USER", "1000000"),
+    // Read markers' bucket, which `typing` shares: lifted so that a typing
+    // storm meets the typing throttle, not the bucket.
+    ("READ_MARKERS_PER_SECOND", "1000000"),
+    ("READ_MARKER_BURST", "1000000"),
 ];
 
 pub struct Server {
@@ -62,7 +69,8 @@ impl Server {
                 c.current_dir(&setup.repo)
                     .env("ROOMCAST__SERVER__PORT", "0")
                     .env("ROOMCAST__MONGO__URI", &setup.mongo_uri)
-                    .env("ROOMCAST__MONGO__DATABASE", database);
+                    .env("ROOMCAST__MONGO__DATABASE", database)
+                    .env("ROOMCAST__LIMITS__TYPING_INTERVAL", format!("{}ms", setup.typing_interval_ms));
                 // The peer has no abuse limits; every client here shares one
                 // address, and publishers send far above a person's rate.
                 for (key, value) in UNLIMITED {
@@ -80,7 +88,8 @@ impl Server {
                     .current_dir(&setup.peer_dir)
                     .env("PORT", "0")
                     .env("MONGO_URI", &setup.mongo_uri)
-                    .env("MONGO_DB", database);
+                    .env("MONGO_DB", database)
+                    .env("TYPING_INTERVAL_MS", setup.typing_interval_ms.to_string());
                 c
             }
         };

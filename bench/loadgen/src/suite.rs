@@ -33,6 +33,8 @@ enum Job {
     Idle,
     Notify,
     History,
+    Presence,
+    Typing,
     Growth { rooms: usize, subs_per_room: usize },
 }
 
@@ -44,6 +46,8 @@ impl Job {
             Job::Idle => "idle".into(),
             Job::Notify => "notify".into(),
             Job::History => "history".into(),
+            Job::Presence => "presence".into(),
+            Job::Typing => "typing".into(),
             Job::Growth { rooms, subs_per_room } => format!("growth_{rooms}x{subs_per_room}"),
         }
     }
@@ -79,6 +83,8 @@ impl Suite {
             ("idle", Job::Idle),
             ("notify", Job::Notify),
             ("history", Job::History),
+            ("presence", Job::Presence),
+            ("typing", Job::Typing),
         ];
         for (key, job) in jobs {
             if self.wants(key) {
@@ -146,6 +152,8 @@ impl Suite {
             Job::Idle => scenario::idle::run(&ctx).await.map(to_value),
             Job::Notify => scenario::notify::run(&ctx).await.map(to_value),
             Job::History => scenario::history::run(&ctx).await.map(to_value),
+            Job::Presence => scenario::presence::run(&ctx).await.map(to_value),
+            Job::Typing => scenario::typing::run(&ctx).await.map(to_value),
             Job::Growth { rooms, subs_per_room } => {
                 scenario::growth::run(&ctx, rooms, subs_per_room).await.map(to_value)
             }

@@ -6,7 +6,15 @@
 // handicaps: default socket.io settings, inserts with the same write concern
 // as roomcast (majority), one process as usually deployed.
 //
-// Env: PORT (0 picks a free one), MONGO_URI, MONGO_DB.
+// Presence and typing live in this one process's memory, as a single-process
+// socket.io app would keep them: no MongoDB, and nothing across processes
+// (roomcast keeps them in MongoDB across replicas). The semantics match
+// roomcast's below its presence listing limit: a snapshot after a join,
+// `presence_join` for a user's first socket in a room, `presence_leave` for
+// the last; `typing` relayed to the room but the typist's sockets, at most
+// once per user and room per TYPING_INTERVAL_MS, extra ones dropped.
+//
+// Env: PORT (0 picks a free one), MONGO_URI, MONGO_DB, TYPING_INTERVAL_MS.
 // Prints `listening on PORT` once the change streams are open and the port is bound.
 'use strict';
 
@@ -21,6 +29,36 @@ const dbName = process.env.MONGO_DB ?? 'peer';
 // As roomcast's defaults: 50 messages per page unless asked, at most 200.
 const DEFAULT_PAGE = 50;
 const MAX_HISTORY_PAGE = 200;
+// As roomcast's limits.typing_interval.
+const typingInterval = Number(process.env.TYPING_INTERVAL_MS ?? 2000);
+
+// room -> (user -> that user's sockets in the room).
+const present = new Map();
+// `${room}\n${user}` -> when that user's last `typing` was relayed (ms).
+const typed = new Map();
+
+// True when this is the user's first socket in the room.
+function arrive(room, user) {
+  let users = present.get(room);
+  if (!users) present.set(room, (users = new Map()));
+  const sockets = (users.get(user) ?? 0) + 1;
+  users.set(user, sockets);
+  return sockets === 1;
+}
+
+// True when that was the user's last socket in the room.
+function depart(room, user) {
+  const users = present.get(room);
+  const sockets = (users?.get(user) ?? 0) - 1;
+  if (!users || sockets < 0) return false;
+  if (sockets > 0) {
+    users.set(user, sockets);
+    return false;
+  }
+  users.delete(user);
+  if (users.size === 0) present.delete(room);
+  return true;
+}
 
 async function main() {
   const client = new MongoClient(uri, { writeConcern: { w: 'majority' } });
@@ -51,8 +89,33 @@ async function main() {
         ack?.({ error: 'invalid_room' });
         return;
       }
+      const rejoin = socket.rooms.has(room);
       socket.join(room);
       ack?.({ room });
+      // A re-join keeps the presence it has, as in roomcast.
+      if (rejoin) return;
+      const first = arrive(room, user);
+      const users = [...present.get(room).keys()];
+      socket.emit('presence', { room, users, count: users.length });
+      if (first) io.to(room).emit('presence_join', { room, user });
+    });
+
+    // Rooms are still listed while disconnecting; the leave goes to the others.
+    socket.on('disconnecting', () => {
+      for (const room of socket.rooms) {
+        if (room !== socket.id && !room.startsWith('user:') && depart(room, user)) {
+          socket.to(room).emit('presence_leave', { room, user });
+        }
+      }
+    });
+
+    socket.on('typing', (room) => {
+      if (typeof room !== 'string' || !socket.rooms.has(room)) return;
+      const key = `${room}\n${user}`;
+      const now = Date.now();
+      if (now - (typed.get(key) ?? -Infinity) < typingInterval) return;
+      typed.set(key, now);
+      io.to(room).except(`user:${user}`).emit('typing', { room, user });
     });
 
     socket.on('send_message', async (msg, ack) => {
@@ -110,6 +173,12 @@ async function main() {
   relay(notifications.watch([{ $match: { operationType: 'insert' } }]), (doc) =>
     io.to(`user:${doc.user}`).emit('notification', doc),
   );
+
+  // Forgets typists quiet for an interval, as roomcast's throttle does.
+  setInterval(() => {
+    const now = Date.now();
+    for (const [key, at] of typed) if (now - at >= typingInterval) typed.delete(key);
+  }, 10_000).unref();
 
   server.listen(port, '127.0.0.1', () => {
     console.log(`listening on ${server.address().port}`);

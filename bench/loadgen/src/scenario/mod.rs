@@ -7,7 +7,9 @@ pub mod growth;
 pub mod history;
 pub mod idle;
 pub mod notify;
+pub mod presence;
 mod producer;
+pub mod typing;
 
 use crate::dialect::Target;
 use crate::figures::Watched;
