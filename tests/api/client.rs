@@ -77,10 +77,16 @@ impl Client {
         self.socket.send(Message::text(text)).await.expect("send frame");
     }
 
-    /// Reads one more text frame from the socket into `seen`.
+    /// Reads one more text frame from the socket into `seen`, within PATIENCE.
     async fn receive(&mut self) -> Value {
+        self.receive_by(tokio::time::Instant::now() + PATIENCE).await
+    }
+
+    /// Reads one more text frame, failing at `deadline`: WebSocket pings
+    /// and unrelated frames do not extend it.
+    async fn receive_by(&mut self, deadline: tokio::time::Instant) -> Value {
         loop {
-            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .unwrap_or_else(|_| panic!("no frame within {PATIENCE:?}; seen so far: {:#?}", self.seen))
                 .expect("socket ended")
@@ -107,8 +113,9 @@ impl Client {
             self.claimed[index] = true;
             return self.seen[index].clone();
         }
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let frame = self.receive().await;
+            let frame = self.receive_by(deadline).await;
             if matches(&frame) {
                 *self.claimed.last_mut().unwrap() = true;
                 return frame;
@@ -118,10 +125,15 @@ impl Client {
 
     /// Reads until `count` frames matching `matches` have been seen in all.
     pub async fn wait_for_count(&mut self, count: usize, matches: impl Fn(&Value) -> bool) {
+        let mut deadline = tokio::time::Instant::now() + PATIENCE;
         let mut have = self.seen.iter().filter(|f| matches(f)).count();
         while have < count {
-            let frame = self.receive().await;
-            have += usize::from(matches(&frame));
+            let frame = self.receive_by(deadline).await;
+            if matches(&frame) {
+                // Progress: each matching frame gives the next one PATIENCE.
+                have += 1;
+                deadline = tokio::time::Instant::now() + PATIENCE;
+            }
         }
     }
 

@@ -146,3 +146,41 @@ async fn a_dropped_collection_invalidates_the_stream_and_clients_are_told_to_res
     bob.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 2).await;
     assert_eq!(notes(&bob), [1, 2]);
 }
+
+#[tokio::test]
+async fn after_lost_history_presence_is_read_again_and_sent_anew() {
+    use futures::StreamExt;
+    let db = DbServer::start(DbOptions { test_commands: true, oplog_max_entries: Some(10), ..Default::default() });
+    let database = crate::helpers::unique_database();
+    let first = spawn_app().at(&db.uri).database(&database).set_all(&RECOVER_FAST).await;
+    let second = spawn_app().at(&db.uri).database(&database).set_all(&RECOVER_FAST).await;
+    let mut alice = first.client("alice").await;
+    alice.join("r").await;
+    let snapshot = alice.wait_for(|f| f["type"] == "presence").await;
+    assert!(snapshot["users"].as_array().unwrap().len() <= 1, "{snapshot}");
+
+    db.break_change_streams().await;
+    wait_for_http(first.port, "/readyz", "not_ready").await;
+    // Bob arrives while no relay's stream runs, and the oplog then moves on
+    // past his arrival: the first relay can only learn of it by reading again.
+    let presence = first.database.collection::<bson::Document>("presence");
+    let mut written = presence.watch().await.unwrap();
+    let mut bob = second.client("bob").await;
+    bob.join("r").await;
+    while written.next().await.unwrap().unwrap().document_key.unwrap().get_document("_id").unwrap().get_str("user")
+        != Ok("bob")
+    {}
+    let filler = first.database.collection::<bson::Document>("filler");
+    for n in 0..20 {
+        filler.insert_one(doc! {"n": n}).await.unwrap();
+    }
+    db.prune_oplog().await;
+    db.heal_change_streams().await;
+
+    let again = alice.wait_for(|f| f["type"] == "presence").await;
+    assert_eq!(again, json!({"type": "presence", "room": "r", "users": ["alice", "bob"], "count": 2}));
+    wait_for_http(first.port, "/readyz", r#""status":"ready""#).await;
+    // Live presence goes on from the new stream.
+    drop(bob);
+    alice.wait_for(|f| f["type"] == "presence_leave" && f["user"] == "bob").await;
+}
