@@ -77,13 +77,8 @@ impl Client {
         self.socket.send(Message::text(text)).await.expect("send frame");
     }
 
-    /// Reads one more text frame from the socket into `seen`, within PATIENCE.
-    async fn receive(&mut self) -> Value {
-        self.receive_by(tokio::time::Instant::now() + PATIENCE).await
-    }
-
-    /// Reads one more text frame, failing at `deadline`: WebSocket pings
-    /// and unrelated frames do not extend it.
+    /// Reads one more text frame from the socket into `seen`, failing at
+    /// `deadline`: WebSocket pings and unrelated frames do not extend it.
     async fn receive_by(&mut self, deadline: tokio::time::Instant) -> Value {
         loop {
             let message = tokio::time::timeout_at(deadline, self.socket.next())
