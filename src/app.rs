@@ -55,6 +55,7 @@ impl Application {
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         let store = Store::connect(&settings.mongo).await?;
         store.ensure_indexes().await?;
+        store.ensure_pre_images().await?;
         store.ensure_marker_index().await?;
         for route in settings.routes.iter().filter(|route| route.channel == Channel::User) {
             store.ensure_user_route_index(&route.collection, &route.key).await?;

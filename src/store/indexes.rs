@@ -1,11 +1,15 @@
-//! The indexes roomcast relies on, created at start-up (idempotently).
+//! The indexes roomcast relies on, and the pre-images of `messages`,
+//! created at start-up (idempotently).
 
 use bson::doc;
 use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 
 use super::Store;
-use crate::collections::{CLIENT_ID_INDEX, ROOM_SEQ_INDEX};
+use crate::collections::{CLIENT_ID_INDEX, MESSAGES, ROOM_SEQ_INDEX};
+
+/// The server's code for a command the user is not allowed to run.
+const UNAUTHORIZED: i32 = 13;
 
 impl Store {
     /// Creates the indexes of `messages` the write path depends on.
@@ -51,5 +55,22 @@ impl Store {
             .build();
         self.members.create_index(unique).await?;
         Ok(())
+    }
+
+    /// Turns on `changeStreamPreAndPostImages` for `messages`, so a delete
+    /// event carries the room and seq it removed. False, with a warning, if
+    /// the relay's user may not (`collMod` needs more than `readWrite`): an
+    /// operator then runs it, and until then hard deletes are counted, not
+    /// relayed.
+    pub async fn ensure_pre_images(&self) -> Result<bool, mongodb::error::Error> {
+        let command = doc! { "collMod": MESSAGES, "changeStreamPreAndPostImages": { "enabled": true } };
+        match self.database.run_command(command).await {
+            Ok(_) => Ok(true),
+            Err(error) if matches!(&*error.kind, mongodb::error::ErrorKind::Command(e) if e.code == UNAUTHORIZED) => {
+                tracing::warn!(%error, "cannot turn on pre-images of messages; hard deletes will not be relayed");
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
