@@ -154,10 +154,8 @@ export class Presence {
 
   /** The connection ended: presence comes again, as a snapshot, after the re-joins; typing is stale. */
   dropped() {
-    for (const [room, state] of this.#rooms) {
-      this.#reset(room, state);
-      state.typedAt = undefined;
-    }
+    // typedAt stays: the relay's limit is per (room, user), across connections.
+    for (const [room, state] of this.#rooms) this.#reset(room, state);
   }
 
   /** The client was closed: timers are cleared, nothing is emitted. */
