@@ -2,13 +2,16 @@
 // build step. The library does the hard part (reconnects, rejoins from the
 // last seq, resends with the same client_id, recovers notifications); this
 // file turns its events into a page: signing in, the room list, and the
-// wiring of conversation.js (the room shown) and notifications.js.
+// wiring of conversation.js (the room shown), members.js (who is in it),
+// typing.js (who is typing there) and notifications.js.
 
 import { connect } from './roomcast-client/index.js';
 import { conversation } from './conversation.js';
+import { membersPanel } from './members.js';
 import { notificationsPanel } from './notifications.js';
 import * as storage from './storage.js';
 import { element, failureToast, toast } from './render.js';
+import { typingLine } from './typing.js';
 
 const $ = (id) => document.getElementById(id);
 /** Messages fetched when a room is joined (or re-joined after a reload). */
@@ -28,6 +31,8 @@ const shown = conversation({
   room: () => saved.current,
   note: (room) => roomNotes.get(room),
 });
+const members = membersPanel({ client: () => client, me: () => me, room: () => saved.current });
+const typing = typingLine({ client: () => client, room: () => saved.current });
 const notifications = notificationsPanel({
   client: () => client,
   saved: () => saved,
@@ -111,7 +116,13 @@ function signOut() {
 // ---- the client's events ----
 
 function wire(client) {
-  client.on('state', setConnection);
+  client.on('state', (change) => {
+    setConnection(change);
+    members.render();
+  });
+  // Who is here and who is typing, for the room shown.
+  client.on('presence', ({ room }) => room === saved.current && members.render());
+  client.on('typing', ({ room }) => room === saved.current && typing.render());
   client.on('message', (message) => {
     if (message.room === saved.current) shown.renderMessage(message);
   });
@@ -228,6 +239,8 @@ function selectRoom(room) {
   $('draft').disabled = !room;
   renderRooms();
   shown.render();
+  members.render();
+  typing.render({ quietly: true });
 }
 
 /** The unread count of a room other than the one shown, from the user's read marker. */
@@ -331,6 +344,12 @@ $('composer').addEventListener('submit', (event) => {
   if (!text || !saved.current) return;
   $('draft').value = '';
   submit({ kind: 'send', room: saved.current, body: { text } });
+});
+
+// Every keystroke tells the others you are typing: the library sends at
+// most one frame every 2 s, and nothing while offline.
+$('draft').addEventListener('input', () => {
+  if (client && saved.current && $('draft').value.trim()) client.typing(saved.current);
 });
 
 $('draft').addEventListener('keydown', (event) => {

@@ -139,7 +139,12 @@ impl Tracker {
         let (user, arrived) = match change {
             PresenceChange::Present { user, replica, .. } => {
                 let replicas = presence.users.entry(user.clone()).or_default();
-                (user, replicas.insert(replica) && replicas.len() == 1)
+                // Known already (an insert the load had read, relayed after
+                // it) or present through another replica: nobody arrived.
+                if !replicas.insert(replica) || replicas.len() > 1 {
+                    return;
+                }
+                (user, true)
             }
             PresenceChange::Gone { user, replica, .. } => {
                 let Some(replicas) = presence.users.get_mut(&user) else { return };
@@ -239,4 +244,58 @@ impl Tracker {
 /// events, held while a join reads its replay, never part of the seq.
 fn event(room: &str, frame: Frame) -> Arc<RoomEvent> {
     Arc::new(RoomEvent { room: room.to_string(), seq: 0, change: Change::Ephemeral, frame, received: Instant::now() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::fanout::{Budget, ChangedPresence, Connection, Pool};
+
+    fn present(user: &str, replica: &str) -> PresenceChange {
+        PresenceChange::Present { room: "r".into(), user: user.into(), replica: replica.into() }
+    }
+
+    fn gone(user: &str, replica: &str) -> PresenceChange {
+        PresenceChange::Gone { room: "r".into(), user: user.into(), replica: replica.into() }
+    }
+
+    fn frames(queued: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+        let mut frames = Vec::new();
+        while let Ok(item) = queued.try_recv() {
+            if let Outbound::Room(event) = item {
+                frames.push(event.frame.text().to_string());
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn only_a_first_arrival_and_a_last_departure_are_told() {
+        let registry = Arc::new(Registry::with_presence(Arc::new(ChangedPresence::default())));
+        let (queue, mut queued) = mpsc::channel(16);
+        let budget = Budget::new(1 << 16, 1 << 20, Pool::new(1 << 20));
+        let alice = Connection::new(1, "alice".into(), queue, budget, Duration::from_secs(1));
+        registry.join_room("r", &alice);
+        let tracker = Tracker::new(registry, 10);
+        assert!(matches!(tracker.begin("r"), Begin::Load));
+        tracker.loaded("r", vec![("bob".into(), "one".into())]);
+
+        // The insert the load already read, relayed after it; then bob on a
+        // second replica, and one of his two replicas going.
+        tracker.apply(present("bob", "one"));
+        tracker.apply(present("bob", "two"));
+        tracker.apply(gone("bob", "one"));
+        assert_eq!(frames(&mut queued), Vec::<String>::new(), "bob stayed present throughout");
+
+        tracker.apply(gone("bob", "two"));
+        tracker.apply(present("carol", "one"));
+        let told = frames(&mut queued);
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert!(told[0].contains(r#""type":"presence_leave""#) && told[0].contains(r#""user":"bob""#), "{told:?}");
+        assert!(told[1].contains(r#""type":"presence_join""#) && told[1].contains(r#""user":"carol""#), "{told:?}");
+    }
 }

@@ -4,14 +4,16 @@
 // notification cursor of each route, re-join each room from the highest seq
 // held, and resend every unacknowledged write with its original client_id.
 // The read side (markers, unread counts, pages of older messages and of
-// notifications) lives in reading.js and requests.js, and replies.js tells
-// which frame an error answers; this file routes the frames to them.
+// notifications) lives in reading.js and requests.js, who is present and
+// typing in presence.js, and replies.js tells which frame an error answers;
+// this file routes the frames to them.
 
 import { backoffDelay, retryDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { RoomcastError } from './errors.js';
 import { clientIdGenerator } from './ids.js';
 import { Outbox, isRetryable } from './outbox.js';
+import { Presence, TYPING_TIMEOUT } from './presence.js';
 import { Reading } from './reading.js';
 import { Replies } from './replies.js';
 import { Requests } from './requests.js';
@@ -33,6 +35,7 @@ const DEFAULTS = {
   heartbeatTimeout: 10_000,
   maxMessagesPerRoom: 5000,
   maxFrameBytes: 81_920,
+  typingTimeout: TYPING_TIMEOUT,
   retry: { base: 250, cap: 5_000 },
 };
 
@@ -57,6 +60,7 @@ export class RoomcastClient extends Emitter {
   #nextClientId = clientIdGenerator();
   #requests;
   #reading;
+  #presence;
 
   constructor(address, options = {}) {
     super();
@@ -76,6 +80,15 @@ export class RoomcastClient extends Emitter {
     const isOpen = () => this.#isOpen();
     const send = (frame, tracking) => this.#replies.send(frame, tracking);
     this.#requests = new Requests({ isOpen, send, retry });
+    this.#presence = new Presence({
+      isJoined: (room) => {
+        const entry = this.#rooms.get(room);
+        return this.#isOpen() && Boolean(entry?.wanted && entry.joinedHere);
+      },
+      send,
+      emit: (event, ...args) => this.emit(event, ...args),
+      typingTimeout: this.#options.typingTimeout,
+    });
     this.#reading = new Reading({
       isOpen,
       send,
@@ -89,6 +102,7 @@ export class RoomcastClient extends Emitter {
       emit: (event, ...args) => this.emit(event, ...args),
       emitMessages: (emitted) => this.#emitMessages(emitted),
       messages: (room) => this.messages(room),
+      presence: this.#presence,
     });
     // Started after the caller's synchronous code, so handlers it attaches
     // right after connect() see the first state change.
@@ -158,6 +172,7 @@ export class RoomcastClient extends Emitter {
     const entry = this.#rooms.get(room);
     if (!entry) return Promise.resolve();
     entry.wanted = false;
+    this.#presence.forget(room);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = null;
     this.#settleWaiters(entry, new RoomcastError('left', `left room ${room}`, { room }));
@@ -205,6 +220,17 @@ export class RoomcastClient extends Emitter {
     if (!ROOM_NAME.test(room)) throw invalidRoom(room);
     if (!Number.isInteger(seq) || seq < 0) throw new TypeError(`seq must be an integer >= 0, not ${seq}`);
     if (!this.#closed) this.#reading.markRead(room, seq);
+  }
+
+  /**
+   * The user is typing in a room: call it on every keystroke. Sends at most
+   * one `typing` per room every TYPING_INTERVAL, and none for a room not
+   * joined on an open connection (never queued for later: typing is stale
+   * by then) or too large for the relay to pass typing on.
+   */
+  typing(room) {
+    if (!ROOM_NAME.test(room)) throw invalidRoom(room);
+    if (!this.#closed) this.#presence.type(room);
   }
 
   /** The user's rooms with their unread counts, newest activity first (the relay's `rooms`). */
@@ -270,6 +296,7 @@ export class RoomcastClient extends Emitter {
     }
     this.#requests.close(closed);
     this.#reading.close();
+    this.#presence.close();
     this.#setState('closed', {});
   }
 
@@ -346,6 +373,7 @@ export class RoomcastClient extends Emitter {
     this.#outbox.requeueAll();
     this.#reading.dropped();
     this.#requests.dropped();
+    this.#presence.dropped();
     for (const entry of this.#rooms.values()) {
       entry.joinedHere = false;
       entry.inFlight = false;
@@ -446,6 +474,14 @@ export class RoomcastClient extends Emitter {
         return this.#requests.answered('notifications', frame.route, frame);
       case 'read_marker':
         return this.#reading.learn(frame.room, { lastRead: frame.seq });
+      case 'presence':
+      case 'presence_join':
+      case 'presence_leave':
+      case 'occupancy':
+      case 'typing':
+        // Only for a room the application is in; a leave under way ends it.
+        if (this.#rooms.get(frame.room)?.wanted) this.#presence.received(frame);
+        return undefined;
       case 'error':
         return this.#onError(frame);
       case 'pong':
@@ -471,6 +507,10 @@ export class RoomcastClient extends Emitter {
   }
 
   #emitMessages(emitted) {
+    // A new message ends its author's typing, before the application sees it.
+    for (const { message, previous } of emitted) {
+      if (previous === undefined) this.#presence.spoke(message.room, message.author);
+    }
     for (const { message, previous } of emitted) {
       this.emit('message', message, { previous, update: previous !== undefined });
     }
@@ -638,6 +678,7 @@ export class RoomcastClient extends Emitter {
     this.#settleWaiters(entry, error);
     for (const write of this.#outbox.forRoom(entry.name)) this.#failWrite(write, code, message);
     this.#rooms.delete(entry.name);
+    this.#presence.forget(entry.name);
     this.emit('error', error);
   }
 
@@ -655,6 +696,8 @@ export class RoomcastClient extends Emitter {
     const leaving = entry.leaving;
     entry.leaving = [];
     for (const resolve of leaving) resolve();
+    // What the relay sent before `left` is over; a join again gets a fresh snapshot.
+    this.#presence.forget(entry.name);
     if (entry.wanted && entry.waiters.length) {
       this.#rooms.delete(entry.name);
       const fresh = this.#entry(entry.name, entry.initialSince, entry.historyWanted);

@@ -118,6 +118,31 @@ export interface NotificationsPageOptions {
   limit?: number;
 }
 
+/** Who is present in a room, as the `presence` event gives it. */
+export interface PresenceInfo {
+  room: string;
+  /**
+   * The users present, each once whatever their devices, sorted, this user
+   * included. Undefined in a room too large to list (more than the relay's
+   * limits.presence_max_listed), and when nothing is known: after the room
+   * was left, or while disconnected.
+   */
+  users: string[] | undefined;
+  /** How many users are present; undefined when nothing is known. */
+  count: number | undefined;
+  /** The user who just arrived (their first connection in the room). */
+  joined?: string;
+  /** The user who just left (their last connection in the room). */
+  left?: string;
+}
+
+/** Who is typing in a room, as the `typing` event gives it. */
+export interface TypingInfo {
+  room: string;
+  /** The other users typing now, sorted; empty when nobody is. */
+  users: string[];
+}
+
 /** The read side of one room, joined or not; `client.room(name)` returns the same handle each time. */
 export interface Room {
   readonly name: string;
@@ -136,6 +161,14 @@ export interface Room {
   loadOlder(options?: { limit?: number }): Promise<OlderPage>;
   /** `client.markRead(name, seq)`, by default up to the room's newest known seq. */
   markRead(seq?: number): void;
+  /** The users present, sorted, this user included; undefined before the relay's snapshot, while disconnected, and in a room too large to list. */
+  readonly presence: string[] | undefined;
+  /** How many users are present, in any room size; undefined until the relay said, and while disconnected. */
+  readonly occupancy: number | undefined;
+  /** The other users typing now, sorted: each until `typingTimeout` after their last typing, their next message, or their leaving. */
+  readonly typing: string[];
+  /** `client.typing(name)`. */
+  sendTyping(): void;
 }
 
 export interface PendingWrite {
@@ -189,6 +222,8 @@ export interface ConnectOptions {
   maxMessagesPerRoom?: number;
   /** Writes larger than this are refused locally, as the relay would close the connection. Default 81920, the relay's default limits.max_frame_bytes. */
   maxFrameBytes?: number;
+  /** How long another user shows as typing after their last typing frame, ms. Default 5000 (TYPING_TIMEOUT). */
+  typingTimeout?: number;
 }
 
 export interface JoinOptions {
@@ -219,6 +254,10 @@ export interface Events {
   pending: (info: { room: string }) => void;
   /** A room's newest seq or the user's read marker rose (a message, a joined, a read_marker from any device, a room list). */
   unread: (info: UnreadInfo) => void;
+  /** A joined room's presence changed: a snapshot (after a join or a reconnect), a user arrived or left, a large room's count; users and count undefined when it is no longer known (left, disconnected). */
+  presence: (info: PresenceInfo) => void;
+  /** The set of other users typing in a room changed (someone started, stopped by timeout, sent a message or left). */
+  typing: (info: TypingInfo) => void;
 }
 
 export declare class RoomcastClient {
@@ -240,6 +279,8 @@ export declare class RoomcastClient {
   room(name: string): Room;
   /** Marks the room read up to seq on every device; at most one `read` per room every 250 ms. */
   markRead(room: string, seq: number): void;
+  /** The user is typing in a joined room: call it on every keystroke; at most one `typing` per room every TYPING_INTERVAL, nothing while disconnected. */
+  typing(room: string): void;
   /** The user's rooms with unread counts, newest activity first. */
   listRooms(): Promise<RoomSummary[]>;
   /** A page of the user's documents of a user route, newest first. */
@@ -253,6 +294,10 @@ export declare class RoomcastClient {
 
 export declare const SUBPROTOCOL: 'roomcast.v1';
 export declare const DEFAULT_BACKOFF: Readonly<Required<Backoff>>;
+/** At most one `typing` frame per room this often, ms (2000, the relay's default limits.typing_interval). */
+export declare const TYPING_INTERVAL: number;
+/** How long another user shows as typing after their last typing frame by default, ms (5000). */
+export declare const TYPING_TIMEOUT: number;
 export declare function backoffDelay(attempt: number, backoff?: { base: number; cap: number }, random?: () => number): number;
 export declare function retryDelay(attempt: number, backoff?: { base: number; cap: number }, random?: () => number): number;
 export declare function connect(url: string, options?: ConnectOptions): RoomcastClient;

@@ -6,6 +6,7 @@ import { RoomcastClient } from './client.js';
 
 export { RoomcastClient, RoomcastError, SUBPROTOCOL } from './client.js';
 export { backoffDelay, retryDelay, DEFAULT_BACKOFF } from './backoff.js';
+export { TYPING_INTERVAL, TYPING_TIMEOUT } from './presence.js';
 
 /**
  * Connects to a relay's WebSocket endpoint (for example

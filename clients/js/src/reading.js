@@ -5,10 +5,12 @@
 // The relay keeps one read marker per user and room, which only rises, and
 // tells every connection of the user, on every device, each time it rises.
 // So the counts here follow what the user read anywhere, and a marker is
-// never lowered by a stale answer: every value only rises.
+// never lowered by a stale answer: every value only rises. The handle
+// itself is in handle.js.
 
 import { retryDelay } from './backoff.js';
 import { RoomcastError } from './errors.js';
+import { Room, unreadOf } from './handle.js';
 import { isRetryable } from './outbox.js';
 
 /**
@@ -17,60 +19,6 @@ import { isRetryable } from './outbox.js';
  * meeting the relay's token bucket for markers (5 a second by default).
  */
 export const READ_INTERVAL = 250;
-
-/** What the application sees of one room; `client.room(name)` returns it. */
-export class Room {
-  #reading;
-  #name;
-
-  constructor(reading, name) {
-    this.#reading = reading;
-    this.#name = name;
-  }
-
-  get name() {
-    return this.#name;
-  }
-
-  /** The room's newest seq as far as this client knows; undefined until it knows. */
-  get seq() {
-    return this.#reading.state(this.#name).seq;
-  }
-
-  /** The user's read marker (from any device); undefined until the relay said. */
-  get lastRead() {
-    return this.#reading.state(this.#name).lastRead;
-  }
-
-  /** seq − lastRead, never below 0; 0 while either is unknown. */
-  get unread() {
-    return unreadOf(this.#reading.state(this.#name));
-  }
-
-  /** Whether messages older than those held may exist (false once the first message is held or a page said so). */
-  get hasOlder() {
-    return this.#reading.hasOlder(this.#name);
-  }
-
-  /** The messages held, in seq order (only for a joined room). */
-  get messages() {
-    return this.#reading.messages(this.#name);
-  }
-
-  /** Fetches the page before the oldest message held; resolves with `{messages, more}`. */
-  loadOlder(options) {
-    return this.#reading.loadOlder(this.#name, options);
-  }
-
-  /** Marks the room read up to `seq` (by default its newest known seq), on every device. */
-  markRead(seq = this.seq) {
-    if (seq !== undefined) this.#reading.markRead(this.#name, seq);
-  }
-}
-
-function unreadOf({ seq, lastRead }) {
-  return seq === undefined || lastRead === undefined ? 0 : Math.max(0, seq - lastRead);
-}
 
 function summary(room, state) {
   return { room, seq: state.seq, lastRead: state.lastRead, unread: unreadOf(state) };
@@ -86,7 +34,8 @@ export class Reading {
   /**
    * From the client: isOpen(), send(frame, {refused}), request(type, key,
    * frame), roomState(room), whenJoined(room), emit(event, ...args),
-   * emitMessages(emitted), messages(room), retry.
+   * emitMessages(emitted), messages(room), retry, and presence (for the
+   * handles).
    */
   #host;
 
@@ -96,7 +45,7 @@ export class Reading {
 
   room(name) {
     const state = this.state(name);
-    state.handle ??= new Room(this, name);
+    state.handle ??= new Room(name, this, this.#host.presence);
     return state.handle;
   }
 

@@ -1,8 +1,9 @@
 // The demo page (web/) in a real headless Chromium, served by a real relay
 // on a real database: two people chat, one reloads, notifications reach the
 // right page only, a relay restart loses nothing, reading a room in one tab
-// clears its badge in the others, and older messages and notifications load
-// a page at a time. Screenshots of each stage go to test/artifacts/.
+// clears its badge in the others, older messages and notifications load a
+// page at a time, and each page shows who is in the room and who is typing.
+// Screenshots of each stage go to test/artifacts/.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { connect } from '../../src/index.js';
 import { startDatabase } from '../support/database.js';
 import { JWT_ENV, token } from '../support/jwt.js';
 import { artifactsDir } from '../support/paths.js';
@@ -107,6 +109,34 @@ function badge(page, room) {
   return roomEntry(page, room).locator('.unread');
 }
 
+/** Resolves once the page lists exactly `users` as present in the room shown. */
+function members(page, users) {
+  const listed = (expected) =>
+    JSON.stringify([...document.querySelectorAll('#member-list li')].map((item) => item.dataset.user)) === JSON.stringify(expected);
+  return page.waitForFunction(listed, users, WAIT);
+}
+
+/**
+ * Types into the message box a key at a time, as a person does, until
+ * `shown` appears (on another page), then leaves `text` in the box. A
+ * typing frame goes at most every 2 s, so the first keys may not be the
+ * ones that are passed on.
+ */
+async function typeUntil(page, text, shown) {
+  const draft = page.getByLabel('Message', { exact: true });
+  await draft.fill('');
+  for (let key = 0; ; key += 1) {
+    await draft.pressSequentially(text[key % text.length]);
+    try {
+      await shown.waitFor({ timeout: 200 });
+      break;
+    } catch (error) {
+      if (key * 200 > WAIT.timeout) throw error;
+    }
+  }
+  await draft.fill(text);
+}
+
 async function joinByForm(page, room) {
   await page.getByLabel('Join a room').fill(room);
   await page.getByRole('button', { name: 'Join', exact: true }).click();
@@ -165,6 +195,35 @@ step('two people chat in a room', { timeout: 60_000 }, async () => {
   assert.deepEqual(await shownTexts(pages.alice), await shownTexts(pages.bob));
 });
 
+step('each sees who is in the room, and who else is typing', { timeout: 60_000 }, async () => {
+  const { alice, bob } = pages;
+  await members(alice, ['alice', 'bob']);
+  await members(bob, ['alice', 'bob']);
+  await bob.locator('#member-list li[data-user="bob"]', { hasText: '(you)' }).waitFor(WAIT);
+  await alice.getByRole('heading', { name: 'People here (2)' }).waitFor(WAIT);
+
+  await typeUntil(bob, 'Typing a reply', alice.locator('#typing', { hasText: 'bob is typing…' }));
+  await typeUntil(alice, 'Me too!', bob.locator('#typing', { hasText: 'alice is typing…' }));
+  // Typing reaches a room in the order written: had bob's own typing come
+  // back to his page, it would show before alice's.
+  assert.equal(await bob.locator('#typing').textContent(), 'alice is typing…');
+  await shoot(bob, '1-typing');
+  // alice's message ends her typing on bob's page as it appears there.
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+  await message(bob, 'Me too!').waitFor(WAIT);
+  assert.equal(await bob.locator('#typing').textContent(), '');
+  await bob.getByLabel('Message', { exact: true }).press('Enter');
+  await message(alice, 'Typing a reply').waitFor(WAIT);
+
+  // Someone else comes, and closes the tab: gone from the list.
+  const frank = await openPage('frank');
+  await signIn(frank, 'frank');
+  await members(alice, ['alice', 'bob', 'frank']);
+  await members(frank, ['alice', 'bob', 'frank']);
+  await frank.context().close();
+  await members(alice, ['alice', 'bob']);
+});
+
 step('you edit and delete your own messages, and others see it', { timeout: 60_000 }, async () => {
   const { alice, bob } = pages;
   await alice.getByRole('button', { name: 'Edit message 1' }).click();
@@ -220,6 +279,8 @@ step('a relay restart: both pages recover without loss', { timeout: 90_000 }, as
 
   await relay.start();
   await Promise.all([connected(alice), connected(bob)]);
+  // Presence starts again from the new connection's snapshot.
+  await members(alice, ['alice', 'bob']);
   await message(bob, 'Are you still there?').waitFor(WAIT);
   await message(alice, 'Are you still there?').waitFor(WAIT);
   await alice.locator('#messages li.pending').waitFor({ state: 'detached', ...WAIT });
@@ -256,7 +317,18 @@ step('other rooms count unread messages', { timeout: 60_000 }, async () => {
   await alice.locator('.notification', { hasText: 'bob mentioned you' }).waitFor(WAIT);
   await alice.getByRole('button', { name: 'Dismiss' }).click();
   await alice.locator('#draft').fill('Looks great, merging now');
-  await shoot(alice, 'demo');
+  // Someone on another client is typing in the room alice reads.
+  const carol = connect(relay.wsUrl('carol'));
+  try {
+    await carol.join('lobby');
+    await members(alice, ['alice', 'bob', 'carol']);
+    carol.typing('lobby');
+    await alice.locator('#typing', { hasText: 'carol is typing…' }).waitFor(WAIT);
+    await shoot(alice, 'demo');
+  } finally {
+    carol.close();
+  }
+  await members(alice, ['alice', 'bob']);
 });
 
 step('reading a room in one tab clears its badge in the other tabs of the same person', { timeout: 60_000 }, async () => {
@@ -348,6 +420,36 @@ step('older notifications load a page at a time', { timeout: 60_000 }, async () 
   assert.equal(await shown.last().locator('.body').textContent(), 'old news 1');
   assert.equal(await page.getByRole('button', { name: 'Load older notifications' }).count(), 0);
   await page.context().close();
+});
+
+step('a room too large to list shows how many people are in it', { timeout: 60_000 }, async () => {
+  const crowded = await Relay.start(database.uri, {
+    env: {
+      ROOMCAST__LIMITS__PRESENCE_MAX_LISTED: '1',
+      ROOMCAST__PRESENCE__HEARTBEAT_INTERVAL: '200ms',
+      ROOMCAST__PRESENCE__REPLICA_TIMEOUT: '2s',
+    },
+  });
+  const contexts = [];
+  try {
+    for (const user of ['gina', 'hal']) {
+      const context = await newBrowser();
+      contexts.push(context);
+      const page = await context.newPage();
+      page.on('pageerror', (error) => pageErrors.push(`${user}: ${error.message}`));
+      await page.goto(crowded.httpUrl);
+      await signIn(page, user);
+    }
+    for (const context of contexts) {
+      const page = context.pages()[0];
+      await page.locator('#members-summary', { hasText: '2 people here' }).waitFor(WAIT);
+      assert.equal(await page.locator('#member-list li').count(), 0, 'too many to list');
+    }
+    await shoot(contexts[0].pages()[0], '5-large-room');
+  } finally {
+    for (const context of contexts) await context.close();
+    await crowded.close();
+  }
 });
 
 step('the chat page passes automated accessibility checks', {}, async () => {
