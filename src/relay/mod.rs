@@ -9,6 +9,7 @@ mod dispatch;
 mod markers;
 mod members;
 mod presence;
+mod removals;
 mod rooms;
 mod route;
 mod stream;
@@ -57,7 +58,9 @@ impl Relay {
         routes.push(Route::read_markers());
         routes.push(Route::presence());
         routes.push(Route::typing());
-        let mut tasks = Vec::with_capacity(routes.len());
+        let mut tasks = Vec::with_capacity(routes.len() + 1);
+        let removed = Arc::new(removals::RemovedSeqs::default());
+        tasks.push(tokio::spawn(removals::hold(store.clone(), removed.clone(), shutdown.clone())));
         let mut rings = HashMap::new();
         let mut health = Vec::new();
         for route in &routes {
@@ -67,6 +70,7 @@ impl Relay {
                     &route.name,
                     store.clone(),
                     registry.clone(),
+                    removed.clone(),
                     max_document_bytes,
                 )),
                 Audience::User { key, key_type } => {

@@ -3,14 +3,19 @@
 //! someone in this process listens to is the document decoded into a
 //! message and encoded into one `message` frame, which the room's members
 //! share. A document over `limits.max_document_bytes` is relayed as a stub.
+//! A message another program deleted (or replaced by a document in no room)
+//! is routed by the document as it was before, and relayed as deleted.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bson::raw::{RawBsonRef, RawDocument};
+use bson::{Bson, Document};
 use mongodb::change_stream::event::OperationType;
 
+use super::removals::RemovedSeqs;
 use super::route::Event;
+use crate::collections::id_string;
 use crate::fanout::{Change, Registry, RoomEvent};
 use crate::prometheus;
 use crate::protocol::{self, MessageDoc};
@@ -21,17 +26,33 @@ pub struct RoomRelay {
     route: String,
     store: Store,
     registry: Arc<Registry>,
+    removed: Arc<RemovedSeqs>,
     max_document_bytes: usize,
     too_large: ::metrics::Counter,
+    unrouted: ::metrics::Counter,
 }
 
 impl RoomRelay {
-    pub fn new(route: &str, store: Store, registry: Arc<Registry>, max_document_bytes: usize) -> Self {
+    pub fn new(
+        route: &str,
+        store: Store,
+        registry: Arc<Registry>,
+        removed: Arc<RemovedSeqs>,
+        max_document_bytes: usize,
+    ) -> Self {
         let too_large = ::metrics::counter!(prometheus::DOCUMENTS_TOO_LARGE, "route" => route.to_string());
-        RoomRelay { route: route.to_string(), store, registry, max_document_bytes, too_large }
+        let unrouted = ::metrics::counter!(prometheus::DELETES_UNROUTED, "route" => route.to_string());
+        RoomRelay { route: route.to_string(), store, registry, removed, max_document_bytes, too_large, unrouted }
     }
 
     pub fn relay(&self, event: Event, received: Instant) {
+        let in_a_room = event.full_document.as_deref().and_then(room_and_seq).is_some();
+        match event.operation_type {
+            OperationType::Delete => return self.removed(&event, received),
+            // Replaced by a document that is in no room any more: gone from its room.
+            OperationType::Replace if !in_a_room => return self.removed(&event, received),
+            _ => {}
+        }
         let Some(raw) = event.full_document else {
             // updateLookup finds nothing when the document was deleted since.
             tracing::debug!(route = %self.route, "event without a full document; nothing to relay");
@@ -50,6 +71,41 @@ impl RoomRelay {
             Ok(message) => self.publish(change, message, received),
             Err(why) => tracing::warn!(route = %self.route, why, "document is not a message; not relayed"),
         }
+    }
+
+    /// A message left its room: relayed as deleted, with the seq and room
+    /// of the document as it was before (its pre-image, or the document key
+    /// on a collection sharded by room and seq), and its seq held if it was
+    /// the newest.
+    fn removed(&self, event: &Event, received: Instant) {
+        let key = event.document_key.as_ref();
+        let before = event.full_document_before_change.as_deref();
+        let routed = before.and_then(room_and_seq).or_else(|| key.and_then(key_room_and_seq));
+        let (Some(id), Some((room, seq))) = (key.and_then(|key| key.get("_id")), routed) else {
+            self.unrouted.increment(1);
+            let id = key.and_then(|key| key.get("_id")).map(id_string);
+            tracing::warn!(route = %self.route, ?id, "a message was removed, but not its room (no pre-image): not relayed");
+            return;
+        };
+        let author = before.and_then(|before| before.get_str("author").ok()).unwrap_or("");
+        self.store.observe_removed_seq(room, seq);
+        self.removed.note(room, seq, id.clone(), author);
+        if !self.registry.has_room(room) {
+            return;
+        }
+        let sent_at = before.and_then(|before| before.get_datetime("sent_at").ok());
+        let message = MessageDoc {
+            room: room.to_string(),
+            seq,
+            id: id_string(id),
+            author: author.to_string(),
+            body: Bson::Null,
+            sent_at,
+            edited_at: None,
+            deleted: true,
+            too_large: false,
+        };
+        self.publish(Change::Update, message, received);
     }
 
     /// After a lost history: every room with listeners gets what it may have
@@ -94,4 +150,9 @@ fn room_and_seq(raw: &RawDocument) -> Option<(&str, i64)> {
         _ => return None,
     };
     Some((room, seq))
+}
+
+/// The room and seq of a document key, when the collection is sharded by them.
+fn key_room_and_seq(key: &Document) -> Option<(&str, i64)> {
+    Some((key.get_str("room").ok()?, key.get("seq").and_then(protocol::as_i64)?))
 }

@@ -42,6 +42,9 @@ pub struct Route {
     filter: Option<Document>,
     /// Whether update events need the document looked up (they carry only the change).
     pub lookup: bool,
+    /// Whether deletes and replaces need the document as it was before
+    /// (`fullDocumentBeforeChange`): a delete event carries only the `_id`.
+    pub pre_images: bool,
 }
 
 /// The collection's lifecycle events always pass the filter: a `$match` may
@@ -81,6 +84,9 @@ impl Route {
             operations: settings.operations.iter().map(|op| op.as_str()).collect(),
             filter,
             lookup: settings.operations.contains(&Operation::Update),
+            pre_images: settings.channel == Channel::Room
+                && (settings.operations.contains(&Operation::Delete)
+                    || settings.operations.contains(&Operation::Replace)),
         }
     }
 
@@ -94,6 +100,7 @@ impl Route {
             operations: vec!["update", "replace", "delete"],
             filter: None,
             lookup: true,
+            pre_images: false,
         }
     }
 
@@ -118,6 +125,7 @@ impl Route {
             operations,
             filter: None,
             lookup: false,
+            pre_images: false,
         }
     }
 
@@ -131,6 +139,7 @@ impl Route {
             operations: vec!["insert", "update", "replace"],
             filter: None,
             lookup: false,
+            pre_images: false,
         }
     }
 
@@ -145,6 +154,26 @@ impl Route {
             doc! { "$and": relayed }
         };
         let lifecycle = doc! { "operationType": { "$in": LIFECYCLE.to_vec() } };
-        vec![doc! { "$match": { "$or": [relayed, lifecycle] } }]
+        let mut pipeline = vec![doc! { "$match": { "$or": [relayed, lifecycle] } }];
+        if self.pre_images {
+            pipeline.push(before_change_fields());
+        }
+        pipeline
     }
+}
+
+/// Keeps of the document before the change only what routes a delete or a
+/// replace and what a removed message's frame shows, and nothing on other
+/// events: an update event would otherwise carry the document twice (as it
+/// was, and as looked up), and two large documents in one event can pass
+/// the 16 MB a change event may hold, which breaks the stream for good.
+fn before_change_fields() -> Document {
+    let kept = doc! {
+        "room": "$fullDocumentBeforeChange.room",
+        "seq": "$fullDocumentBeforeChange.seq",
+        "author": "$fullDocumentBeforeChange.author",
+        "sent_at": "$fullDocumentBeforeChange.sent_at",
+    };
+    let routed_by_it = doc! { "$in": ["$operationType", ["delete", "replace"]] };
+    doc! { "$set": { "fullDocumentBeforeChange": { "$cond": [routed_by_it, kept, "$$REMOVE"] } } }
 }

@@ -14,7 +14,7 @@ use bson::raw::RawDocumentBuf;
 use bson::{doc, Document, Timestamp};
 use mongodb::change_stream::event::{OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
-use mongodb::options::FullDocumentType;
+use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Collection, Database};
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,7 @@ pub struct RouteStream {
     collection: Collection<RawDocumentBuf>,
     pipeline: Vec<Document>,
     lookup: bool,
+    pre_images: bool,
     max_backoff: Duration,
     health: Arc<RouteHealth>,
     events: ::metrics::Counter,
@@ -60,6 +61,7 @@ impl RouteStream {
             collection: database.collection(&route.collection),
             pipeline: route.pipeline(),
             lookup: route.lookup,
+            pre_images: route.pre_images,
             max_backoff,
             events: ::metrics::counter!(prometheus::ROUTE_EVENTS, "route" => route.name.clone()),
             health,
@@ -75,6 +77,9 @@ impl RouteStream {
         let mut watch = self.collection.watch().pipeline(self.pipeline.clone()).max_await_time(MAX_AWAIT);
         if self.lookup {
             watch = watch.full_document(FullDocumentType::UpdateLookup);
+        }
+        if self.pre_images {
+            watch = watch.full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable);
         }
         let fresh_start = match &self.token {
             Some(token) => {

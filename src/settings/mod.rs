@@ -314,6 +314,8 @@ pub enum Operation {
     Insert,
     Update,
     Replace,
+    /// Room routes only: routed by the document as it was before (pre-images).
+    Delete,
 }
 
 impl Operation {
@@ -322,6 +324,7 @@ impl Operation {
             Operation::Insert => "insert",
             Operation::Update => "update",
             Operation::Replace => "replace",
+            Operation::Delete => "delete",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{AuthMode, Channel, ConfigError, Environment, KeyType, Settings};
+use super::{AuthMode, Channel, ConfigError, Environment, KeyType, Operation, Settings};
 use crate::collections::MESSAGES;
 
 impl Settings {
@@ -171,6 +171,10 @@ impl Settings {
                 if let Err(e) = bson::to_document(filter) {
                     return Err(ConfigError::new(at("match"), e.to_string()));
                 }
+            }
+            if route.channel == Channel::User && route.operations.contains(&Operation::Delete) {
+                // A user is told of documents, not of their removal.
+                return Err(ConfigError::new(at("operations"), "`delete` is for the room route only"));
             }
             if route.channel == Channel::Room {
                 room_routes += 1;

@@ -110,6 +110,12 @@ impl GroupCommit {
         self.writers.observe(room, seq);
     }
 
+    /// A removed seq: the room's next send here goes above it, whether or
+    /// not this process wrote to the room before.
+    pub fn hold(&self, room: &str, seq: i64) {
+        self.writers.writer(room).raise(seq);
+    }
+
     /// Queues a message for the room's next group commit, at the room's next
     /// seq, and returns its answer. The queue position is taken now, so one
     /// caller's sends to a room get increasing seqs in call order. A repeated

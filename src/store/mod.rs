@@ -1,8 +1,9 @@
 //! MongoDB access: the client, the collections roomcast writes, their
 //! indexes (`indexes`), message reads, edits and deletes (`messages`), sends
 //! committed in groups (`group_commit`), membership lookups (`members`), read
-//! markers (`markers`), pages of user-route documents (`notifications`), and
-//! how driver errors are sorted (`error`).
+//! markers (`markers`), pages of user-route documents (`notifications`),
+//! seqs freed by other programs' deletes (`removals`), and how driver errors
+//! are sorted (`error`).
 //! Every write uses write concern majority, so a success here means the
 //! change is committed and will reach the change streams.
 
@@ -16,6 +17,7 @@ mod messages;
 mod notifications;
 mod presence;
 pub mod queries;
+pub mod removals;
 
 use std::time::Duration;
 
@@ -93,6 +95,12 @@ impl Store {
     /// usually needs no lookup.
     pub fn observe_seq(&self, room: &str, seq: i64) {
         self.commits.observe(room, seq);
+    }
+
+    /// Another program removed `seq` from `room`: sends from this process
+    /// go above it even if it was the room's newest (`removals`).
+    pub fn observe_removed_seq(&self, room: &str, seq: i64) {
+        self.commits.hold(room, seq);
     }
 
     /// Queues a message for the room's next group commit, at the room's next

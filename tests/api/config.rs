@@ -62,3 +62,21 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         assert!(stderr.contains(key), "{env:?} should name {key}: {stderr}");
     }
 }
+
+#[test]
+fn a_user_route_cannot_relay_deletes() {
+    let config = std::env::temp_dir().join(format!("roomcast-config-{}", std::process::id()));
+    std::fs::create_dir_all(&config).unwrap();
+    for file in ["base.yaml", "local.yaml"] {
+        let text = std::fs::read_to_string(crate::project_dir().join("config").join(file)).unwrap();
+        let text = text.replace(
+            "    key_type: string\n    operations: [insert]",
+            "    key_type: string\n    operations: [insert, delete]",
+        );
+        std::fs::write(config.join(file), text).unwrap();
+    }
+    let (code, stderr) = start_with(&[("ROOMCAST_CONFIG_DIR", config.to_str().unwrap())]);
+    std::fs::remove_dir_all(&config).unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("routes[1].operations") && stderr.contains("room route only"), "{stderr}");
+}
