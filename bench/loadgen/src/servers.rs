@@ -55,6 +55,9 @@ const UNLIMITED: [(&str, &str); 12] = [
     ("READ_MARKER_BURST", "1000000"),
 ];
 
+/// roomcast's default `limits.typing_interval`.
+const ROOMCAST_TYPING_INTERVAL_MS: u64 = 2000;
+
 pub struct Server {
     child: Child,
     pub pid: u32,
@@ -69,8 +72,12 @@ impl Server {
                 c.current_dir(&setup.repo)
                     .env("ROOMCAST__SERVER__PORT", "0")
                     .env("ROOMCAST__MONGO__URI", &setup.mongo_uri)
-                    .env("ROOMCAST__MONGO__DATABASE", database)
-                    .env("ROOMCAST__LIMITS__TYPING_INTERVAL", format!("{}ms", setup.typing_interval_ms));
+                    .env("ROOMCAST__MONGO__DATABASE", database);
+                // Only when it is not roomcast's default, so that a binary from
+                // before typing (a before/after run) still starts.
+                if setup.typing_interval_ms != ROOMCAST_TYPING_INTERVAL_MS {
+                    c.env("ROOMCAST__LIMITS__TYPING_INTERVAL", format!("{}ms", setup.typing_interval_ms));
+                }
                 // The peer has no abuse limits; every client here shares one
                 // address, and publishers send far above a person's rate.
                 for (key, value) in UNLIMITED {
