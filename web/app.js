@@ -161,7 +161,6 @@ function wire(client) {
   });
   client.on('error', (error) => {
     if (error.code === 'token_expired') toast($('toasts'), 'Your token expired. Sign out and in again with a fresh one.');
-    else if (error.code === 'gap') roomNotes.set(error.ref.room, `Messages ${error.ref.from}–${error.ref.to} could not be loaded.`);
     else toast($('toasts'), error.message);
   });
 }

@@ -378,6 +378,7 @@ export class RoomcastClient extends Emitter {
       entry.joinedHere = false;
       entry.inFlight = false;
       entry.refilling = false;
+      entry.history.interrupted();
       clearTimeout(entry.retryTimer);
       entry.retryTimer = null;
       // The relay forgot this connection's rooms: a leave in progress is done.
@@ -500,7 +501,7 @@ export class RoomcastClient extends Emitter {
     this.#emitMessages(emitted);
     this.#reading.learn(frame.room, { seq: frame.seq });
     if (gap && !entry.refilling && !entry.inFlight && this.#isOpen()) {
-      // A hole in the seqs: ask again from the last seq held without one.
+      // A hole in the live stream: ask again from the last seq held without one.
       entry.refilling = true;
       this.#sendJoin(entry, entry.history.since);
     }
@@ -543,24 +544,19 @@ export class RoomcastClient extends Emitter {
   /** Runs after the pong that follows a join: its replay is complete. */
   #joinSettled(entry) {
     if (entry.inFlight || !entry.joinedHere) return;
-    const refilled = entry.refilling;
     entry.refilling = false;
-    if (entry.history.ahead.size > 0 && !refilled) {
-      // A hole opened while this join was under way: ask once more.
+    // Seqs the replay accounts for and did not bring were removed (or, after
+    // a capped replay, are the history `joined` reported lost): what was
+    // held back behind them is shown now. A hole is never an error.
+    const emitted = entry.history.settled();
+    if (entry.wanted) this.#emitMessages(emitted);
+    if (entry.wanted && entry.history.ahead.size > 0) {
+      // A hole above what the join accounted for: a frame of the live
+      // stream since `joined` was lost. Ask again from before it. Each
+      // answer settles every seq received before its `joined`, so this asks
+      // again only for frames lost after that.
       entry.refilling = true;
       this.#sendJoin(entry, entry.history.since);
-    }
-    const skipped = refilled ? entry.history.skipHole() : null;
-    if (skipped) {
-      // The relay no longer has those seqs (a document it cannot relay):
-      // show what came after rather than wait forever.
-      this.#emitMessages(skipped.emitted);
-      const { from, to } = skipped.lost;
-      this.emit('error', new RoomcastError('gap', `messages ${from} to ${to} of room ${entry.name} are missing`, {
-        room: entry.name,
-        from,
-        to,
-      }));
     }
     this.#settleWaiters(entry);
   }

@@ -38,7 +38,11 @@ export class Room {
     return unreadOf(this.#reading.state(this.#name));
   }
 
-  /** Whether messages older than those held may exist (false once the first message is held or a page said so). */
+  /**
+   * Whether messages older than those held may exist: false once a page
+   * said none do, or once everything from the room's start was asked for
+   * (a join with since 0). Not "seq 1 is held": seq 1 may have been removed.
+   */
   get hasOlder() {
     return this.#reading.hasOlder(this.#name);
   }

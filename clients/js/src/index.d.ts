@@ -3,16 +3,25 @@
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-/** A room message: an insert, or a later edit or deletion of the same seq. */
+/**
+ * A room message: an insert, or a later edit, replace or deletion of the
+ * same seq. Seqs may skip: a message removed from the database by another
+ * program leaves a hole, which is not a loss.
+ */
 export interface Message {
   room: string;
   seq: number;
   id: string;
+  /**
+   * Empty only on the deletion of a message this client never held, as
+   * relayed from a collection sharded by room and seq (a deletion of a
+   * message held keeps the author held).
+   */
   author: string;
   /** null once deleted; absent on a stub (`too_large`). */
   body?: JsonValue;
-  /** RFC 3339 UTC with milliseconds. */
-  sent_at: string | null;
+  /** RFC 3339 UTC with milliseconds; absent where author is empty. */
+  sent_at?: string | null;
   edited_at?: string;
   deleted?: true;
   /** A document over the relay's limits.max_document_bytes, relayed as a stub without its body. */
@@ -98,7 +107,7 @@ export interface RoomSummary extends UnreadInfo {
 export interface OlderPage {
   /** Ascending seq order, each in its latest known version (edits and deletions applied). */
   messages: Message[];
-  /** Whether older messages exist before the first of these. */
+  /** Whether older messages exist before the first of these (seqs may skip: removed messages are absent). */
   more: boolean;
 }
 
@@ -149,7 +158,7 @@ export interface Room {
   readonly seq: number | undefined;
   readonly lastRead: number | undefined;
   readonly unread: number;
-  /** Whether messages older than those held may exist. */
+  /** Whether messages older than those held may exist: false once a page said none do, or the room was read from its start. */
   readonly hasOlder: boolean;
   /** The messages held, in seq order (a joined room only). */
   readonly messages: Message[];
@@ -183,12 +192,12 @@ export interface PendingWrite {
 
 /**
  * Error codes: the relay's (docs/protocol.md, "Error codes") plus the
- * client's own: closed, left, gap, token_expired, token_unavailable,
+ * client's own: closed, left, token_expired, token_unavailable,
  * connect_failed, protocol.
  */
 export declare class RoomcastError extends Error {
   readonly code: string;
-  readonly ref?: { room?: string; client_id?: string; since_cursor?: string; route?: string; from?: number; to?: number };
+  readonly ref?: { room?: string; client_id?: string; since_cursor?: string; route?: string };
 }
 
 export interface Backoff {

@@ -76,6 +76,11 @@ export class Reading {
     return this.#host.messages(room);
   }
 
+  /**
+   * Rests on what the relay said, not on seq 1 being held (it may have
+   * been removed): a page with `more: false` ends it, and so does holding
+   * everything from the start of the room (a join with since 0), a shortcut.
+   */
   hasOlder(room) {
     const held = this.#host.roomState(room);
     if (held) return held.olderBefore !== 1;

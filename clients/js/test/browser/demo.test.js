@@ -405,6 +405,21 @@ step('scrolling to the top loads older messages above, without moving the view',
   assert.deepEqual(seqs, Array.from({ length: 160 }, (_, i) => i + 1), 'every message once, in order');
 });
 
+step('messages a moderation tool deletes or replaces in MongoDB change in place', { timeout: 60_000 }, async () => {
+  const page = pages.dana;
+  const item = (seq) => page.locator(`#messages li[data-seq="${seq}"]`);
+  const messages = relay.collection('messages');
+  await messages.deleteOne({ room: 'archive', seq: 150 });
+  await item(150).locator('.body.deleted', { hasText: 'Message deleted' }).waitFor(WAIT);
+  assert.equal(await item(150).locator('.author').textContent(), 'bot', 'the author stays');
+  assert.ok(await item(150).locator('time').count(), 'and the time');
+  const original = await messages.findOne({ room: 'archive', seq: 151 });
+  await messages.replaceOne({ _id: original._id }, { ...original, body: { text: '[removed by a moderator]' } });
+  await item(151).locator('.body', { hasText: '[removed by a moderator]' }).waitFor(WAIT);
+  const seqs = await page.locator('#messages li[data-seq]').evaluateAll((nodes) => nodes.map((node) => Number(node.dataset.seq)));
+  assert.equal(seqs.length, 160, 'each still shown once');
+});
+
 step('older notifications load a page at a time', { timeout: 60_000 }, async () => {
   await relay.collection('notifications').insertMany(Array.from({ length: 25 }, (_, i) => ({ user: 'erin', text: `old news ${i + 1}` })));
   const page = await openPage('erin');

@@ -1,7 +1,8 @@
 // A network between a client and the relay that a test can break: it wraps
 // the real WebSocket (real sockets to a real relay) and can cut the
-// connection abruptly, refuse new ones as if offline, or lose chosen frames
-// from the relay. It records every URL dialled and every frame sent.
+// connection abruptly, refuse new ones as if offline, lose chosen frames
+// from the relay, or reshape them into what another deployment's relay
+// sends. It records every URL dialled and every frame sent.
 
 import { Emitter } from '../../src/emitter.js';
 
@@ -9,6 +10,8 @@ export class Network extends Emitter {
   offline = false;
   /** Frames (parsed) from the relay for which this returns true are lost. */
   lose = () => false;
+  /** Frames (parsed) from the relay pass through this; what it returns reaches the client. */
+  rewrite = (frame) => frame;
   urls = [];
   sent = [];
   received = [];
@@ -38,8 +41,9 @@ export class Network extends Emitter {
           const frame = JSON.parse(event.data);
           network.received.push(frame);
           if (network.lose(frame, this)) return;
-          this.onmessage?.({ data: event.data });
-          network.emit('frame', frame);
+          const shown = network.rewrite(frame, this);
+          this.onmessage?.({ data: shown === frame ? event.data : JSON.stringify(shown) });
+          network.emit('frame', shown);
         };
         this.inner.onclose = (event) => this.#closed(event.code, event.reason);
         this.inner.onerror = () => this.onerror?.({});
