@@ -21,7 +21,7 @@ export function membersPanel(page) {
     const users = handle.presence;
     const here = handle.occupancy;
     $('members-title').textContent = here === undefined ? 'People here' : `People here (${count.format(here)})`;
-    const items = (users ?? []).map((user) =>
+    const items = [...(users ?? [])].map((user) =>
       element(
         'li',
         { class: `member${user === page.me() ? ' me' : ''}`, dataset: { user } },

@@ -29,7 +29,7 @@ export function typingLine(page) {
   function render({ quietly = false } = {}) {
     const client = page.client();
     const room = page.room();
-    const text = client && room ? typingText(client.room(room).typing) : '';
+    const text = client && room ? typingText(client.room(room).typists) : '';
     $('typing').textContent = text;
     clearTimeout(timer);
     if (!text || quietly) {

@@ -52,7 +52,7 @@ export class Room {
     return this.#reading.messages(this.#name);
   }
 
-  /** The users present, sorted, this user included; undefined before the relay's snapshot and in a room too large to list. */
+  /** The users present, a Set in name order, this user included; undefined before the relay's snapshot and in a room too large to list. */
   get presence() {
     return this.#presence.users(this.#name);
   }
@@ -63,7 +63,7 @@ export class Room {
   }
 
   /** The other users typing now, sorted. */
-  get typing() {
+  get typists() {
     return this.#presence.typing(this.#name);
   }
 
@@ -78,7 +78,7 @@ export class Room {
   }
 
   /** `client.typing(name)`: call it on every keystroke; at most one `typing` goes every TYPING_INTERVAL. */
-  sendTyping() {
+  typing() {
     this.#presence.type(this.#name);
   }
 }

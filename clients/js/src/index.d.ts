@@ -170,14 +170,14 @@ export interface Room {
   loadOlder(options?: { limit?: number }): Promise<OlderPage>;
   /** `client.markRead(name, seq)`, by default up to the room's newest known seq. */
   markRead(seq?: number): void;
-  /** The users present, sorted, this user included; undefined before the relay's snapshot, while disconnected, and in a room too large to list. */
-  readonly presence: string[] | undefined;
+  /** The users present, a Set in name order, this user included; undefined before the relay's snapshot, while disconnected, and in a room too large to list. */
+  readonly presence: ReadonlySet<string> | undefined;
   /** How many users are present, in any room size; undefined until the relay said, and while disconnected. */
   readonly occupancy: number | undefined;
   /** The other users typing now, sorted: each until `typingTimeout` after their last typing, their next message, or their leaving. */
-  readonly typing: string[];
-  /** `client.typing(name)`. */
-  sendTyping(): void;
+  readonly typists: string[];
+  /** `client.typing(name)`: call it on every keystroke; throttled to one `typing` frame per TYPING_INTERVAL. */
+  typing(): void;
 }
 
 export interface PendingWrite {

@@ -58,10 +58,10 @@ export class Presence {
 
   // ---- what the application reads ----
 
-  /** The users present, sorted; undefined before the snapshot and in a room too large to list. */
+  /** The users present, a Set in name order; undefined before the snapshot and in a room too large to list. */
   users(room) {
     const users = this.#rooms.get(room)?.users;
-    return users && [...users];
+    return users && new Set(users);
   }
 
   /** How many users are present; undefined until the relay said. */
