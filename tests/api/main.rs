@@ -22,6 +22,7 @@ mod errors;
 mod history;
 mod http;
 mod limits;
+mod migration;
 mod notifications;
 mod operations;
 mod outages;
