@@ -1,5 +1,5 @@
-//! Building and running the service: connect to MongoDB, create what it
-//! needs there, open every route's change stream, bind the
+//! Building and running the service: connect to MongoDB, create (or only
+//! check) what it needs there, open every route's change stream, bind the
 //! listener (or take the one the process was started with), then serve
 //! until the shutdown future completes.
 
@@ -69,7 +69,12 @@ impl Application {
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         let store = Store::connect(&settings.mongo).await?;
         let schema = Schema::for_settings(&settings);
-        store.provision(&schema).await?;
+        if settings.mongo.create_indexes {
+            store.provision(&schema).await?;
+        } else {
+            store.check_schema(&schema).await?;
+            tracing::info!(indexes = schema.indexes.len(), "the database has what roomcast needs");
+        }
         let changed = Arc::new(ChangedPresence::default());
         let registry = Arc::new(Registry::with_presence(changed.clone()));
         let memberships = Arc::new(Memberships::default());

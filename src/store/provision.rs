@@ -1,4 +1,5 @@
-//! Creating what the schema lists, at start-up: every index
+//! Creating what the schema lists, at start-up with
+//! `mongo.create_indexes: true` (the default): every index
 //! (`createIndexes`, which does nothing for an index that exists), the
 //! pre-images where the relay's user may (`collMod`), and last, once its
 //! replacement is listed, each obsolete index dropped. Several replicas may
@@ -65,7 +66,7 @@ impl Store {
     /// Turns on `changeStreamPreAndPostImages`, so a delete event carries
     /// the document it removed. A warning, not an error, if the relay's
     /// user may not (`collMod` needs more than `readWrite`): an operator
-    /// then turns them on, and until then hard deletes are
+    /// then runs deploy/mongodb/setup.js, and until then hard deletes are
     /// counted, not relayed.
     async fn turn_on_pre_images(&self, collection: &str) -> Result<(), SchemaError> {
         let command = doc! { "collMod": collection, "changeStreamPreAndPostImages": { "enabled": true } };

@@ -1,7 +1,9 @@
 //! What roomcast needs of its database, described once: every index it
 //! reads by or relies on, the collections whose change events must carry
 //! pre-images, and the indexes it replaced and must not find any more.
-//! Start-up creates it (`provision`). No I/O here.
+//! Start-up either creates it (`provision`, `mongo.create_indexes: true`) or
+//! only checks it (`inspection`); deploy/mongodb/setup.js creates the same
+//! for operators who provision the database themselves. No I/O here.
 
 use std::fmt;
 
@@ -15,8 +17,8 @@ use crate::collections::{
 };
 use crate::settings::{Channel, RoomPolicy, Settings};
 
-/// What an operator does about a missing part of the schema.
-const FIX: &str = "start roomcast again to create it";
+/// What an operator does about a missing or wrong part of the schema.
+const FIX: &str = "run deploy/mongodb/setup.js or set mongo.create_indexes: true";
 
 /// The options of an index that change what it does, as `listIndexes`
 /// shows them. Any other option (`v`, `background`, …) is left out of the
@@ -118,6 +120,8 @@ pub struct ObsoleteIndex {
     pub name: &'static str,
     /// The index that replaced it, which must exist before it is dropped.
     pub replaced_by: &'static str,
+    /// Why it must go, for the error line.
+    pub reason: &'static str,
 }
 
 /// Everything roomcast needs of its database, for one configuration.
@@ -128,7 +132,7 @@ pub struct Schema {
     /// Collections whose change events must carry the document as it was
     /// before (`changeStreamPreAndPostImages`), so a hard delete names its room.
     pub pre_images: Vec<String>,
-    /// Dropped by `provision` once their replacements exist.
+    /// Dropped by `provision` once their replacements exist; refused by the check.
     pub obsolete: Vec<ObsoleteIndex>,
 }
 
@@ -179,6 +183,7 @@ impl Schema {
                 collection: MESSAGES,
                 name: LEGACY_CLIENT_ID_INDEX,
                 replaced_by: CLIENT_ID_INDEX,
+                reason: "as it would refuse a client_id reused in another room",
             }],
         }
     }
@@ -202,6 +207,10 @@ impl Schema {
 pub enum SchemaError {
     #[error("missing index {index} on {namespace}{}: {FIX}", in_the_way(.conflict))]
     MissingIndex { index: String, namespace: String, conflict: Option<String> },
+    #[error("change stream pre-images are off on {namespace} (changeStreamPreAndPostImages), so hard deletes cannot be relayed: {FIX}")]
+    PreImagesOff { namespace: String },
+    #[error("obsolete index {index} on {namespace} must be dropped, {reason}: {FIX}")]
+    ObsoleteIndex { index: String, namespace: String, reason: &'static str },
     #[error("cannot create index {index} on {namespace}: {source}")]
     Refused { index: String, namespace: String, source: mongodb::error::Error },
     /// The database could not be asked: not a fault of the schema.
@@ -335,7 +344,8 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "missing index room_seq {room: 1, seq: 1} (unique) on roomcast.messages: start roomcast again to create it"
+            "missing index room_seq {room: 1, seq: 1} (unique) on roomcast.messages: \
+             run deploy/mongodb/setup.js or set mongo.create_indexes: true"
         );
     }
 }

@@ -15,6 +15,7 @@ pub fn project_dir() -> std::path::PathBuf {
 mod bodies;
 mod budgets;
 mod chaos;
+mod check_only;
 mod config;
 mod crash;
 mod edits;
@@ -34,5 +35,6 @@ mod recovery;
 mod rooms;
 mod security;
 mod sends;
+mod setup_script;
 mod slow;
 mod timeouts;

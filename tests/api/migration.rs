@@ -46,7 +46,7 @@ pub async fn listed_indexes(database: &str, collection: &str) -> Vec<Document> {
     batch.iter().map(|index| index.as_document().unwrap().clone()).collect()
 }
 
-pub fn named<'a>(indexes: &'a [Document], name: &str) -> Option<&'a Document> {
+fn named<'a>(indexes: &'a [Document], name: &str) -> Option<&'a Document> {
     indexes.iter().find(|index| index.get_str("name") == Ok(name))
 }
 
