@@ -1,6 +1,7 @@
 //! deploy/mongodb/setup.js, run by a real mongosh, prepares a database on
 //! which a relay with `mongo.create_indexes: false` starts: the script and
-//! the relay agree on what roomcast needs. mongosh is the one on PATH, or
+//! the relay agree on what roomcast needs. (shard.js needs a sharded
+//! cluster, which the development database is not.) mongosh is the one on PATH, or
 //! the one scripts/install-mongosh puts in `.dev/` (scripts/test runs it).
 
 use bson::{doc, Document};
@@ -22,12 +23,18 @@ fn mongosh() -> std::path::PathBuf {
     })
 }
 
-/// Runs setup.js against `database` with these variables set before it:
-/// the exit code and everything it printed.
+/// Runs setup.js with these variables set before it: the exit code and
+/// everything it printed.
 async fn setup(variables: &str) -> (Option<i32>, String) {
+    mongosh_script("deploy/mongodb/setup.js", variables).await
+}
+
+/// Runs a script against the test database server with these variables
+/// set before it: the exit code and everything it printed.
+async fn mongosh_script(script: &str, variables: &str) -> (Option<i32>, String) {
     let output = tokio::process::Command::new(mongosh())
         .current_dir(crate::project_dir())
-        .args(["--quiet", &crate::db::uri(), "--eval", variables, "deploy/mongodb/setup.js"])
+        .args(["--quiet", &crate::db::uri(), "--eval", variables, script])
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(std::time::Duration::from_secs(120), output)
@@ -92,4 +99,19 @@ async fn setup_js_without_a_database_name_stops() {
     let (code, printed) = setup("var unrelated = 1").await;
     assert_eq!(code, Some(2), "{printed}");
     assert!(printed.contains("name the database first"), "{printed}");
+}
+
+#[tokio::test]
+async fn shard_js_stops_unless_it_talks_to_a_mongos() {
+    // The development database has no sharding: all that can be run here is
+    // the script's own check, which also shows it parses and runs.
+    let hello = mongo("admin").await.run_command(doc! {"hello": 1}).await.unwrap();
+    if hello.get_str("msg") == Ok("isdbgrid") {
+        eprintln!("skipped: the test database is a mongos");
+        return;
+    }
+    let database = unique_database();
+    let (code, printed) = mongosh_script("deploy/mongodb/shard.js", &format!("var database = {database:?}")).await;
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(printed.contains("connect to a mongos"), "{printed}");
 }
