@@ -1,6 +1,7 @@
-//! Building and running the service: connect to MongoDB, create indexes, open
-//! every route's change stream, bind the listener (or take the one the
-//! process was started with), then serve until the shutdown future completes.
+//! Building and running the service: connect to MongoDB, create (or only
+//! check) what it needs there, open every route's change stream, bind the
+//! listener (or take the one the process was started with), then serve
+//! until the shutdown future completes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use crate::gateway::{routes, server, Context, RelayView};
 use crate::membership::Memberships;
 use crate::presence::{self, Timing, Tracker};
 use crate::relay::{Relay, Route};
-use crate::settings::{Channel, ConfigError, RoomPolicy, Settings};
-use crate::store::Store;
+use crate::settings::{Channel, ConfigError, Settings};
+use crate::store::{Schema, SchemaError, Store};
 
 /// Failures while building the application.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,19 @@ pub enum StartupError {
     Mongo(#[from] mongodb::error::Error),
     #[error("cannot bind the listener: {0}")]
     Bind(#[from] std::io::Error),
+    /// The database lacks something roomcast needs, or holds something in its way.
+    #[error(transparent)]
+    Schema(SchemaError),
+}
+
+impl From<SchemaError> for StartupError {
+    fn from(error: SchemaError) -> Self {
+        match error {
+            // Not reaching the database is not a fault of its schema.
+            SchemaError::Database(error) => StartupError::Mongo(error),
+            other => StartupError::Schema(other),
+        }
+    }
 }
 
 /// The task that keeps this replica's presence, and what stops it.
@@ -54,16 +68,13 @@ impl Application {
         crate::prometheus::install();
         let authenticator = Authenticator::from_settings(&settings.auth)?;
         let store = Store::connect(&settings.mongo).await?;
-        store.ensure_indexes().await?;
-        store.ensure_pre_images().await?;
-        store.ensure_marker_index().await?;
-        for route in settings.routes.iter().filter(|route| route.channel == Channel::User) {
-            store.ensure_user_route_index(&route.collection, &route.key).await?;
+        let schema = Schema::for_settings(&settings);
+        if settings.mongo.create_indexes {
+            store.provision(&schema).await?;
+        } else {
+            store.check_schema(&schema).await?;
+            tracing::info!(indexes = schema.indexes.len(), "the database has what roomcast needs");
         }
-        if settings.auth.room_policy == RoomPolicy::Membership {
-            store.ensure_membership_index().await?;
-        }
-        store.ensure_presence_indexes().await?;
         let changed = Arc::new(ChangedPresence::default());
         let registry = Arc::new(Registry::with_presence(changed.clone()));
         let memberships = Arc::new(Memberships::default());

@@ -12,8 +12,13 @@ pub const MESSAGES: &str = "messages";
 pub const ROOM_SEQ_INDEX: &str = "room_seq";
 
 /// The unique index of `messages` that makes a resend with the same
-/// `client_id` idempotent.
-pub const CLIENT_ID_INDEX: &str = "author_client_id";
+/// `client_id` to the same room idempotent: `{room, author, client_id}`,
+/// which starts with `room` so that `messages` can be sharded by room.
+pub const CLIENT_ID_INDEX: &str = "room_author_client_id";
+
+/// The `{author, client_id}` index that `CLIENT_ID_INDEX` replaced. Start-up
+/// drops it once its replacement exists.
+pub const LEGACY_CLIENT_ID_INDEX: &str = "author_client_id";
 
 /// The users' read markers: one document per (user, room), `_id: {user, room}`.
 pub const READ_MARKERS: &str = "read_markers";

@@ -19,8 +19,14 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(environment);
     let app = match Application::build(settings).await {
         Ok(app) => app,
-        // Keys named by the configuration are read while building: same one-line rule.
+        // Keys named by the configuration are read while building, and the
+        // database's schema is checked: same one-line rule, same exit code,
+        // since either needs the deployment changed before a restart helps.
         Err(StartupError::Config(error)) => {
+            eprintln!("roomcast: {error}");
+            std::process::exit(2);
+        }
+        Err(StartupError::Schema(error)) => {
             eprintln!("roomcast: {error}");
             std::process::exit(2);
         }

@@ -128,7 +128,7 @@ impl ServerSettings {
     }
 }
 
-/// `mongo`: where the database is.
+/// `mongo`: where the database is, and who prepares it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MongoSettings {
@@ -138,6 +138,14 @@ pub struct MongoSettings {
     /// `db_unavailable` instead of hanging for the driver's default 30 s.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Whether start-up creates the indexes and turns on the pre-images it
+    /// needs; `false` only checks that they exist (deploy/mongodb/setup.js).
+    #[serde(default = "yes")]
+    pub create_indexes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `auth.mode`: how a connection's user is known.

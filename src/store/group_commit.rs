@@ -25,7 +25,7 @@ use tracing::Instrument;
 use super::error::{duplicate_index, first_refused, StoreError};
 use super::lookups::{ack_from, max_seq};
 use super::queries::resend_filter;
-use crate::collections::CLIENT_ID_INDEX;
+use crate::collections::{CLIENT_ID_INDEX, LEGACY_CLIENT_ID_INDEX};
 use crate::prometheus;
 use crate::protocol::Ack;
 
@@ -119,7 +119,7 @@ impl GroupCommit {
     /// Queues a message for the room's next group commit, at the room's next
     /// seq, and returns its answer. The queue position is taken now, so one
     /// caller's sends to a room get increasing seqs in call order. A repeated
-    /// (author, client_id) is answered with the original ack.
+    /// (room, author, client_id) is answered with the original ack.
     #[tracing::instrument(skip(self, body, lease))]
     pub fn queue(&self, room: &str, author: &str, client_id: &str, body: RawBson, lease: Lease) -> PendingAck {
         let writer = self.writers.writer(room);
@@ -192,8 +192,12 @@ impl GroupCommit {
             let Some(error) = failure else { return };
             let refused = queue.pop_front().expect("the refused send is still queued");
             match duplicate_index(&error).as_deref() {
-                Some(CLIENT_ID_INDEX) => {
-                    let original = self.original_ack(&refused.author, &refused.client_id).await;
+                // The legacy index only exists while a rolling upgrade drops
+                // it (docs/design.md): a collision there is a repeated
+                // client_id too, and the lookup below finds its original in
+                // this room, or answers `pending` until the index is gone.
+                Some(CLIENT_ID_INDEX | LEGACY_CLIENT_ID_INDEX) => {
+                    let original = self.original_ack(room, &refused.author, &refused.client_id).await;
                     refused.answer(original);
                 }
                 Some(_) => {
@@ -239,15 +243,16 @@ impl GroupCommit {
         }
     }
 
-    /// The ack of the message an earlier send with this `client_id` wrote.
-    async fn original_ack(&self, author: &str, client_id: &str) -> Result<Ack, StoreError> {
+    /// The ack of the message an earlier send with this `client_id` wrote
+    /// to this room.
+    async fn original_ack(&self, room: &str, author: &str, client_id: &str) -> Result<Ack, StoreError> {
         // Majority read: the original may exist locally but not be committed yet,
         // and an ack must never precede the commit. The filter and the hint
         // make it an index lookup, and the time limit keeps a slow one from
         // stalling the room's writer.
         let original = self
             .messages
-            .find_one(resend_filter(author, client_id))
+            .find_one(resend_filter(room, author, client_id))
             .hint(Hint::Name(CLIENT_ID_INDEX.to_string()))
             .max_time(self.timeout)
             .projection(doc! { "room": 1, "seq": 1 })

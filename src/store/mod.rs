@@ -1,5 +1,6 @@
-//! MongoDB access: the client, the collections roomcast writes, their
-//! indexes (`indexes`), message reads, edits and deletes (`messages`), sends
+//! MongoDB access: the client, the collections roomcast writes, what it
+//! needs of the database (`schema`), created (`provision`) or only checked
+//! (`inspection`) at start-up, message reads, edits and deletes (`messages`), sends
 //! committed in groups (`group_commit`), membership lookups (`members`), read
 //! markers (`markers`), pages of user-route documents (`notifications`),
 //! seqs freed by other programs' deletes (`removals`), and how driver errors
@@ -9,15 +10,17 @@
 
 mod error;
 mod group_commit;
-mod indexes;
+mod inspection;
 mod lookups;
 mod markers;
 mod members;
 mod messages;
 mod notifications;
 mod presence;
+mod provision;
 pub mod queries;
 pub mod removals;
+mod schema;
 
 use std::time::Duration;
 
@@ -30,6 +33,7 @@ pub use error::StoreError;
 pub use group_commit::{Lease, PendingAck};
 pub use lookups::DocumentCursor;
 pub use queries::{resend_filter, Order};
+pub use schema::{IndexSpec, Schema, SchemaError};
 
 use group_commit::GroupCommit;
 

@@ -1,10 +1,9 @@
 //! Pages of a user's own documents of a user route, newest first by `_id`,
-//! served by the `{key: 1, _id: -1}` index created for each user route.
+//! served by the `{key: 1, _id: -1}` index the schema lists for each user
+//! route.
 
 use bson::raw::RawDocumentBuf;
 use bson::{doc, Bson, Document};
-use mongodb::options::IndexOptions;
-use mongodb::IndexModel;
 
 use super::lookups::DocumentCursor;
 use super::queries;
@@ -14,16 +13,6 @@ use super::{Store, StoreError};
 const PAGE_BATCH: u32 = 16;
 
 impl Store {
-    /// The index a user route's pages walk: the key, then `_id` descending.
-    pub async fn ensure_user_route_index(&self, collection: &str, key: &str) -> Result<(), mongodb::error::Error> {
-        let index = IndexModel::builder()
-            .keys(doc! { key: 1, "_id": -1 })
-            .options(IndexOptions::builder().name(format!("{key}_1__id_-1")).build())
-            .build();
-        self.database.collection::<Document>(collection).create_index(index).await?;
-        Ok(())
-    }
-
     /// The user's documents in `collection` (whose `key` is `user`) with an
     /// `_id` below `before`, newest first, at most `limit`. A document over
     /// `max_document_bytes` arrives as `{_id, too_large: true}`: the database

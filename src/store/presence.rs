@@ -7,8 +7,6 @@
 
 use bson::{doc, DateTime, Document};
 use futures::TryStreamExt;
-use mongodb::options::IndexOptions;
-use mongodb::IndexModel;
 
 use super::error::{duplicate_index, StoreError};
 use super::Store;
@@ -19,29 +17,6 @@ fn presence_key(room: &str, user: &str, replica: &str) -> Document {
 }
 
 impl Store {
-    /// The indexes presence reads and sweeps by, and the TTL that cleans up
-    /// what a dead replica left (its expiry is a cleanup, not the rule).
-    pub async fn ensure_presence_indexes(&self) -> Result<(), mongodb::error::Error> {
-        let by = |keys: Document, name: &str| {
-            IndexModel::builder().keys(keys).options(IndexOptions::builder().name(name.to_string()).build()).build()
-        };
-        self.presence.create_indexes([by(doc! { "room": 1 }, "room"), by(doc! { "replica": 1 }, "replica")]).await?;
-        let expiry = |name: &str, seconds: u64| {
-            IndexModel::builder()
-                .keys(doc! { "at": 1 })
-                .options(
-                    IndexOptions::builder()
-                        .name(name.to_string())
-                        .expire_after(std::time::Duration::from_secs(seconds))
-                        .build(),
-                )
-                .build()
-        };
-        self.replicas.create_index(expiry("at_ttl", 24 * 3600)).await?;
-        self.typing.create_index(expiry("at_ttl", 60)).await?;
-        Ok(())
-    }
-
     /// `user` has a connection in `room` on `replica`.
     pub async fn arrive(&self, room: &str, user: &str, replica: &str) -> Result<(), StoreError> {
         let present = doc! { "_id": presence_key(room, user, replica), "room": room, "user": user, "replica": replica, "at": DateTime::now() };

@@ -21,11 +21,13 @@ impl Order {
     }
 }
 
-/// The filter that finds the message a send with this `client_id` wrote.
-/// The `$type` predicate lets the planner use the partial index on
-/// `client_id` (which holds string ids only); `CLIENT_ID_INDEX` is hinted too.
-pub fn resend_filter(author: &str, client_id: &str) -> Document {
-    doc! { "author": author, "client_id": { "$eq": client_id, "$type": "string" } }
+/// The filter that finds the message a send with this `client_id` wrote
+/// to this room. The `$type` predicate lets the planner use the partial
+/// index `CLIENT_ID_INDEX` (which holds string ids only), which is hinted
+/// too; the room, its first field, makes the lookup one shard's on a
+/// cluster sharded by room.
+pub fn resend_filter(room: &str, author: &str, client_id: &str) -> Document {
+    doc! { "room": room, "author": author, "client_id": { "$eq": client_id, "$type": "string" } }
 }
 
 /// Messages with `after < seq <= upto`, in `order`, at most `limit`: the

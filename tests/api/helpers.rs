@@ -175,12 +175,11 @@ impl Spawn {
         TestApp { port, metrics_port, database: mongo_at(&uri, &database_name).await, _stop: stop }
     }
 
-    /// Runs the built binary as a child process and returns once it serves.
-    pub async fn process(self) -> RelayProcess {
+    /// The built binary, with every setting as a `ROOMCAST__…` variable,
+    /// handed `listener` as its socket.
+    fn command(&self, listener: &std::net::TcpListener) -> tokio::process::Command {
         assert!(self.adjust.is_none(), ".with() changes a relay in this process; use .set() for a child process");
         let database_name = self.database.clone().unwrap_or_else(unique_database);
-        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind the relay's port");
-        let port = listener.local_addr().unwrap().port();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
         command
             .current_dir(crate::project_dir())
@@ -194,8 +193,15 @@ impl Spawn {
         for (key, value) in self.overrides(&database_name) {
             command.env(format!("ROOMCAST__{}", key.to_uppercase().replace('.', "__")), value);
         }
-        pass_listener(&mut command, &listener);
-        let mut child = command.spawn().expect("start the roomcast binary");
+        pass_listener(&mut command, listener);
+        command
+    }
+
+    /// Runs the built binary as a child process and returns once it serves.
+    pub async fn process(self) -> RelayProcess {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind the relay's port");
+        let port = listener.local_addr().unwrap().port();
+        let mut child = self.command(&listener).spawn().expect("start the roomcast binary");
         // The child holds the socket now; ours would keep the port answering after it dies.
         drop(listener);
         tokio::select! {
@@ -204,6 +210,20 @@ impl Spawn {
             () = tokio::time::sleep(PATIENCE) => panic!("roomcast did not serve within {PATIENCE:?}"),
         }
         RelayProcess { port, child }
+    }
+
+    /// Runs the built binary as a child process that is expected to stop
+    /// during start-up: its exit code and what it wrote to stderr.
+    pub async fn exits(self) -> (Option<i32>, String) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind the relay's port");
+        let mut command = self.command(&listener);
+        let child = command.stderr(Stdio::piped()).spawn().expect("start the roomcast binary");
+        drop(listener);
+        let output = tokio::time::timeout(PATIENCE, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("roomcast did not stop within {PATIENCE:?}"))
+            .expect("wait for roomcast");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).trim().to_string())
     }
 }
 

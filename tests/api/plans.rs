@@ -62,3 +62,39 @@ async fn history_pages_the_room_list_and_notification_pages_read_indexes() {
     assert_uses(&notifications, "user_1__id_-1");
     eprintln!("a user's notifications: {notifications}");
 }
+
+#[tokio::test]
+async fn the_resend_lookup_reads_the_room_author_client_id_index() {
+    let app = spawn_app().await;
+    let mut alice = app.client("alice").await;
+    alice.join("r").await;
+    alice.post("r", "c1", json!("hello")).await;
+    // The query the relay runs to find a resend's original, as the server plans it.
+    let find = doc! {
+        "find": "messages",
+        "filter": roomcast::store::resend_filter("r", "alice", "c1"),
+        "hint": roomcast::collections::CLIENT_ID_INDEX,
+    };
+    let explained = app.database.run_command(doc! {"explain": find, "verbosity": "queryPlanner"}).await.unwrap();
+    let winning = explained.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(roomcast::collections::CLIENT_ID_INDEX, "room_author_client_id");
+    assert_uses(&winning.to_string(), "room_author_client_id");
+    // Bounded on all three fields, the room first: one key.
+    let bounds = index_bounds(winning).unwrap_or_else(|| panic!("no index bounds: {winning}"));
+    let point = |value: &str| vec![Bson::String(format!("[\"{value}\", \"{value}\"]"))];
+    assert_eq!(bounds.keys().collect::<Vec<_>>(), ["room", "author", "client_id"], "{winning}");
+    assert_eq!(bounds.get_array("room").unwrap(), &point("r"), "{winning}");
+    assert_eq!(bounds.get_array("author").unwrap(), &point("alice"), "{winning}");
+    assert_eq!(bounds.get_array("client_id").unwrap(), &point("c1"), "{winning}");
+    eprintln!("a resend's original: {winning}");
+    // And the resend itself still finds the original.
+    assert_eq!(alice.post("r", "c1", json!("hello")).await["seq"], 1);
+}
+
+/// The bounds of the index scan in a plan, wherever it nests.
+fn index_bounds(stage: &Document) -> Option<&Document> {
+    if let Ok(bounds) = stage.get_document("indexBounds") {
+        return Some(bounds);
+    }
+    stage.values().filter_map(|value| value.as_document()).find_map(index_bounds)
+}

@@ -165,21 +165,23 @@ async fn one_connection_pipelines_its_sends_and_gets_every_reply_in_order() {
 }
 
 #[tokio::test]
-async fn the_resend_lookup_uses_the_client_id_index() {
+async fn the_same_client_id_in_two_rooms_makes_two_messages() {
+    // Idempotency is per (room, author, client_id): the unique index that
+    // decides it starts with the room, as a collection sharded by room needs.
     let app = spawn_app().await;
     let mut alice = app.client("alice").await;
-    alice.join("r").await;
-    alice.post("r", "c1", json!("hello")).await;
-    // The query the relay runs to find a resend's original, as the server plans it.
-    let find = bson::doc! {
-        "find": "messages",
-        "filter": roomcast::store::resend_filter("alice", "c1"),
-        "hint": roomcast::collections::CLIENT_ID_INDEX,
-    };
-    let explained = app.database.run_command(bson::doc! {"explain": find, "verbosity": "queryPlanner"}).await.unwrap();
-    let plan = explained.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap().to_string();
-    assert!(plan.contains("IXSCAN") && plan.contains(roomcast::collections::CLIENT_ID_INDEX), "{plan}");
-    assert!(!plan.contains("COLLSCAN"), "{plan}");
-    // And the resend itself still finds the original.
-    assert_eq!(alice.post("r", "c1", json!("hello")).await["seq"], 1);
+    alice.join("a").await;
+    alice.join("b").await;
+    let in_a = alice.post("a", "same", json!("to a")).await;
+    let in_b = alice.post("b", "same", json!("to b")).await;
+    assert_eq!((&in_a["type"], &in_a["room"], &in_a["seq"]), (&json!("ack"), &json!("a"), &json!(1)));
+    assert_eq!((&in_b["type"], &in_b["room"], &in_b["seq"]), (&json!("ack"), &json!("b"), &json!(1)), "{in_b}");
+    assert_ne!(in_a["id"], in_b["id"]);
+    assert_eq!(alice.message("a", 1).await["body"], "to a");
+    assert_eq!(alice.message("b", 1).await["body"], "to b");
+    assert_eq!(app.message_count().await, 2);
+    // Each is still idempotent in its own room.
+    assert_eq!(alice.post("a", "same", json!("again")).await, in_a);
+    assert_eq!(alice.post("b", "same", json!("again")).await, in_b);
+    assert_eq!(app.message_count().await, 2);
 }
