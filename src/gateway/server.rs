@@ -77,9 +77,10 @@ pub async fn serve<F>(
         let counted = match bounds.connections.admit(peer.ip()) {
             Ok(counted) => counted,
             Err(refused) => {
-                // Closed unread, before a task or a buffer is spent on it.
-                drop(stream);
+                // Counted before the close, so whoever sees the close sees the
+                // count; closed unread, before a task or a buffer is spent on it.
                 ::metrics::counter!(prometheus::HTTP_REFUSED, "reason" => "too_many_per_ip").increment(1);
+                drop(stream);
                 tracing::debug!(%refused, "connection refused");
                 continue;
             }
