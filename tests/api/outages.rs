@@ -78,8 +78,11 @@ async fn after_lost_history_rooms_are_refilled_and_user_channels_are_told_to_res
     alice.message("r", 25).await;
     let expected: Vec<i64> = (1..=25).collect();
     assert_eq!(alice.seqs("r"), expected, "re-filled from the messages collection, once each");
-    let resync = bob.wait_for(|f| f["type"] == "resync").await;
+    // Every user route says so, read markers too, in whichever order their
+    // streams notice.
+    let resync = bob.wait_for(|f| f["type"] == "resync" && f["route"] == "notifications").await;
     assert_eq!(resync, json!({"type": "resync", "route": "notifications"}));
+    bob.wait_for(|f| f["type"] == "resync" && f["route"] == "read_markers").await;
     alice.wait_for(|f| f["type"] == "resync").await;
     // Live delivery goes on from the new stream.
     alice.post("r", "m26", json!(26)).await;
