@@ -164,8 +164,13 @@ impl Window {
     }
 }
 
-/// Waits until every expected frame arrived, progress stopped for a second,
-/// or the deadline passed.
+/// Waits until every expected frame arrived, progress stopped for
+/// `STALLED`, or the deadline passed.
+/// How long a drain waits without a new frame before it counts the rest as
+/// lost: longer than a commit takes beside the history step, where the
+/// database runs at full CPU and the last sends commit up to 2.5 s late.
+const STALLED: Duration = Duration::from_secs(3);
+
 async fn drain(stats: &Stats, expected: &dyn Fn() -> u64, deadline: Instant) {
     let mut last = stats.delivered.load(Ordering::Relaxed);
     let mut last_progress = Instant::now();
@@ -177,7 +182,7 @@ async fn drain(stats: &Stats, expected: &dyn Fn() -> u64, deadline: Instant) {
         if delivered != last {
             last = delivered;
             last_progress = Instant::now();
-        } else if last_progress.elapsed() > Duration::from_secs(1) {
+        } else if last_progress.elapsed() > STALLED {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
