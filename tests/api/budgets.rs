@@ -3,13 +3,13 @@
 //! bounded in bytes and charged to the connection, and everyone else keeps
 //! being served.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bson::{doc, DateTime, Document};
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::helpers::{mongo, spawn_app, unique_database, RelayProcess};
+use crate::helpers::{mongo, spawn_app, unique_database, wait_for_total};
 use crate::operations::metric;
 
 /// `count` messages of `bytes` each in `room`, written by another program.
@@ -24,26 +24,13 @@ async fn write_large_history(database: &str, room: &str, count: i64, bytes: usiz
     }
 }
 
-/// Waits until the relay's `/metrics` shows `series` at `count` or more.
-async fn wait_for_metric(relay: &RelayProcess, series: &str, count: f64) -> String {
-    let deadline = Instant::now() + crate::client::PATIENCE;
-    loop {
-        let metrics = relay.metrics().await;
-        if metric(&metrics, series).unwrap_or(0.0) >= count {
-            return metrics;
-        }
-        assert!(Instant::now() < deadline, "{series} never reached {count}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn replays_nobody_reads_stay_within_the_byte_budgets_and_disturb_nobody() {
     let database = unique_database();
     let relay = spawn_app().database(&database).process().await;
     write_large_history(&database, "big", 300, 60_000).await;
     // The relay has seen the history go by, so none of it arrives live below.
-    wait_for_metric(&relay, r#"roomcast_route_events_total{route="messages"}"#, 300.0).await;
+    wait_for_total(&[&relay], r#"roomcast_route_events_total{route="messages"}"#, 300.0).await;
     let rss_before = relay.rss_kib();
 
     // Six connections of one user re-join the room from the start twenty
@@ -66,7 +53,7 @@ async fn replays_nobody_reads_stay_within_the_byte_budgets_and_disturb_nobody() 
     alice.message("calm", 1).await;
     eprintln!("replay flood: another client's join + send + echo took {:?}", started.elapsed());
 
-    let metrics = wait_for_metric(&relay, r#"roomcast_frames_in_total{type="join"}"#, 121.0).await;
+    let metrics = wait_for_total(&[&relay], r#"roomcast_frames_in_total{type="join"}"#, 121.0).await.remove(0);
     let held = metric(&metrics, "roomcast_buffered_bytes").expect("roomcast_buffered_bytes");
     let pool = metric(&metrics, "roomcast_buffer_pool_bytes").expect("roomcast_buffer_pool_bytes");
     let grown = relay.rss_kib().saturating_sub(rss_before);

@@ -348,6 +348,25 @@ impl RelayProcess {
     }
 }
 
+/// Scrapes `relays` until `series`, summed over them, is at least `count`,
+/// and returns the last scrape of each. A counter raised just after the
+/// change a client saw may lag that client by a moment.
+pub async fn wait_for_total(relays: &[&RelayProcess], series: &str, count: f64) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut scrapes = Vec::new();
+        for relay in relays {
+            scrapes.push(relay.metrics().await);
+        }
+        let total: f64 = scrapes.iter().map(|metrics| crate::operations::metric(metrics, series).unwrap_or(0.0)).sum();
+        if total >= count {
+            return scrapes;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{series} never reached {count} (at {total})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The seqs stored for `room`, in order.
 pub async fn stored_seqs(database_name: &str, room: &str) -> Vec<i64> {
     use futures::TryStreamExt;
