@@ -181,9 +181,14 @@ async fn a_burst_is_bounded_by_the_token_buckets(mallory: &mut Client) -> f64 {
         answered += 400;
         mallory.wait_for_count(answered, answer).await;
     }
-    let limited = mallory.seen.iter().filter(|f| f["code"] == "rate_limited").count();
-    assert!(limited > 4000, "most of the burst was refused by the buckets: {limited}");
-    burst_started.elapsed().as_secs_f64()
+    // 2,500 joins and 2,500 sends: the buckets let through at most their
+    // bursts plus their rates over the burst's time (longer on a busy
+    // machine); everything else is refused as rate_limited.
+    let seconds = burst_started.elapsed().as_secs_f64();
+    let limited = mallory.seen.iter().filter(|f| f["code"] == "rate_limited").count() as f64;
+    let let_through = (40.0 + 50.0) + (20.0 + 10.0) * (seconds + 1.0);
+    assert!(limited >= 5000.0 - let_through, "the buckets refused the rest: {limited} in {seconds:.1} s");
+    seconds
 }
 
 /// Frames over the size limit and invalid UTF-8 close only that connection.
