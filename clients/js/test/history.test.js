@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useRelays, texts } from './support/fixture.js';
+import { useRelays, texts, conversation } from './support/fixture.js';
 import { Network } from './support/network.js';
 import { next, until } from './support/wait.js';
 
@@ -12,22 +12,13 @@ const world = useRelays();
 
 const seqs = (messages) => messages.map((message) => message.seq);
 
-/** alice writes m1…m<count> into room r; resolves with the acks. */
-async function conversation(relay, count) {
-  const alice = world.client(relay, 'alice');
-  await alice.join('r');
-  const acks = [];
-  for (let n = 1; n <= count; n += 1) acks.push(await alice.send('r', { text: `m${n}` }));
-  return { alice, acks };
-}
-
 function historyRequests(network) {
   return network.sent.filter((frame) => frame.type === 'history');
 }
 
 test('loadOlder pages back to the first message, edits and deletions included', async () => {
   const relay = await world.relay();
-  const { alice, acks } = await conversation(relay, 12);
+  const { alice, acks } = await conversation(world, relay, 12);
   await alice.edit('r', acks[4].id, { text: 'm5 edited' });
   await alice.delete('r', acks[6].id);
   const network = new Network();
@@ -74,7 +65,7 @@ test('loadOlder pages back to the first message, edits and deletions included', 
 
 test('calls while a page is on its way share it', async () => {
   const relay = await world.relay();
-  await conversation(relay, 6);
+  await conversation(world, relay, 6);
   const network = new Network();
   const bob = world.client(relay, 'bob', { WebSocket: network.WebSocket });
   await bob.join('r');
@@ -89,7 +80,7 @@ test('calls while a page is on its way share it', async () => {
 
 test('loadOlder right after join waits for the join’s replay instead of fetching it again', async () => {
   const relay = await world.relay();
-  await conversation(relay, 8);
+  await conversation(world, relay, 8);
   const network = new Network();
   const bob = world.client(relay, 'bob', { WebSocket: network.WebSocket });
   const joined = bob.join('r', { history: 4 });
@@ -102,7 +93,7 @@ test('loadOlder right after join waits for the join’s replay instead of fetchi
 
 test('a room not joined pages by what it fetched and holds nothing', async () => {
   const relay = await world.relay();
-  await conversation(relay, 5);
+  await conversation(world, relay, 5);
   const carol = world.client(relay, 'carol');
   const room = carol.room('r');
   assert.deepEqual(seqs((await room.loadOlder({ limit: 3 })).messages), [3, 4, 5]);
@@ -117,7 +108,7 @@ test('a room not joined pages by what it fetched and holds nothing', async () =>
 
 test('a page lost to a dropped connection is asked again after the reconnect', async () => {
   const relay = await world.relay();
-  await conversation(relay, 4);
+  await conversation(world, relay, 4);
   const network = new Network();
   const bob = world.client(relay, 'bob', { WebSocket: network.WebSocket });
   await bob.join('r');

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useRelays, texts } from './support/fixture.js';
+import { useRelays, texts, conversation } from './support/fixture.js';
 import { Network } from './support/network.js';
 import { next, until } from './support/wait.js';
 
@@ -34,21 +34,12 @@ function joins(network, room = 'r') {
   return network.sent.filter((frame) => frame.type === 'join' && frame.room === room).map((frame) => frame.since);
 }
 
-/** alice, joined to r, writes m1…m<count>; resolves with her and the acks. */
-async function conversation(relay, count) {
-  const alice = world.client(relay, 'alice');
-  await alice.join('r');
-  const acks = [];
-  for (let n = 1; n <= count; n += 1) acks.push(await alice.send('r', { text: `m${n}` }));
-  return { alice, acks };
-}
-
 test('a reconnect over a removed seq shows what follows at once, with one join and no error', async () => {
   const relay = await world.relay();
   const network = new Network();
   const bob = world.client(relay, 'bob', { WebSocket: network.WebSocket });
   await bob.join('r');
-  const { alice } = await conversation(relay, 3);
+  const { alice } = await conversation(world, relay, 3);
   await until(bob, 'message', () => bob.messages('r').length === 3, { what: 'm1 to m3' });
   const errors = errorsOf(bob);
   const shown = countNew(bob);
@@ -78,7 +69,7 @@ test('frames lost on the way, of a seq removed before the re-join: the re-join a
   const network = new Network();
   const bob = world.client(relay, 'bob', { WebSocket: network.WebSocket });
   await bob.join('r');
-  const { alice } = await conversation(relay, 2);
+  const { alice } = await conversation(world, relay, 2);
   await until(bob, 'message', () => bob.messages('r').length === 2, { what: 'm1 and m2' });
   const errors = errorsOf(bob);
   const shown = countNew(bob);
@@ -111,7 +102,7 @@ test('a hard delete of a held message arrives as an update that keeps its author
   };
   const bob = world.client(relay, 'bob', { WebSocket: network.WebSocket });
   await bob.join('r');
-  const { alice } = await conversation(relay, 2);
+  const { alice } = await conversation(world, relay, 2);
   await until(bob, 'message', () => bob.messages('r').length === 2, { what: 'm1 and m2' });
   const original = bob.messages('r')[0];
 
@@ -143,7 +134,7 @@ test('a hard delete of a held message arrives as an update that keeps its author
 
 test('deletions of seqs a client does not hold: a late joiner’s tombstone, and one below what it holds', async () => {
   const relay = await world.relay();
-  const { alice, acks } = await conversation(relay, 3);
+  const { alice, acks } = await conversation(world, relay, 3);
   // A client that joined after m2 holds only m3.
   const dave = world.client(relay, 'dave');
   await dave.join('r', { since: 2 });
@@ -196,7 +187,7 @@ test('a replace by another program shows the new body, with or without edited_at
   const relay = await world.relay();
   const bob = world.client(relay, 'bob');
   await bob.join('r');
-  const { alice } = await conversation(relay, 2);
+  const { alice } = await conversation(world, relay, 2);
   await until(bob, 'message', () => bob.messages('r').length === 2, { what: 'm1 and m2' });
   const original = bob.messages('r')[0];
   const messages = relay.collection('messages');
@@ -228,7 +219,7 @@ test('a replace by another program shows the new body, with or without edited_at
 
 test('loadOlder pages over removed seqs, and ends where the removed first message was', async () => {
   const relay = await world.relay();
-  await conversation(relay, 8);
+  await conversation(world, relay, 8);
   await relay.collection('messages').deleteMany({ room: 'r', seq: { $in: [1, 4, 5] } });
   const network = new Network();
   const bob = world.client(relay, 'bob', { WebSocket: network.WebSocket });

@@ -41,3 +41,12 @@ export function useRelays() {
 export function texts(client, room) {
   return client.messages(room).map((message) => message.body?.text ?? null);
 }
+
+/** alice, joined to r through `relay`, writes m1…m<count>; resolves with her and the acks. */
+export async function conversation(world, relay, count) {
+  const alice = world.client(relay, 'alice');
+  await alice.join('r');
+  const acks = [];
+  for (let n = 1; n <= count; n += 1) acks.push(await alice.send('r', { text: `m${n}` }));
+  return { alice, acks };
+}
