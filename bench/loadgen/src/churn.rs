@@ -10,7 +10,7 @@
 //! process's one clock, and counts a frame only when its cycle's join was
 //! written inside the window (as a message counts by its `bench_t`).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,10 @@ pub struct Churn {
     pub stats: Stats,
     /// When cycle n wrote its join, in µs; 0 until then.
     joins: Vec<AtomicI64>,
+    /// Join and leave frames of cycle n read by the watchers, for telling a
+    /// cycle the server coalesced away (neither, anywhere) from a loss.
+    joins_seen: Vec<AtomicU32>,
+    leaves_seen: Vec<AtomicU32>,
     next: AtomicUsize,
     pub join_frames: AtomicU64,
     pub leave_frames: AtomicU64,
@@ -54,6 +58,8 @@ impl Churn {
         Churn {
             stats: Stats::default(),
             joins: (0..cycles).map(|_| AtomicI64::new(0)).collect(),
+            joins_seen: (0..cycles).map(|_| AtomicU32::new(0)).collect(),
+            leaves_seen: (0..cycles).map(|_| AtomicU32::new(0)).collect(),
             next: AtomicUsize::new(0),
             join_frames: AtomicU64::new(0),
             leave_frames: AtomicU64::new(0),
@@ -69,9 +75,29 @@ impl Churn {
         }
     }
 
-    fn join_time(&self, text: &str) -> Option<i64> {
-        let at = self.joins.get(user_number(text, CHURN_PREFIX)?)?.load(Ordering::Acquire);
-        (at > 0).then_some(at)
+    /// The cycle a frame names, and when that cycle wrote its join.
+    fn cycle_of(&self, text: &str) -> Option<(usize, i64)> {
+        let n = user_number(text, CHURN_PREFIX)?;
+        let at = self.joins.get(n)?.load(Ordering::Acquire);
+        (at > 0).then_some((n, at))
+    }
+
+    /// Cycles whose join was written in the window and of which no watcher
+    /// read a join or a leave. roomcast writes the state a user is in when
+    /// its presence keeper looks (docs/design.md, "Coalesced, not
+    /// queued"): a user who came and went between two looks is never
+    /// written, so no frame tells of them. Asked after the drain.
+    pub fn coalesced(&self) -> u64 {
+        let started = self.next.load(Ordering::Relaxed).min(self.joins.len());
+        (0..started)
+            .filter(|&n| {
+                let at = self.joins[n].load(Ordering::Acquire);
+                at > 0
+                    && self.stats.in_window(at)
+                    && self.joins_seen[n].load(Ordering::Relaxed) == 0
+                    && self.leaves_seen[n].load(Ordering::Relaxed) == 0
+            })
+            .count() as u64
     }
 }
 
@@ -89,7 +115,8 @@ pub async fn watch(mut ws: Ws, target: Target, conn: usize, churn: Arc<Churn>) {
         };
         match target.classify(&text) {
             Incoming::PresenceJoin => {
-                if let Some(joined_at) = churn.join_time(&text) {
+                if let Some((n, joined_at)) = churn.cycle_of(&text) {
+                    churn.joins_seen[n].fetch_add(1, Ordering::Relaxed);
                     if churn.stats.in_window(joined_at) {
                         churn.join_frames.fetch_add(1, Ordering::Relaxed);
                     }
@@ -97,9 +124,12 @@ pub async fn watch(mut ws: Ws, target: Target, conn: usize, churn: Arc<Churn>) {
                 }
             }
             Incoming::PresenceLeave => {
-                if churn.join_time(&text).is_some_and(|at| churn.stats.in_window(at)) {
-                    churn.leave_frames.fetch_add(1, Ordering::Relaxed);
-                    churn.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some((n, joined_at)) = churn.cycle_of(&text) {
+                    churn.leaves_seen[n].fetch_add(1, Ordering::Relaxed);
+                    if churn.stats.in_window(joined_at) {
+                        churn.leave_frames.fetch_add(1, Ordering::Relaxed);
+                        churn.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
             Incoming::Occupancy => {

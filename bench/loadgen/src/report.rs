@@ -136,6 +136,7 @@ fn presence_rows(scale: &Value) -> Vec<(String, Row)> {
         ("  join → watchers' presence_join p99 ms", "/fixed/figures/latency/p99_ms", Lower),
         ("  lost join/leave frames", "/fixed/figures/lost_frames", Lower),
         ("  failed cycles", "/fixed/failed_cycles", Lower),
+        ("  cycles coalesced away (no write, no frame)", "/fixed/coalesced_cycles", Lower),
         ("  MongoDB writes/s on presence (MongoDB's top)", "/fixed/db_presence_writes_per_s", Lower),
         ("  MongoDB writes/s, whole database (MongoDB's top)", "/fixed/db_writes_per_s", Lower),
         ("  server CPU s per 1k cycles", "/fixed/server_cpu_s_per_k_cycles", Lower),
@@ -307,7 +308,16 @@ fn presence_ramp(presence: &Value) -> String {
                 .map(|s| {
                     let (offered, got) = (s["offered_cycles_per_s"].as_f64()?, s["cycles_per_s"].as_f64()?);
                     let p99 = s["figures"]["latency"]["p99_ms"].as_f64()?;
-                    Some(format!("{offered:.0} → {got:.1} (p99 {p99:.1} ms)"))
+                    let lost = s["figures"]["lost_frames"].as_u64().unwrap_or(0);
+                    let coalesced = s["coalesced_cycles"].as_u64().unwrap_or(0);
+                    let mut notes = format!("p99 {p99:.1} ms");
+                    if lost > 0 {
+                        notes.push_str(&format!(", {lost} frames lost"));
+                    }
+                    if coalesced > 0 {
+                        notes.push_str(&format!(", {coalesced} cycles coalesced"));
+                    }
+                    Some(format!("{offered:.0} → {got:.1} ({notes})"))
                 })
                 .collect::<Option<_>>()?;
             let occupancy: u64 = steps.iter().filter_map(|s| s["occupancy_frames"].as_u64()).sum();
