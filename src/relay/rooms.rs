@@ -46,19 +46,20 @@ impl RoomRelay {
     }
 
     pub fn relay(&self, event: Event, received: Instant) {
-        let in_a_room = event.full_document.as_deref().and_then(room_and_seq).is_some();
-        match event.operation_type {
-            OperationType::Delete => return self.removed(&event, received),
-            // Replaced by a document that is in no room any more: gone from its room.
-            OperationType::Replace if !in_a_room => return self.removed(&event, received),
-            _ => {}
-        }
-        let Some(raw) = event.full_document else {
-            // updateLookup finds nothing when the document was deleted since.
-            tracing::debug!(route = %self.route, "event without a full document; nothing to relay");
-            return;
+        let raw = match (&event.operation_type, event.full_document.as_deref()) {
+            (OperationType::Delete, _) | (OperationType::Replace, None) => return self.removed(&event, received),
+            (_, Some(raw)) => raw,
+            (_, None) => {
+                // updateLookup finds nothing when the document was deleted since.
+                tracing::debug!(route = %self.route, "event without a full document; nothing to relay");
+                return;
+            }
         };
-        let Some((room, seq)) = room_and_seq(&raw) else {
+        let Some((room, seq)) = room_and_seq(raw) else {
+            if event.operation_type == OperationType::Replace {
+                // Replaced by a document that is in no room any more: gone from its room.
+                return self.removed(&event, received);
+            }
             tracing::warn!(route = %self.route, "document has no string room or integer seq; not relayed");
             return;
         };
@@ -67,7 +68,7 @@ impl RoomRelay {
             return;
         }
         let change = if event.operation_type == OperationType::Insert { Change::Insert } else { Change::Update };
-        match MessageDoc::from_raw(&raw, self.max_document_bytes) {
+        match MessageDoc::from_raw(raw, self.max_document_bytes) {
             Ok(message) => self.publish(change, message, received),
             Err(why) => tracing::warn!(route = %self.route, why, "document is not a message; not relayed"),
         }
@@ -75,8 +76,8 @@ impl RoomRelay {
 
     /// A message left its room: relayed as deleted, with the seq and room
     /// of the document as it was before (its pre-image, or the document key
-    /// on a collection sharded by room and seq), and its seq held if it was
-    /// the newest.
+    /// where that holds both, as on a collection sharded on room and seq),
+    /// and its seq held if it was the newest.
     fn removed(&self, event: &Event, received: Instant) {
         let key = event.document_key.as_ref();
         let before = event.full_document_before_change.as_deref();
@@ -152,7 +153,9 @@ fn room_and_seq(raw: &RawDocument) -> Option<(&str, i64)> {
     Some((room, seq))
 }
 
-/// The room and seq of a document key, when the collection is sharded by them.
+/// The room and seq of a document key, when it holds them: a collection
+/// sharded on `{room: 1}` alone puts only the room there, so such deletes
+/// need pre-images.
 fn key_room_and_seq(key: &Document) -> Option<(&str, i64)> {
     Some((key.get_str("room").ok()?, key.get("seq").and_then(protocol::as_i64)?))
 }
