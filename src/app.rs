@@ -89,6 +89,7 @@ impl Application {
         let timing = Timing {
             heartbeat: settings.presence.heartbeat_interval,
             replica_timeout: settings.presence.replica_timeout,
+            write_timeout: settings.mongo.timeout,
         };
         let presence_stop = CancellationToken::new();
         let keeper = presence::Keeper::new(store.clone(), registry.clone(), changed, tracker.clone(), replica);
@@ -135,7 +136,7 @@ impl Application {
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let shutdown = self.context.shutdown.clone();
         let presence = tokio::spawn(self.presence.task);
-        tokio::spawn(forget_idle_addresses(self.context.clone()));
+        tokio::spawn(forget_idle_limiters(self.context.clone()));
         tokio::spawn(crate::prometheus::keep_up(self.context.metrics.clone(), shutdown.clone()));
         tokio::spawn({
             let shutdown = shutdown.clone();
@@ -155,6 +156,7 @@ impl Application {
         let bounds = server::HttpBounds {
             header_timeout: self.context.server.header_timeout,
             keep_alive_timeout: self.context.server.keep_alive_timeout,
+            answer_timeout: self.context.server.write_timeout,
             connections: self.context.http_connections.clone(),
         };
         if let Some(listener) = self.metrics_listener {
@@ -186,14 +188,16 @@ impl Application {
     }
 }
 
-/// Keeps the per-address handshake limiter from growing with every address ever seen.
-async fn forget_idle_addresses(context: Arc<Context>) {
+/// Keeps the per-address and per-user limiters from growing with every
+/// address and user ever seen.
+async fn forget_idle_limiters(context: Arc<Context>) {
     let mut every_minute = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = every_minute.tick() => {
                 context.handshakes.retain_recent();
                 context.handshakes.shrink_to_fit();
+                context.buckets.forget_idle();
             }
             _ = context.shutdown.cancelled() => return,
         }

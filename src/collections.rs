@@ -38,6 +38,9 @@ pub const TYPING: &str = "typing";
 /// The memberships of `room_policy: membership`, one `{room, user}` document each.
 pub const ROOM_MEMBERS: &str = "room_members";
 
+/// The `{user, room}` index of `ROOM_MEMBERS`: a user's memberships, for the room list.
+pub const MEMBER_ROOMS_INDEX: &str = "user_room";
+
 /// `_id` as clients see it: ObjectId hex, a string as is, anything else as Extended JSON.
 pub fn id_string(value: &Bson) -> String {
     match value {

@@ -35,6 +35,7 @@ pub const PRESENCE_WRITES: &str = "roomcast_presence_writes_total";
 pub const PRESENCE_REPLICAS_REMOVED: &str = "roomcast_presence_replicas_removed_total";
 pub const PRESENCE_TRACKED_USERS: &str = "roomcast_presence_tracked_users";
 pub const HTTP_HEADER_TIMEOUTS: &str = "roomcast_http_header_timeouts_total";
+pub const HTTP_ANSWER_TIMEOUTS: &str = "roomcast_http_answer_timeouts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -155,6 +156,10 @@ fn describe() {
     describe_counter!(
         HTTP_HEADER_TIMEOUTS,
         "Connections closed for not sending a complete first request head within server.header_timeout."
+    );
+    describe_counter!(
+        HTTP_ANSWER_TIMEOUTS,
+        "HTTP connections closed because an answer was not sent within server.write_timeout."
     );
 }
 

@@ -12,7 +12,8 @@
 //   userRoutes  the `user` routes of `routes`, as [{collection, key}];
 //               default [{collection: "notifications", key: "user"}]
 //   membership  true under auth.room_policy: membership (the unique
-//               {room, user} index of room_members); default false
+//               {room, user} and the {user, room} indexes of room_members);
+//               default false
 
 if (typeof database !== "string" || database === "") {
   print('setup.js: name the database first: --eval \'var database = "roomcast"\'');
@@ -41,7 +42,12 @@ const indexes = [
     key: { [route.key]: 1, _id: -1 },
   })),
   ...(withMembership
-    ? [{ collection: "room_members", name: "room_user", key: { room: 1, user: 1 }, options: { unique: true } }]
+    ? [
+        // A join's membership lookup, unique per (room, user).
+        { collection: "room_members", name: "room_user", key: { room: 1, user: 1 }, options: { unique: true } },
+        // A user's memberships, for the room list.
+        { collection: "room_members", name: "user_room", key: { user: 1, room: 1 } },
+      ]
     : []),
   // Presence: a room's snapshot, a dead replica's sweep, and clean-ups.
   { collection: "presence", name: "room", key: { room: 1 } },

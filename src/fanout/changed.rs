@@ -36,9 +36,17 @@ impl ChangedPresence {
         }
     }
 
-    /// Every pair marked since the last call.
-    pub fn take(&self) -> HashSet<(String, String)> {
-        std::mem::take(&mut *self.pairs.lock().expect("changed presence poisoned"))
+    /// Up to `max` of the pairs marked since they were last taken.
+    pub fn take(&self, max: usize) -> Vec<(String, String)> {
+        let mut pairs = self.pairs.lock().expect("changed presence poisoned");
+        if pairs.len() <= max {
+            return pairs.drain().collect();
+        }
+        let taken: Vec<(String, String)> = pairs.iter().take(max).cloned().collect();
+        for pair in &taken {
+            pairs.remove(pair);
+        }
+        taken
     }
 
     /// Completes once something was marked since the last `take`.
@@ -59,7 +67,8 @@ mod tests {
         }
         changed.mark("lobby", "bob");
         changed.changed().await;
-        assert_eq!(changed.take().len(), 2);
-        assert!(changed.take().is_empty());
+        assert_eq!(changed.take(1).len(), 1, "a batch at a time");
+        assert_eq!(changed.take(10).len(), 1);
+        assert!(changed.take(10).is_empty());
     }
 }

@@ -11,7 +11,7 @@ mod connection;
 mod events;
 mod registry;
 
-pub use budget::{Budget, Pool};
+pub use budget::{Budget, Loan, Pool, Share};
 pub use changed::ChangedPresence;
 pub use connection::{Connection, Outbound, Reservation};
 pub use events::{Change, RoomEvent, UserEvent};

@@ -8,10 +8,13 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
+use super::buckets::Bucket;
 use super::handshake::{identify, with_client_request, ClientRequest, HttpRefusal};
+use super::held::HeldUntilSent;
 use super::pages::{self, Page};
 use super::policy::admit;
 use super::Context;
+use crate::fanout::Loan;
 use crate::protocol::{self, valid_room, ErrorCode, Refusal};
 
 /// The route.
@@ -26,6 +29,7 @@ pub fn route(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Erro
 async fn answer(room: String, request: ClientRequest, context: Arc<Context>) -> Result<impl Reply, Rejection> {
     let identity = identify(&context, &request)?;
     let refused = |refusal: Refusal| warp::reject::custom(http_refusal(refusal));
+    context.buckets.take(Bucket::Joins, &identity, "history requests").map_err(refused)?;
     if !valid_room(&room) {
         let message = "room names are 1 to 128 characters of A-Z a-z 0-9 . _ : -";
         return Err(refused(Refusal::new(ErrorCode::InvalidRoom, message)));
@@ -33,9 +37,18 @@ async fn answer(room: String, request: ClientRequest, context: Arc<Context>) -> 
     let before = positive(&request, "before").map_err(refused)?;
     let limit = positive(&request, "limit").map_err(refused)?;
     admit(&context, &identity, &room).await.map_err(refused)?;
-    let Page { frames, more } = pages::history(&context, &room, before, limit, |_| true).await.map_err(refused)?;
+    // The page is charged to the user's share of the pool as it is read,
+    // and stays charged until its last byte is written: a client that
+    // reads answers slowly, or not at all, holds only its own share.
+    let mut loan = Loan::new(context.pool.share(&identity.user));
+    let take = |bytes| loan.try_grow(bytes);
+    let Page { frames, more } = pages::history(&context, &room, before, limit, take).await.map_err(refused)?;
     let body = protocol::history_body(&room, &frames, more);
-    Ok(warp::reply::with_header(body.text().to_string(), "content-type", "application/json"))
+    drop(frames);
+    let mut response = warp::http::Response::new(body.into_bytes());
+    response.headers_mut().insert("content-type", warp::http::HeaderValue::from_static("application/json"));
+    response.extensions_mut().insert(HeldUntilSent::new(loan));
+    Ok(response)
 }
 
 /// A query parameter that must be an integer of at least 1, when present.

@@ -4,8 +4,9 @@
 //! holds the room's live events meanwhile and drops what the replay covered
 //! (see `outbox`).
 
+use super::buckets::Bucket;
 use super::policy::admit;
-use super::refusals::{forbidden_room, not_joined, rate_limited};
+use super::refusals::{forbidden_room, not_joined};
 use super::session::Session;
 use crate::fanout::{Outbound, Reservation};
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, ServerFrame};
@@ -22,9 +23,7 @@ impl Session {
     /// Subscribes before reading the replay, so nothing committed in between is missed;
     /// the writer drops what the replay already covered.
     pub(super) async fn join(&mut self, room: String, since: Option<i64>) -> Result<(), Refusal> {
-        if self.joins.check().is_err() {
-            return Err(rate_limited("joins"));
-        }
+        self.take(Bucket::Joins, "joins")?;
         if self.connection.replay_queued(&room) {
             // A client re-joining faster than it reads would otherwise stack
             // replays of the same room in its queue.
@@ -84,28 +83,32 @@ impl Session {
         Ok(())
     }
 
-    /// `joined` and the newest messages after `since` that fit both
-    /// `limits.max_replay` and `limits.max_replay_bytes`, with the bytes they
-    /// hold charged to the connection. Messages are read newest first, and
-    /// each is charged as it is read, so a replay never holds more than the
-    /// connection may; one that stops short says `recovered: false`, as the
-    /// count cap does. `None` when the connection closes meanwhile.
+    /// `joined` and the messages after `since` among the room's newest
+    /// `limits.max_replay` seqs, as many as fit `limits.max_replay_bytes`,
+    /// with the bytes they hold charged to the connection. The read is that
+    /// range of seqs, which holds no more keys than the replay, so it costs
+    /// the database no more than the replay whatever the room's size. Messages
+    /// are read newest first, and each is charged as it is read, so a replay
+    /// never holds more than the connection may; one that stops short, or a
+    /// `since` older than the range, says `recovered: false`. `None` when the
+    /// connection closes meanwhile.
     async fn replay(&self, room: &str, since: Option<i64>) -> Result<Option<(Replay, Reservation)>, Refusal> {
         let store = &self.context.store;
         let limits = &self.context.limits;
         let current = store.current_seq(room).await?;
         let after = since.filter(|since| *since <= current).unwrap_or(current);
+        let oldest_replayed = current.saturating_sub(limits.max_replay);
+        let mut complete = after >= oldest_replayed;
+        let after = after.max(oldest_replayed);
         let mut reservation = self.connection.empty_reservation();
         let mut newest_first = Vec::new();
-        let mut complete = true;
         if after < current {
-            let limit = Some(limits.max_replay + 1);
+            let limit = Some(current - after);
             let order = Order::NewestFirst;
-            let mut cursor =
-                store.messages_between(room, after, current, order, limit, limits.max_document_bytes).await?;
+            let mut cursor = store.messages_in(room, after, current, order, limit, limits.max_document_bytes).await?;
             while let Some(document) = cursor.next().await? {
-                let message = match MessageDoc::from_document(&document) {
-                    Ok(message) => MessageDoc { too_large: document.get_bool("too_large").unwrap_or(false), ..message },
+                let message = match MessageDoc::from_read(&document) {
+                    Ok(message) => message,
                     Err(why) => {
                         tracing::warn!(room, why, "stored document is not a message; not replayed");
                         continue;
@@ -113,7 +116,7 @@ impl Session {
                 };
                 let (frame, _) = protocol::message(message, limits.max_document_bytes);
                 let fits = reservation.bytes() + frame.len() <= limits.max_replay_bytes;
-                if newest_first.len() as i64 == limits.max_replay || !fits || !reservation.try_grow(frame.len()) {
+                if !fits || !reservation.try_grow(frame.len()) {
                     complete = false;
                     break;
                 }

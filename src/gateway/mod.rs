@@ -6,9 +6,11 @@
 //! (`reader`, with `joins`, `pending` sends and notification `recover`y)
 //! and a writer (`writer`) that orders its queue through the `outbox`.
 
+mod buckets;
 mod client_addr;
 mod deadline;
 mod handshake;
+mod held;
 mod http_connections;
 mod http_history;
 mod joins;
@@ -17,6 +19,7 @@ mod pages;
 mod pending;
 mod policy;
 mod presence;
+mod progress;
 mod reader;
 mod reads;
 mod recover;
@@ -34,6 +37,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::buckets::UserBuckets;
 use self::client_addr::TrustedProxies;
 use self::http_connections::HttpConnections;
 use crate::auth::Authenticator;
@@ -77,6 +81,8 @@ pub struct Context {
     pub auth: AuthSettings,
     pub authenticator: Authenticator,
     pub handshakes: HandshakeLimiter,
+    /// Each user's request buckets on this replica, whatever their connections.
+    pub buckets: UserBuckets,
     /// Whose forwarding header names the client (`server.trusted_proxies`).
     pub trusted_proxies: TrustedProxies,
     /// The connections not upgraded yet, per address.
@@ -163,6 +169,7 @@ impl Context {
                 limits.handshakes_per_second_per_ip,
                 limits.handshake_burst_per_ip,
             )),
+            buckets: UserBuckets::new(limits),
             http_connections: HttpConnections::new(limits.http_connections_per_ip, trusted_proxies.clone()),
             trusted_proxies,
             memberships,
@@ -174,7 +181,7 @@ impl Context {
             shutdown,
             sessions: TaskTracker::new(),
             metrics: crate::prometheus::install(),
-            pool: Pool::new(limits.buffer_pool_bytes),
+            pool: Pool::new(limits.buffer_pool_bytes, limits.user_pool_bytes),
             slots: Arc::new(Slots { taken: AtomicUsize::new(0), max: limits.max_connections }),
             next_connection_id: AtomicU64::new(1),
         })

@@ -28,7 +28,12 @@ fn page_size(context: &Context, limit: Option<i64>) -> i64 {
     limit.unwrap_or(DEFAULT_PAGE).min(context.limits.max_history_page)
 }
 
-/// The room's newest messages with `seq < before`, oldest first.
+/// The room's newest messages with `seq < before`, oldest first. With
+/// `before`, the seqs just below it are read first, a range that holds no
+/// more keys than the page, so even a server that does not stop an index
+/// scan at its limit reads only the page; only holes in seq (messages other
+/// programs removed) send the read further down, for what is left of the
+/// page.
 pub(super) async fn history(
     context: &Context,
     room: &str,
@@ -38,26 +43,38 @@ pub(super) async fn history(
 ) -> Result<Page, Refusal> {
     let limits = &context.limits;
     let limit = page_size(context, limit);
-    let upto = before.map_or(i64::MAX, |before| before - 1);
-    let order = Order::NewestFirst;
-    let max_document = limits.max_document_bytes;
-    let mut cursor = context.store.messages_between(room, i64::MIN, upto, order, Some(limit + 1), max_document).await?;
-    let (mut frames, mut bytes, mut more) = (Vec::new(), 0, false);
-    while let Some(document) = cursor.next().await? {
-        let message = match MessageDoc::from_document(&document) {
-            Ok(message) => MessageDoc { too_large: document.get_bool("too_large").unwrap_or(false), ..message },
-            Err(why) => {
-                tracing::warn!(room, why, "stored document is not a message; not shown in history");
-                continue;
-            }
-        };
-        let (frame, _) = protocol::message(message, max_document);
-        if frames.len() as i64 == limit || bytes + frame.len() > limits.max_replay_bytes || !take(frame.len()) {
-            more = true;
-            break;
+    // `limit + 1` messages: the last one read only tells that more exist.
+    let ranges = match before {
+        Some(before) => {
+            let window = (before - 1).saturating_sub(limit + 1);
+            // Seqs start at 1: below the window there may be nothing to read.
+            let below = (window >= 1).then_some((i64::MIN, window));
+            std::iter::once((window, before - 1)).chain(below).collect()
         }
-        bytes += frame.len();
-        frames.push(frame);
+        None => vec![(i64::MIN, i64::MAX)],
+    };
+    let (mut frames, mut bytes, mut more) = (Vec::new(), 0, false);
+    'ranges: for (after, upto) in ranges {
+        let wanted = limit + 1 - frames.len() as i64;
+        let order = Order::NewestFirst;
+        let max_document = limits.max_document_bytes;
+        let mut cursor = context.store.messages_in(room, after, upto, order, Some(wanted), max_document).await?;
+        while let Some(document) = cursor.next().await? {
+            let message = match MessageDoc::from_read(&document) {
+                Ok(message) => message,
+                Err(why) => {
+                    tracing::warn!(room, why, "stored document is not a message; not shown in history");
+                    continue;
+                }
+            };
+            let (frame, _) = protocol::message(message, max_document);
+            if frames.len() as i64 == limit || bytes + frame.len() > limits.max_replay_bytes || !take(frame.len()) {
+                more = true;
+                break 'ranges;
+            }
+            bytes += frame.len();
+            frames.push(frame);
+        }
     }
     frames.reverse();
     Ok(Page { frames, more })
@@ -92,12 +109,14 @@ pub(super) async fn user_documents(
     let store = &context.store;
     let mut cursor = store.user_documents(collection, key, user, before, limit + 1, max_document).await?;
     let (mut frames, mut bytes, mut more) = (Vec::new(), 0, false);
-    while let Some(document) = cursor.next().await? {
-        let frame = if document.get_bool("too_large").unwrap_or(false) {
-            let id = document.get("_id").map(id_string).unwrap_or_default();
-            protocol::notification_stub(route, None, &id)
-        } else {
-            protocol::notification(route, None, document, max_document).0
+    while let Some(mut found) = cursor.next().await? {
+        let frame = match found.remove("document") {
+            Some(Bson::Document(document)) => protocol::notification(route, None, document, max_document).0,
+            // Left behind by the database: over `max_document_bytes`.
+            _ => {
+                let id = found.get("_id").map(id_string).unwrap_or_default();
+                protocol::notification_stub(route, None, &id)
+            }
         };
         if frames.len() as i64 == limit || bytes + frame.len() > limits.max_replay_bytes || !take(frame.len()) {
             more = true;

@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use super::buckets::Bucket;
 use super::session::Session;
 use crate::presence::{self, Begin};
 use crate::protocol::Refusal;
@@ -49,7 +50,10 @@ impl Session {
         let now = Instant::now();
         let recent = self.typed.get(&room).is_some_and(|at| now.duration_since(*at) < interval);
         // In a room too large to list, typing would be a storm nobody can read.
-        if recent || self.context.tracker.is_large(&room) || self.reads.check().is_err() {
+        if recent
+            || self.context.tracker.is_large(&room)
+            || !self.context.buckets.has_token(Bucket::Reads, &self.identity)
+        {
             return Ok(());
         }
         self.typed.insert(room.clone(), now);

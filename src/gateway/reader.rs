@@ -12,8 +12,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
 
+use super::buckets::Bucket;
 use super::pending::MAX_PENDING_SENDS;
-use super::refusals::{not_joined, rate_limited};
+use super::refusals::not_joined;
 use super::session::Session;
 use super::upgrade::WebSocket;
 use crate::fanout::Outbound;
@@ -34,7 +35,13 @@ impl Session {
             let incoming = tokio::select! {
                 biased;
                 _ = closing.cancelled() => return,
-                _ = shutdown.cancelled() => return self.connection.close(CloseReason::GoingAway),
+                _ = shutdown.cancelled() => {
+                    // Every send already read is answered before the close:
+                    // its group commit goes on regardless, and a send stored
+                    // without its ack leaves its client unsure it was.
+                    self.drain_pending().await;
+                    return self.connection.close(CloseReason::GoingAway);
+                }
                 _ = tokio::time::sleep_until(expiry.unwrap_or(deadline)), if expiry.is_some() => {
                     return self.connection.close(CloseReason::TokenExpired)
                 }
@@ -169,13 +176,16 @@ impl Session {
 
     /// A send, edit or delete needs the room joined (which authorized it) and a token.
     pub(super) fn require_send_right(&self, room: &str) -> Result<(), Refusal> {
-        if self.sends.check().is_err() {
-            return Err(rate_limited("sends"));
-        }
+        self.take(Bucket::Sends, "sends")?;
         if !self.connection.has_joined(room) {
             return Err(not_joined(&format!("join room {room} first")));
         }
         Ok(())
+    }
+
+    /// Takes a token of the user's `bucket`, or refuses naming `what`.
+    pub(super) fn take(&self, bucket: Bucket, what: &str) -> Result<(), Refusal> {
+        self.context.buckets.take(bucket, &self.identity, what)
     }
 
     pub(super) async fn reply(&self, frame: Frame) {

@@ -5,13 +5,16 @@
 
 use std::collections::HashMap;
 
+use super::buckets::Bucket;
 use super::pages::{self, Page};
-use super::policy::admit;
-use super::refusals::rate_limited;
+use super::policy::{admit, admitted};
 use super::session::Session;
 use crate::fanout::{Outbound, Reservation};
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, RoomEntry};
 use crate::settings::RoomPolicy;
+
+/// Newest-message reads of one room list in flight at once.
+const LOOKUPS_AT_ONCE: usize = 8;
 
 impl Session {
     /// A page of the room's history, where the room policy lets the user in.
@@ -21,9 +24,7 @@ impl Session {
         before: Option<i64>,
         limit: Option<i64>,
     ) -> Result<(), Refusal> {
-        if self.joins.check().is_err() {
-            return Err(rate_limited("history requests"));
-        }
+        self.take(Bucket::Joins, "history requests")?;
         admit(&self.context, &self.identity, &room).await?;
         let mut reservation = self.connection.empty_reservation();
         let Page { frames, more } =
@@ -39,9 +40,7 @@ impl Session {
         before: Option<String>,
         limit: Option<i64>,
     ) -> Result<(), Refusal> {
-        if self.joins.check().is_err() {
-            return Err(rate_limited("notification requests"));
-        }
+        self.take(Bucket::Joins, "notification requests")?;
         let user = self.connection.user.clone();
         let mut reservation = self.connection.empty_reservation();
         let take = |bytes| reservation.try_grow(bytes);
@@ -51,38 +50,42 @@ impl Session {
         Ok(())
     }
 
-    /// The user's rooms: those with a read marker and, under `membership`,
-    /// those of the user's memberships, newest activity first.
+    /// The user's rooms that the room policy lets them into now: those
+    /// with a read marker, most recently read first, then, under
+    /// `membership`, the user's other memberships; at most
+    /// `limits.max_rooms_listed`, listed newest activity first. Each costs
+    /// one read of the `(room, seq)` index, its newest message, whatever
+    /// the room's size.
     pub(super) async fn rooms(&mut self) -> Result<(), Refusal> {
-        if self.joins.check().is_err() {
-            return Err(rate_limited("room lists"));
-        }
+        self.take(Bucket::Joins, "room lists")?;
         let (store, limits) = (&self.context.store, &self.context.limits);
         let user = &self.connection.user;
         let max = limits.max_rooms_listed;
-        let markers: HashMap<String, i64> = store.read_markers(user, max).await?.into_iter().collect();
-        let mut rooms: Vec<String> = markers.keys().cloned().collect();
-        if self.context.auth.room_policy == RoomPolicy::Membership {
-            for room in store.member_rooms(user, max).await? {
+        let marked = store.read_markers(user, max).await?;
+        let markers: HashMap<String, i64> = marked.iter().cloned().collect();
+        let marked = marked.into_iter().map(|(room, _)| room).collect();
+        let mut rooms = admitted(&self.context, &self.identity, marked).await?;
+        if self.context.auth.room_policy == RoomPolicy::Membership && rooms.len() < max {
+            for room in store.member_rooms(user, None, max).await? {
                 if !markers.contains_key(&room) {
                     rooms.push(room);
                 }
             }
         }
+        rooms.truncate(max);
         // Each newest message gets an equal share of one replay's budget.
         let share = limits.max_replay_bytes / max;
-        let mut newest: HashMap<String, MessageDoc> = HashMap::new();
-        for document in store.newest_messages(&rooms, share).await? {
-            if let Ok(message) = MessageDoc::from_document(&document) {
-                let too_large = document.get_bool("too_large").unwrap_or(false);
-                newest.insert(message.room.clone(), MessageDoc { too_large, ..message });
-            }
+        let mut newest = Vec::with_capacity(rooms.len());
+        for some in rooms.chunks(LOOKUPS_AT_ONCE) {
+            let lookups: Vec<_> = some.iter().map(|room| store.newest_message(room, share)).collect();
+            newest.extend(futures::future::try_join_all(lookups).await?);
         }
         let mut listed: Vec<(Option<bson::DateTime>, RoomEntry)> = rooms
             .into_iter()
-            .map(|room| {
+            .zip(newest)
+            .map(|(room, document)| {
                 let last_read = markers.get(&room).copied().unwrap_or(0);
-                let message = newest.remove(&room);
+                let message = document.and_then(|document| MessageDoc::from_read(&document).ok());
                 let activity = message.as_ref().and_then(|m| m.sent_at);
                 let seq = message.as_ref().map_or(0, |m| m.seq);
                 let last_message = message.map(|m| protocol::message(m, share).0);
@@ -90,7 +93,6 @@ impl Session {
             })
             .collect();
         listed.sort_by(|(a, x), (b, y)| b.cmp(a).then_with(|| x.room.cmp(&y.room)));
-        listed.truncate(max);
         let entries: Vec<RoomEntry> = listed.into_iter().map(|(_, entry)| entry).collect();
         self.reply(protocol::rooms(&entries)).await;
         Ok(())
@@ -99,9 +101,7 @@ impl Session {
     /// Raises the user's read marker for the room; the answer is the
     /// `read_marker` the change stream brings, when the marker rose.
     pub(super) async fn read(&mut self, room: String, seq: i64) -> Result<(), Refusal> {
-        if self.reads.check().is_err() {
-            return Err(rate_limited("read markers"));
-        }
+        self.take(Bucket::Reads, "read markers")?;
         admit(&self.context, &self.identity, &room).await?;
         let newest = self.context.store.current_seq(&room).await?;
         if seq > newest {

@@ -76,7 +76,7 @@ fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,),
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn readyz(context: Arc<Context>) -> impl Reply {
-    let ping = context.store.database().run_command(bson::doc! { "ping": 1 });
+    let ping = context.store.background().run_command(bson::doc! { "ping": 1 });
     let mongo_answers = matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)));
     let (ready, body) = health::readiness(health::Checks {
         shutting_down: context.shutdown.is_cancelled(),
@@ -92,9 +92,9 @@ fn upgrade(handshake: Handshake, upgrade: Upgrade, context: Arc<Context>) -> imp
     // A browser that offered `roomcast.v1` fails the handshake unless it is answered.
     let protocol = handshake.subprotocol.then_some(SUBPROTOCOL);
     let config = session::socket_config(&context.limits);
-    upgrade.accept(config, protocol, move |socket| {
+    upgrade.accept(config, protocol, move |socket, written| {
         let tracker = context.sessions.clone();
-        tracker.track_future(session::serve(socket, context, handshake))
+        tracker.track_future(session::serve(socket, written, context, handshake))
     })
 }
 

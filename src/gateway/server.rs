@@ -1,25 +1,31 @@
-//! The HTTP server: accepts connections, serves each with hyper (HTTP/1.1
-//! with upgrades, or HTTP/2), and runs warp's routes on every request. It is
-//! warp's own server loop with one addition: before the routes see a request,
-//! hyper's upgrade handle and the peer address are put where a warp filter can
-//! reach them, so `/ws` can own its upgrade (see `upgrade`). Until it
+//! The HTTP server: accepts connections, serves each with hyper (HTTP/1.1,
+//! with upgrades), and runs warp's routes on every request. It is warp's
+//! own server loop with these additions: before the routes see a request,
+//! hyper's upgrade handle and the peer address are put where a warp filter
+//! can reach them, so `/ws` can own its upgrade (see `upgrade`); until it
 //! upgrades, a connection takes a place in its address's count (see
-//! `http_connections`), and it is closed if it waits too long for a request
-//! (see `deadline`).
+//! `http_connections`), and it is closed if it waits too long for a
+//! request or for its answer to be sent (see `deadline`); and an answer
+//! keeps what it holds (`held`) until its last byte is written.
+//!
+//! HTTP/2 is not served: every client of the public port (browsers through
+//! an ingress, probes, scrapers, WebSocket upgrades) speaks HTTP/1.1, and a
+//! multiplexed connection would let one client hold many answers at once.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use warp::{Filter, Reply};
 
 use super::deadline::{Expired, HttpDeadline};
+use super::held::{AnswerBody, HeldUntilSent};
 use super::http_connections::HttpConnections;
 use super::upgrade::{PeerAddr, PendingUpgrade};
 use crate::prometheus;
@@ -29,6 +35,11 @@ use crate::prometheus;
 /// then is a stalled client, which must not hold the exit up.
 pub const LONGEST_EXCHANGE: Duration = Duration::from_secs(3);
 
+/// The most a connection buffers of a request head it is reading (hyper's
+/// smallest allowed is 8 KiB): room for a token and a browser's cookies,
+/// not the 400 KiB hyper would otherwise hold per half-read head.
+const MAX_REQUEST_HEAD: usize = 32 * 1024;
+
 /// What bounds a connection in its HTTP phase.
 #[derive(Clone)]
 pub struct HttpBounds {
@@ -36,6 +47,8 @@ pub struct HttpBounds {
     pub header_timeout: Duration,
     /// For each later request, from the previous answer (`server.keep_alive_timeout`).
     pub keep_alive_timeout: Duration,
+    /// For each answer, from its request's head (`server.write_timeout`).
+    pub answer_timeout: Duration,
     /// How many each address may hold (`limits.http_connections_per_ip`).
     pub connections: Arc<HttpConnections>,
 }
@@ -54,7 +67,8 @@ pub async fn serve<F>(
     F::Extract: Reply,
 {
     let routes = TowerToHyperService::new(warp::service(routes));
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let stopping = CancellationToken::new();
     let mut stop = std::pin::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -88,11 +102,11 @@ pub async fn serve<F>(
         // Frames are small and latency-bound: Nagle's algorithm against delayed
         // ACKs would stall back-to-back small writes by about 40 ms.
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
         let routes = routes.clone();
-        let (header_timeout, keep_alive_timeout) = (bounds.header_timeout, bounds.keep_alive_timeout);
-        tokio::spawn(async move {
-            let deadline = HttpDeadline::new(header_timeout, keep_alive_timeout);
+        let bounds = bounds.clone();
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            let deadline = HttpDeadline::new(bounds.header_timeout, bounds.keep_alive_timeout, bounds.answer_timeout);
             let requests = deadline.clone();
             let service = hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
                 let answering = requests.answering();
@@ -101,37 +115,55 @@ pub async fn serve<F>(
                 request.extensions_mut().insert(PeerAddr(peer));
                 let answer = hyper::service::Service::call(&routes, request);
                 async move {
-                    let response = answer.await;
-                    // The keep-alive wait starts once the answer is ready; a
-                    // client that takes longer to read it is closed too.
-                    drop(answering);
-                    response
+                    // The answer is in progress until its last byte is
+                    // written: the body keeps it, and what the route held.
+                    let response = answer.await?;
+                    let held = response.extensions().get::<HeldUntilSent>().and_then(HeldUntilSent::take);
+                    Ok::<_, std::convert::Infallible>(response.map(|body| AnswerBody::new(body, answering, held)))
                 }
             });
-            let mut http = auto::Builder::new(TokioExecutor::new());
+            let mut http = hyper::server::conn::http1::Builder::new();
             // `deadline` bounds request heads and idle waits instead: hyper's
             // timer counts the idle wait as part of the next head.
-            http.http1().header_read_timeout(None);
-            let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::select! {
-                served = watcher.watch(connection) => {
-                    if let Err(error) = served {
-                        tracing::debug!(%error, "HTTP connection ended with an error");
-                    }
-                }
+            http.header_read_timeout(None).max_buf_size(MAX_REQUEST_HEAD);
+            let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => Some(served),
                 expired = deadline.expired() => {
-                    if expired == Expired::Header {
-                        ::metrics::counter!(prometheus::HTTP_HEADER_TIMEOUTS).increment(1);
+                    match expired {
+                        Expired::Header => ::metrics::counter!(prometheus::HTTP_HEADER_TIMEOUTS).increment(1),
+                        Expired::Answer => ::metrics::counter!(prometheus::HTTP_ANSWER_TIMEOUTS).increment(1),
+                        Expired::KeepAlive => {}
                     }
-                    tracing::debug!(?expired, %peer, "closing an HTTP connection that waited too long for a request");
+                    tracing::debug!(?expired, %peer, "closing an HTTP connection that waited too long");
+                    None
                 }
+                // Answers in progress finish; a connection waiting for a
+                // request, or for the rest of one, closes at once.
+                _ = stopping.cancelled() => {
+                    if deadline.is_answering() {
+                        connection.as_mut().graceful_shutdown();
+                        tokio::select! {
+                            served = connection.as_mut() => Some(served),
+                            _ = deadline.expired() => None,
+                        }
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(Err(error)) = served {
+                tracing::debug!(%error, "HTTP connection ended with an error");
             }
             // Upgraded or closed: either way it leaves the HTTP phase.
             drop(counted);
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    stopping.cancel();
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait()).await.is_err() {
         tracing::debug!("HTTP exchanges still unfinished at shutdown were dropped");
     }
 }

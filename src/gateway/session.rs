@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::handshake::Handshake;
 use super::pending::PendingSends;
+use super::progress::Written;
 use super::upgrade::WebSocket;
 use super::Context;
 use crate::auth::Identity;
@@ -39,11 +40,12 @@ pub fn socket_config(limits: &LimitSettings) -> WebSocketConfig {
 }
 
 /// Serves one upgraded socket until either side closes it.
-pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshake) {
+pub async fn serve(socket: WebSocket, written: Written, context: Arc<Context>, handshake: Handshake) {
     let (queue, queued) = mpsc::channel(context.limits.send_queue_frames);
     let user = handshake.identity.user.clone();
     let limits = &context.limits;
-    let budget = Budget::new(limits.connection_reserve_bytes, limits.send_queue_bytes, context.pool.clone());
+    let share = context.pool.share(&user);
+    let budget = Budget::new(limits.connection_reserve_bytes, limits.send_queue_bytes, share);
     let connection = Connection::new(context.next_connection_id(), user, queue, budget, context.server.idle_timeout);
     let span = tracing::info_span!("connection", id = connection.id, user = %connection.user);
     async move {
@@ -52,7 +54,8 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, handshake: Handshak
         ::metrics::gauge!(prometheus::CONNECTIONS_OPEN).increment(1.0);
         // Not instrumented: the writer logs nothing, and entering a span on
         // every poll showed in the fan-out profile.
-        let writer = tokio::spawn(super::writer::write_loop(sink, queued, connection.clone(), context.clone()));
+        let writer =
+            tokio::spawn(super::writer::write_loop(sink, written, queued, connection.clone(), context.clone()));
         // Held until the session ends: the connection counts against `limits.max_connections`.
         let _slot = handshake.slot;
         let mut session = Session::new(context, connection, handshake.identity);
@@ -74,11 +77,6 @@ pub(super) struct Session {
     pub(super) context: Arc<Context>,
     pub(super) connection: Arc<Connection>,
     pub(super) identity: Identity,
-    /// Token buckets for send/edit/delete frames and for join frames.
-    pub(super) sends: governor::DefaultDirectRateLimiter,
-    pub(super) joins: governor::DefaultDirectRateLimiter,
-    /// Token bucket for read markers and typing.
-    pub(super) reads: governor::DefaultDirectRateLimiter,
     /// When this connection last wrote `typing`, per room, within the interval.
     pub(super) typed: std::collections::HashMap<String, std::time::Instant>,
     /// Sends queued for their rooms' group commits, oldest first; their
@@ -88,12 +86,7 @@ pub(super) struct Session {
 
 impl Session {
     fn new(context: Arc<Context>, connection: Arc<Connection>, identity: Identity) -> Session {
-        let limits = &context.limits;
-        let sends = governor::RateLimiter::direct(super::quota(limits.sends_per_second, limits.send_burst));
-        let joins = governor::RateLimiter::direct(super::quota(limits.joins_per_second, limits.join_burst));
-        let reads =
-            governor::RateLimiter::direct(super::quota(limits.read_markers_per_second, limits.read_marker_burst));
         let typed = std::collections::HashMap::new();
-        Session { context, connection, identity, sends, joins, reads, typed, pending: PendingSends::default() }
+        Session { context, connection, identity, typed, pending: PendingSends::default() }
     }
 }

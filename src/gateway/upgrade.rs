@@ -18,8 +18,10 @@ use tokio_tungstenite::WebSocketStream;
 use warp::http::{header, HeaderMap, Response, StatusCode};
 use warp::{Filter, Rejection};
 
-/// An upgraded connection's WebSocket.
-pub type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+use super::progress::{Progress, Written};
+
+/// An upgraded connection's WebSocket, counting what its socket took.
+pub type WebSocket = WebSocketStream<Progress<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// hyper's upgrade handle, made clonable so a warp filter can take it out of
 /// the request's extensions exactly once.
@@ -84,7 +86,8 @@ fn validate(headers: &HeaderMap) -> Result<String, &'static str> {
 
 impl Upgrade {
     /// Answers 101 (naming `protocol` if one was agreed) and runs `serve` on
-    /// the socket once hyper hands the connection over.
+    /// the socket, and the count of what it took, once hyper hands the
+    /// connection over.
     pub fn accept<F, Fut>(
         self,
         config: WebSocketConfig,
@@ -92,16 +95,17 @@ impl Upgrade {
         serve: F,
     ) -> Response<bytes::Bytes>
     where
-        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        F: FnOnce(WebSocket, Written) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         if let Some(upgrade) = self.pending.take() {
             tokio::spawn(async move {
                 match upgrade.await {
                     Ok(upgraded) => {
-                        let socket =
-                            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                        serve(socket).await;
+                        let written = Written::default();
+                        let io = Progress::new(TokioIo::new(upgraded), written.clone());
+                        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                        serve(socket, written).await;
                     }
                     Err(error) => tracing::debug!(%error, "the upgrade did not complete"),
                 }

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
 
 use super::outbox::{Batch, Outbox, Verdict};
+use super::progress::Written;
 use super::upgrade::WebSocket;
 use super::Context;
 use crate::fanout::{Connection, Outbound};
@@ -24,6 +25,7 @@ const WRITE_BATCH: usize = 64;
 
 pub(super) async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
+    progress: Written,
     mut queued: mpsc::Receiver<Outbound>,
     connection: Arc<Connection>,
     context: Arc<Context>,
@@ -31,6 +33,8 @@ pub(super) async fn write_loop(
     let mut outbox = Outbox::new(context.limits.send_queue_frames);
     let mut ping =
         tokio::time::interval_at(Instant::now() + context.server.ping_interval, context.server.ping_interval);
+    let patience = context.server.ping_interval;
+    let limits = WriteLimits { stall: context.server.write_timeout, closing: patience };
     let closing = connection.closing().clone();
     // Made once: a fresh `cancelled()` per frame locked the token and
     // re-registered its waiter every time (seen in the fan-out profile).
@@ -63,11 +67,20 @@ pub(super) async fn write_loop(
             }
             _ = ping.tick() => batch.push_ping(),
         }
-        let written = tokio::select! {
-            biased;
-            // A client that stopped reading must not pin this task on a full socket.
-            _ = &mut closed => break,
-            written = write_all(&mut sink, &mut batch, counters) => written,
+        let written = {
+            let write = write_all(&mut sink, &mut batch, counters);
+            tokio::pin!(write);
+            // Most batches go straight into the socket's buffer: only one
+            // that has to wait is watched, so the common path reads no clock.
+            match futures::poll!(&mut write) {
+                std::task::Poll::Ready(written) => written,
+                std::task::Poll::Pending => match wait_for(write, &mut closed, &connection, &progress, limits).await {
+                    Waited::Written(written) => written,
+                    Waited::Closed => break,
+                    // It could not take a close frame either.
+                    Waited::Stalled => return,
+                },
+            }
         };
         if written.is_err() {
             return;
@@ -80,13 +93,69 @@ pub(super) async fn write_loop(
         while let Ok(item) = queued.try_recv() {
             outbox.absorb(item, &mut batch);
         }
-        let _ = tokio::time::timeout(context.server.ping_interval, write_all(&mut sink, &mut batch, counters)).await;
+        let _ = tokio::time::timeout(patience, write_all(&mut sink, &mut batch, counters)).await;
     }
     if let Some(reason) = connection.close_reason() {
         let close = Message::Close(Some(CloseFrame { code: reason.code().into(), reason: reason.text().into() }));
         let _ = tokio::time::timeout(context.server.ping_interval, sink.send(close)).await;
     }
     let _ = tokio::time::timeout(context.server.ping_interval, sink.close()).await;
+}
+
+/// How long a batch may wait on the socket.
+#[derive(Clone, Copy)]
+struct WriteLimits {
+    /// With no byte taken by the socket (`server.write_timeout`).
+    stall: std::time::Duration,
+    /// Once the connection is closing for shutdown.
+    closing: std::time::Duration,
+}
+
+/// How a batch that had to wait ended.
+enum Waited {
+    Written(Result<(), SocketError>),
+    /// The connection was closed meanwhile.
+    Closed,
+    /// The socket took no byte for a whole `stall`: its client stopped
+    /// reading, a slow consumer however few bytes it holds.
+    Stalled,
+}
+
+/// Waits for a batch the socket did not take at once, watching that the
+/// socket takes something at least every `stall`. Shutting down, a batch
+/// already begun is finished (it may hold acks), within the close's own wait.
+async fn wait_for<W: std::future::Future<Output = Result<(), SocketError>>>(
+    mut write: std::pin::Pin<&mut W>,
+    closed: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    connection: &Connection,
+    progress: &Written,
+    limits: WriteLimits,
+) -> Waited {
+    let mut seen = progress.bytes();
+    let mut check = tokio::time::interval_at(Instant::now() + limits.stall, limits.stall);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut *closed => {
+                return match connection.close_reason() {
+                    Some(CloseReason::GoingAway) => match tokio::time::timeout(limits.closing, write).await {
+                        Ok(written) => Waited::Written(written),
+                        Err(_) => Waited::Closed,
+                    },
+                    _ => Waited::Closed,
+                };
+            }
+            written = &mut write => return Waited::Written(written),
+            _ = check.tick() => {
+                let now = progress.bytes();
+                if now == seen {
+                    connection.close(CloseReason::SlowConsumer);
+                    return Waited::Stalled;
+                }
+                seen = now;
+            }
+        }
+    }
 }
 
 /// Counters of written frames and the relay-overhead histogram, looked up

@@ -1,17 +1,21 @@
-//! What this replica says in MongoDB about presence, kept by one task: a
-//! document per (room, user) while the user has a local connection in the
-//! room, and a heartbeat. The registry marks the pairs whose presence may
-//! have changed; the keeper writes what the registry holds when it looks,
-//! so churn between two looks costs nothing and a slow MongoDB makes
-//! nothing pile up. The same task watches the other replicas' heartbeats
-//! and, when one has not beaten for the replica timeout, removes what it
-//! said: a replica killed outright loses its users within the timeout plus
-//! two heartbeats (the last beat may have been seen a heartbeat late, and
-//! the sweep that finds it dead runs a heartbeat after the timeout at
-//! worst). Timing is each replica's own monotonic clock watching a
-//! counter, so clocks that disagree do not matter.
+//! What this replica says in MongoDB about presence: a document per (room,
+//! user) while the user has a local connection in the room, and a
+//! heartbeat. Two tasks keep it. The writer writes the pairs the registry
+//! marked as changed, as the registry holds them when it looks, a bounded
+//! batch per round trip, so churn between two looks costs nothing and a
+//! slow MongoDB makes nothing pile up. The heartbeat, a task of its own on
+//! the background pool, raises this replica's counter and watches the other
+//! replicas'; no amount of client work can delay it, so a replica is never
+//! taken for dead while it runs. When a replica has not beaten for the
+//! replica timeout, the heartbeat removes what it said: a replica killed
+//! outright loses its users within the timeout plus two heartbeats (the last
+//! beat may have been seen a heartbeat late, and the sweep that finds it
+//! dead runs a heartbeat after the timeout at worst). Timing is each
+//! replica's own monotonic clock watching a counter, so clocks that
+//! disagree do not matter.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,11 +30,17 @@ use crate::store::{Store, StoreError};
 /// How long to wait before trying a failed write again.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// Pairs written per round trip at most: one insert and one delete of this
+/// many documents take a few milliseconds, whatever the backlog.
+const BATCH: usize = 256;
+
 /// The timings of presence (`presence.heartbeat_interval`, `presence.replica_timeout`).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub heartbeat: Duration,
     pub replica_timeout: Duration,
+    /// Longest a batch of writes may take before it is tried again.
+    pub write_timeout: Duration,
 }
 
 /// The other replicas' heartbeat counters, and since when each is unchanged.
@@ -69,6 +79,9 @@ pub struct Keeper {
     replica: String,
     /// The pairs written as present, and not removed since.
     written: HashSet<(String, String)>,
+    /// Set by the heartbeat when a sweep had taken this replica for dead
+    /// and removed what it said: everything must be written again.
+    forgotten: Arc<AtomicBool>,
 }
 
 impl Keeper {
@@ -79,33 +92,35 @@ impl Keeper {
         tracker: Arc<Tracker>,
         replica: String,
     ) -> Keeper {
-        Keeper { store, registry, changed, tracker, replica, written: HashSet::new() }
+        let forgotten = Arc::new(AtomicBool::new(false));
+        Keeper { store, registry, changed, tracker, replica, written: HashSet::new(), forgotten }
     }
 
     /// Runs until shutdown, then removes everything this replica said.
     pub async fn keep(mut self, timing: Timing, shutdown: CancellationToken) {
-        let mut beat = tokio::time::interval(timing.heartbeat);
-        let mut watch = Watch::default();
+        let heartbeat = Heartbeat {
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            changed: self.changed.clone(),
+            tracker: self.tracker.clone(),
+            replica: self.replica.clone(),
+            forgotten: self.forgotten.clone(),
+        };
+        let beating = tokio::spawn(heartbeat.run(timing, shutdown.clone()));
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = self.changed.changed() => {
-                    if self.write_changes().await.is_err() {
-                        tokio::select! {
-                            _ = tokio::time::sleep(RETRY) => {}
-                            _ = shutdown.cancelled() => break,
-                        }
-                    }
-                }
-                _ = beat.tick() => {
-                    self.heartbeat().await;
-                    sweep(&self.store, &mut watch, &self.replica, timing.replica_timeout).await;
-                    self.tracker.tell_occupancy();
-                    self.tracker.forget_idle();
+                _ = self.changed.changed() => {}
+            }
+            if self.write_changes(timing.write_timeout).await.is_err() {
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = shutdown.cancelled() => break,
                 }
             }
         }
+        let _ = beating.await;
         // The sessions are closed by now; whatever is left is removed at once,
         // so other replicas' members see these users leave without waiting.
         let replica = &self.replica;
@@ -116,53 +131,99 @@ impl Keeper {
     }
 
     /// Writes the presence of every marked pair as the registry holds it
-    /// now. On a failure, what is left unwritten is marked again: only pairs
-    /// whose written state differs from the registry's are kept.
-    async fn write_changes(&mut self) -> Result<(), StoreError> {
-        let mut marked = self.changed.take().into_iter();
-        while let Some((room, user)) = marked.next() {
-            let present = self.registry.is_present(&room, &user);
-            let pair = (room, user);
-            if present == self.written.contains(&pair) {
-                continue;
+    /// now, a batch at a time. On a failure, what is left unwritten is
+    /// marked again: only pairs whose written state differs from the
+    /// registry's are kept.
+    async fn write_changes(&mut self, write_timeout: Duration) -> Result<(), StoreError> {
+        loop {
+            if self.forgotten.swap(false, Ordering::AcqRel) {
+                self.written.clear();
             }
-            let (room, user) = (&pair.0, &pair.1);
-            let written = match present {
-                true => self.store.arrive(room, user, &self.replica).await,
-                false => self.store.depart(room, user, &self.replica).await,
+            let marked = self.changed.take(BATCH);
+            if marked.is_empty() {
+                return Ok(());
+            }
+            let (mut arrived, mut departed) = (Vec::new(), Vec::new());
+            for pair in marked {
+                let present = self.registry.is_present(&pair.0, &pair.1);
+                if present != self.written.contains(&pair) {
+                    if present {
+                        arrived.push(pair)
+                    } else {
+                        departed.push(pair)
+                    }
+                }
+            }
+            let (store, replica) = (&self.store, self.replica.as_str());
+            let writes = async {
+                store.arrive(&arrived, replica).await?;
+                store.depart(&departed, replica).await
             };
-            if let Err(error) = written {
-                tracing::warn!(replica = self.replica, room, user, %error, "cannot write presence; retrying");
-                let unwritten = std::iter::once(pair).chain(marked);
-                let written = &self.written;
-                let registry = &self.registry;
-                self.changed.mark_all(unwritten.filter(|(room, user)| {
-                    registry.is_present(room, user) != written.contains(&(room.clone(), user.clone()))
-                }));
+            let outcome = match tokio::time::timeout(write_timeout, writes).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError::Busy("presence".to_string())),
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(replica, %error, "cannot write presence; retrying");
+                // Either write may have happened; `written` still says what
+                // was before, so each pair is written again as the registry
+                // holds it then (an arrival twice is not an error).
+                self.changed.mark_all(arrived.into_iter().chain(departed));
                 return Err(error);
             }
-            let kind = if present { "arrive" } else { "depart" };
-            ::metrics::counter!(prometheus::PRESENCE_WRITES, "kind" => kind).increment(1);
-            if present {
-                self.written.insert(pair);
-            } else {
-                self.written.remove(&pair);
+            ::metrics::counter!(prometheus::PRESENCE_WRITES, "kind" => "arrive").increment(arrived.len() as u64);
+            ::metrics::counter!(prometheus::PRESENCE_WRITES, "kind" => "depart").increment(departed.len() as u64);
+            for pair in &departed {
+                self.written.remove(pair);
             }
+            self.written.extend(arrived);
         }
-        Ok(())
+    }
+}
+
+/// The heartbeat: this replica's counter, the sweep of dead replicas, and
+/// the tracker's periodic work.
+struct Heartbeat {
+    store: Store,
+    registry: Arc<Registry>,
+    changed: Arc<ChangedPresence>,
+    tracker: Arc<Tracker>,
+    replica: String,
+    forgotten: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    async fn run(self, timing: Timing, shutdown: CancellationToken) {
+        let mut beat = tokio::time::interval(timing.heartbeat);
+        // A beat that took long is not made up for with a burst.
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = Watch::default();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = beat.tick() => {}
+            }
+            self.beat().await;
+            sweep(&self.store, &mut watch, &self.replica, timing.replica_timeout).await;
+            self.tracker.tell_occupancy();
+            self.tracker.forget_idle();
+        }
     }
 
     /// Raises this replica's heartbeat; if a sweep had taken it for dead,
     /// its presence is written again.
-    async fn heartbeat(&mut self) {
+    async fn beat(&self) {
         let replica = &self.replica;
         match self.store.beat(replica).await {
             Ok(true) => {}
-            Ok(false) if self.written.is_empty() => {}
             Ok(false) => {
-                tracing::warn!(replica, "this replica was taken for dead; writing its presence again");
-                self.written.clear();
-                self.changed.mark_all(self.registry.local_presence());
+                let local = self.registry.local_presence();
+                if !local.is_empty() {
+                    tracing::warn!(replica, "this replica was taken for dead; writing its presence again");
+                }
+                self.forgotten.store(true, Ordering::Release);
+                self.changed.mark_all(local);
             }
             Err(error) => tracing::warn!(replica, %error, "cannot beat; presence may be timed out by other replicas"),
         }

@@ -277,7 +277,7 @@ mod tests {
     fn only_a_first_arrival_and_a_last_departure_are_told() {
         let registry = Arc::new(Registry::with_presence(Arc::new(ChangedPresence::default())));
         let (queue, mut queued) = mpsc::channel(16);
-        let budget = Budget::new(1 << 16, 1 << 20, Pool::new(1 << 20));
+        let budget = Budget::new(1 << 16, 1 << 20, Pool::new(1 << 20, 1 << 20).share("alice"));
         let alice = Connection::new(1, "alice".into(), queue, budget, Duration::from_secs(1));
         registry.join_room("r", &alice);
         let tracker = Tracker::new(registry, 10);

@@ -22,6 +22,11 @@ impl Frame {
         self.0.is_empty()
     }
 
+    /// The frame's bytes, shared, not copied (an HTTP answer's body).
+    pub fn into_bytes(self) -> bytes::Bytes {
+        self.0.into()
+    }
+
     /// The WebSocket text message that carries the frame.
     pub fn into_message(self) -> Message {
         Message::Text(self.0)

@@ -60,6 +60,14 @@ impl MessageDoc {
         })
     }
 
+    /// Reads a message as the store's reads shape it (`store::queries`):
+    /// the database measured it, and left the body of one too large to
+    /// relay out, saying so in `too_large`.
+    pub fn from_read(doc: &Document) -> Result<MessageDoc, &'static str> {
+        let too_large = doc.get_bool("too_large").unwrap_or(false);
+        MessageDoc::from_document(doc).map(|message| MessageDoc { too_large, ..message })
+    }
+
     /// Reads a document as the change stream delivered it: one over
     /// `max_bytes` becomes a stub without its body, and only its metadata
     /// fields are ever decoded.

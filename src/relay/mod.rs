@@ -94,7 +94,7 @@ impl Relay {
             };
             let route_health = RouteHealth::new(&route.name);
             health.push(route_health.clone());
-            let stream = stream::RouteStream::new(route, store.database(), settings.relay.max_backoff, route_health);
+            let stream = stream::RouteStream::new(route, store.background(), settings.relay.max_backoff, route_health);
             let opened = stream.open().await?;
             tracing::info!(route = %route.name, collection = %route.collection, "change stream open");
             tasks.push(tokio::spawn(stream::follow(stream, opened, dispatcher, shutdown.clone())));

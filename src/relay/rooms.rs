@@ -116,13 +116,10 @@ impl RoomRelay {
             tracing::warn!(route = %self.route, room, after, "re-filling room after lost history");
             let order = Order::OldestFirst;
             let max = self.max_document_bytes;
-            let mut missed = self.store.messages_between(&room, after, i64::MAX, order, None, max).await?;
+            let mut missed = self.store.messages_in(&room, after, i64::MAX, order, None, max).await?;
             while let Some(document) = missed.next().await? {
-                match MessageDoc::from_document(&document) {
-                    Ok(message) => {
-                        let too_large = document.get_bool("too_large").unwrap_or(false);
-                        self.publish(Change::Insert, MessageDoc { too_large, ..message }, Instant::now());
-                    }
+                match MessageDoc::from_read(&document) {
+                    Ok(message) => self.publish(Change::Insert, message, Instant::now()),
                     Err(why) => tracing::warn!(route = %self.route, why, "document is not a message; not relayed"),
                 }
             }

@@ -109,6 +109,11 @@ pub struct ServerSettings {
     /// then does not serve; none serves `/metrics` on the main port.
     #[serde(default)]
     pub metrics_port: Option<u16>,
+    /// A WebSocket whose socket takes no byte for this long while frames
+    /// wait for it is closed (4008); an HTTP answer not sent within it
+    /// closes its connection.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -142,6 +147,14 @@ pub struct MongoSettings {
     /// needs; `false` only checks that they exist (deploy/mongodb/setup.js).
     #[serde(default = "yes")]
     pub create_indexes: bool,
+    /// Connections to MongoDB for what clients ask (sends, joins, pages,
+    /// presence writes). Change streams and heartbeats have a pool of their
+    /// own, so client work never queues them.
+    pub max_pool_size: u32,
+    /// How long the database may spend on one read a client's request
+    /// causes (`maxTimeMS`).
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
 }
 
 fn yes() -> bool {
@@ -241,6 +254,9 @@ pub struct LimitSettings {
     pub connection_reserve_bytes: usize,
     /// Bytes all connections of a replica together may hold beyond their reserves.
     pub buffer_pool_bytes: usize,
+    /// Most bytes of `buffer_pool_bytes` one user may borrow, over all their
+    /// connections and HTTP answers on the replica.
+    pub user_pool_bytes: usize,
     /// Open WebSocket connections per replica; more handshakes get 503.
     pub max_connections: usize,
     pub max_rooms_per_connection: usize,
@@ -253,14 +269,15 @@ pub struct LimitSettings {
     /// At most one `typing` per user per room is written per interval.
     #[serde(with = "humantime_serde")]
     pub typing_interval: Duration,
-    /// Token bucket for `read` frames of one connection.
+    /// Token bucket for `read` and `typing` frames of one user.
     pub read_markers_per_second: u32,
     pub read_marker_burst: u32,
     pub max_connections_per_user: usize,
-    /// Token bucket for send, edit and delete frames of one connection.
+    /// Token bucket for send, edit and delete frames of one user.
     pub sends_per_second: u32,
     pub send_burst: u32,
-    /// Token bucket for join frames of one connection.
+    /// Token bucket for joins and pages (`history`, `rooms`,
+    /// `notifications`, HTTP history) of one user.
     pub joins_per_second: u32,
     pub join_burst: u32,
     /// Token bucket for WebSocket handshakes from one client address.

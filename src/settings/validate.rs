@@ -46,6 +46,8 @@ impl Settings {
             ("limits.max_connections", self.limits.max_connections),
             ("recovery.max_bytes", self.recovery.max_bytes),
             ("limits.http_connections_per_ip", self.limits.http_connections_per_ip),
+            ("limits.user_pool_bytes", self.limits.user_pool_bytes),
+            ("mongo.max_pool_size", self.mongo.max_pool_size as usize),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::new(*key, "must be greater than 0"));
@@ -94,6 +96,8 @@ impl Settings {
         let timeouts = [
             ("server.header_timeout", self.server.header_timeout),
             ("server.keep_alive_timeout", self.server.keep_alive_timeout),
+            ("server.write_timeout", self.server.write_timeout),
+            ("mongo.query_timeout", self.mongo.query_timeout),
         ];
         if let Some((key, _)) = timeouts.iter().find(|(_, timeout)| timeout.is_zero()) {
             return Err(ConfigError::new(*key, "must be longer than 0s"));
@@ -121,11 +125,23 @@ impl Settings {
                 limits.max_replay_bytes,
             ),
             ("limits.max_body_bytes", limits.max_body_bytes, "limits.max_document_bytes", limits.max_document_bytes),
+            ("limits.user_pool_bytes", limits.user_pool_bytes, "limits.buffer_pool_bytes", limits.buffer_pool_bytes),
         ];
         for (key, value, bound_key, bound) in must_fit {
             if value > bound {
                 return Err(ConfigError::new(key, format!("must not exceed {bound_key} ({bound})")));
             }
+        }
+        // A user's one connection may fill its own cap.
+        let one_connection = limits.send_queue_bytes.saturating_sub(limits.connection_reserve_bytes);
+        if limits.user_pool_bytes < one_connection {
+            return Err(ConfigError::new(
+                "limits.user_pool_bytes",
+                format!(
+                    "must be at least limits.send_queue_bytes - limits.connection_reserve_bytes ({one_connection}), \
+                     what one connection may borrow"
+                ),
+            ));
         }
         Ok(())
     }

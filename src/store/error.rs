@@ -66,6 +66,18 @@ pub(super) fn first_refused(error: &mongodb::error::Error) -> Option<&mongodb::e
     }
 }
 
+/// Whether an unordered insert failed only because documents were already
+/// there (and wrote every other one).
+pub(super) fn only_duplicates(error: &mongodb::error::Error) -> bool {
+    match &*error.kind {
+        mongodb::error::ErrorKind::InsertMany(failure) => {
+            failure.write_concern_error.is_none()
+                && failure.write_errors.as_ref().is_some_and(|errors| errors.iter().all(|e| e.code == DUPLICATE_KEY))
+        }
+        _ => duplicate_index(error).is_some(),
+    }
+}
+
 /// The name of the unique index a write collided with, if that is what failed.
 pub(super) fn duplicate_index(error: &mongodb::error::Error) -> Option<String> {
     use mongodb::error::{ErrorKind, WriteFailure};

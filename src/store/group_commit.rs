@@ -149,7 +149,7 @@ impl GroupCommit {
     async fn commit_group(&self, room: &str, writer: &RoomWriter, mut queue: VecDeque<QueuedSend>) {
         let mut last = match writer.last_seq() {
             Some(seq) => seq,
-            None => match max_seq(&self.messages_local, room).await {
+            None => match max_seq(&self.messages_local, room, self.timeout).await {
                 Ok(seq) => seq,
                 Err(error) => return answer_all(queue, error),
             },
@@ -203,7 +203,7 @@ impl GroupCommit {
                 Some(_) => {
                     // Another writer took seq last + 1: learn the real maximum and retry.
                     queue.push_front(refused);
-                    let seen = match max_seq(&self.messages_local, room).await {
+                    let seen = match max_seq(&self.messages_local, room, self.timeout).await {
                         Ok(seen) => seen,
                         Err(error) => return answer_all(queue, error),
                     };

@@ -4,9 +4,10 @@
 //! reaches the change stream.
 
 use bson::{doc, DateTime, Document};
-use futures::TryStreamExt;
+use mongodb::options::Hint;
 
 use super::error::{duplicate_index, StoreError};
+use super::lookups::run;
 use super::queries;
 use super::Store;
 use crate::protocol::as_i64;
@@ -42,6 +43,9 @@ impl Store {
         let found = self
             .markers
             .find_one(doc! { "_id": key(user, room) })
+            // The `_id` index: a planner may otherwise scan for a document `_id`.
+            .hint(Hint::Name("_id_".to_string()))
+            .max_time(self.query_timeout)
             .projection(doc! { "seq": 1 })
             .await
             .map_err(StoreError::from_driver)?;
@@ -50,19 +54,14 @@ impl Store {
 
     /// The user's markers, most recently raised first, at most `limit`.
     pub async fn read_markers(&self, user: &str, limit: usize) -> Result<Vec<(String, i64)>, StoreError> {
-        let (filter, order) = queries::read_markers_of(user);
-        let cursor = self
-            .markers
-            .find(filter)
-            .sort(order)
-            .limit(limit as i64)
-            .projection(doc! { "room": 1, "seq": 1 })
-            .await
-            .map_err(StoreError::from_driver)?;
-        let markers: Vec<Document> = cursor.try_collect().await.map_err(StoreError::from_driver)?;
-        Ok(markers
-            .iter()
-            .filter_map(|d| Some((d.get_str("room").ok()?.to_string(), d.get("seq").and_then(as_i64)?)))
-            .collect())
+        let find = queries::read_markers_of(user, limit);
+        let mut cursor = run(&self.markers, find, self.query_timeout, limit.min(256) as u32).await?;
+        let mut markers = Vec::new();
+        while let Some(marker) = cursor.next().await? {
+            if let (Ok(room), Some(seq)) = (marker.get_str("room"), marker.get("seq").and_then(as_i64)) {
+                markers.push((room.to_string(), seq));
+            }
+        }
+        Ok(markers)
     }
 }

@@ -1,20 +1,16 @@
 //! Lookups in `room_members`, for `room_policy: membership`.
 
-use bson::{doc, Bson, Document};
-use futures::TryStreamExt;
+use bson::{doc, Bson};
 
+use super::lookups::run;
+use super::queries;
 use super::{Store, StoreError};
 
 impl Store {
     /// The `_id` of the membership that lets `user` into `room`, if any.
     #[tracing::instrument(skip(self))]
     pub async fn membership(&self, room: &str, user: &str) -> Result<Option<Bson>, StoreError> {
-        let found = self
-            .members
-            .find_one(doc! { "room": room, "user": user })
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(StoreError::from_driver)?;
+        let found = run(&self.members, queries::membership(room, user), self.query_timeout, 1).await?.next().await?;
         Ok(found.and_then(|d| d.get("_id").cloned()))
     }
 
@@ -23,22 +19,22 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// The rooms of the user's `room_members` documents, at most `limit`.
-    pub async fn member_rooms(&self, user: &str, limit: usize) -> Result<Vec<String>, StoreError> {
-        let cursor = self
-            .members
-            .find(doc! { "user": user })
-            .limit(limit as i64)
-            .projection(doc! { "room": 1 })
-            .await
-            .map_err(StoreError::from_driver)?;
-        let members: Vec<Document> = cursor.try_collect().await.map_err(StoreError::from_driver)?;
-        Ok(members
-            .iter()
-            .filter_map(|d| match d.get("room") {
-                Some(Bson::String(room)) => Some(room.clone()),
-                _ => None,
-            })
-            .collect())
+    /// The rooms of the user's `room_members` documents, at most `limit`;
+    /// only those among `among`, when given.
+    pub async fn member_rooms(
+        &self,
+        user: &str,
+        among: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let find = queries::member_rooms(user, among, limit);
+        let mut cursor = run(&self.members, find, self.query_timeout, limit.min(256) as u32).await?;
+        let mut rooms = Vec::new();
+        while let Some(member) = cursor.next().await? {
+            if let Ok(room) = member.get_str("room") {
+                rooms.push(room.to_string());
+            }
+        }
+        Ok(rooms)
     }
 }

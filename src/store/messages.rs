@@ -3,14 +3,13 @@
 //! the room's last seq + 1, arbitrated by the unique (room, seq) index, so a
 //! writer that dies at any instant holds nothing open and leaves no gap.
 
-use bson::raw::RawDocumentBuf;
 use bson::{doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use super::lookups::{ack_from, max_seq, DocumentCursor};
+use super::lookups::{ack_from, max_seq, run, DocumentCursor};
 use super::queries::{self, Order};
 use super::{Store, StoreError};
-use crate::collections::parse_id;
+use crate::collections::{parse_id, MESSAGES};
 use crate::protocol::Ack;
 
 /// Documents fetched per round trip by the message reads: with documents
@@ -21,7 +20,7 @@ impl Store {
     /// The room's highest committed seq, 0 for an empty room.
     #[tracing::instrument(skip(self))]
     pub async fn current_seq(&self, room: &str) -> Result<i64, StoreError> {
-        max_seq(&self.messages, room).await
+        max_seq(&self.messages, room, self.query_timeout).await
     }
 
     /// Committed messages with `after < seq <= upto`, oldest or newest
@@ -30,7 +29,7 @@ impl Store {
     /// true`: the database measures it and leaves the body behind, so no
     /// read ever carries a document too large to relay.
     #[tracing::instrument(skip(self))]
-    pub async fn messages_between(
+    pub async fn messages_in(
         &self,
         room: &str,
         after: i64,
@@ -39,27 +38,15 @@ impl Store {
         limit: Option<i64>,
         max_document_bytes: usize,
     ) -> Result<DocumentCursor, StoreError> {
-        let pipeline = queries::messages_between(room, after, upto, order, limit, max_document_bytes);
-        let cursor = self.messages.aggregate(pipeline).batch_size(READ_BATCH).with_type::<RawDocumentBuf>().await;
-        cursor.map(DocumentCursor).map_err(StoreError::from_driver)
+        let find = queries::messages_in(MESSAGES, room, after, upto, order, limit, max_document_bytes);
+        run(&self.messages, find, self.query_timeout, READ_BATCH).await
     }
 
-    /// The newest message of each of `rooms` that has one, in no order. A
-    /// document over `max_document_bytes` arrives as in `messages_between`.
-    #[tracing::instrument(skip(self, rooms))]
-    pub async fn newest_messages(
-        &self,
-        rooms: &[String],
-        max_document_bytes: usize,
-    ) -> Result<Vec<Document>, StoreError> {
-        let pipeline = queries::newest_messages(rooms, max_document_bytes);
-        let cursor = self.messages.aggregate(pipeline).batch_size(READ_BATCH).with_type::<RawDocumentBuf>().await;
-        let mut cursor = DocumentCursor(cursor.map_err(StoreError::from_driver)?);
-        let mut newest = Vec::with_capacity(rooms.len());
-        while let Some(document) = cursor.next().await? {
-            newest.push(document);
-        }
-        Ok(newest)
+    /// The room's newest message, if it has one, shaped as `messages_in` has it.
+    #[tracing::instrument(skip(self))]
+    pub async fn newest_message(&self, room: &str, max_document_bytes: usize) -> Result<Option<Document>, StoreError> {
+        let find = queries::newest_message(MESSAGES, room, max_document_bytes);
+        run(&self.messages, find, self.query_timeout, 1).await?.next().await
     }
 
     /// Replaces the body of the author's own, not deleted, message.
@@ -89,6 +76,7 @@ impl Store {
         let changed = self
             .messages
             .find_one_and_update(filter, update)
+            .max_time(self.query_timeout)
             .projection(doc! { "room": 1, "seq": 1 })
             .return_document(ReturnDocument::After)
             .await
@@ -105,6 +93,7 @@ impl Store {
     async fn find_message(&self, room: &str, id: &str) -> Result<Option<Document>, StoreError> {
         self.messages
             .find_one(doc! { "_id": parse_id(id), "room": room })
+            .max_time(self.query_timeout)
             .projection(doc! { "room": 1, "seq": 1, "author": 1, "deleted_at": 1 })
             .await
             .map_err(StoreError::from_driver)

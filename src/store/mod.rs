@@ -7,6 +7,13 @@
 //! are sorted (`error`).
 //! Every write uses write concern majority, so a success here means the
 //! change is committed and will reach the change streams.
+//!
+//! Two connection pools: one for what clients ask (`mongo.max_pool_size`),
+//! and a small one of its own for the change streams, the presence
+//! heartbeat and its sweeps, so that no amount of client work can queue
+//! the relay's background work behind it. Every read a client's request
+//! causes is a `find` of `queries`, with `mongo.query_timeout` as its
+//! `maxTimeMS`.
 
 mod error;
 mod group_commit;
@@ -40,10 +47,19 @@ use group_commit::GroupCommit;
 use crate::collections::{MESSAGES, PRESENCE, PRESENCE_REPLICAS, READ_MARKERS, ROOM_MEMBERS, TYPING};
 use crate::settings::MongoSettings;
 
+/// Connections for the change streams (one each, waiting in `getMore`),
+/// the heartbeat, the sweep of dead replicas, and a spare.
+const BACKGROUND_POOL: u32 = 16;
+
 /// Handle on the database shared by every connection.
 #[derive(Clone)]
 pub struct Store {
+    /// Through the pool for client requests.
     database: Database,
+    /// Through the background pool.
+    background: Database,
+    /// Presence of dead replicas, swept through the background pool.
+    swept_presence: Collection<Document>,
     messages: Collection<Document>,
     members: Collection<Document>,
     markers: Collection<Document>,
@@ -51,6 +67,8 @@ pub struct Store {
     replicas: Collection<Document>,
     typing: Collection<Document>,
     commits: GroupCommit,
+    /// `maxTimeMS` of the reads clients cause (`mongo.query_timeout`).
+    query_timeout: Duration,
 }
 
 impl Store {
@@ -61,26 +79,30 @@ impl Store {
         options.app_name.get_or_insert_with(|| "roomcast".to_string());
         options.server_selection_timeout = Some(settings.timeout);
         options.connect_timeout.get_or_insert(settings.timeout);
-        let client = Client::with_options(options)?;
-        let database = client.database(&settings.database);
+        let mut background = options.clone();
+        options.max_pool_size = Some(settings.max_pool_size);
+        background.max_pool_size = Some(BACKGROUND_POOL);
+        let database = Client::with_options(options)?.database(&settings.database);
+        let background = Client::with_options(background)?.database(&settings.database);
         database.run_command(doc! { "ping": 1 }).await?;
-        Ok(Store::from_database(database, settings.timeout))
+        Ok(Store::from_databases(database, background, settings.timeout, settings.query_timeout))
     }
 
-    fn from_database(database: Database, timeout: Duration) -> Store {
+    fn from_databases(database: Database, background: Database, timeout: Duration, query_timeout: Duration) -> Store {
         let majority = WriteConcern::builder().w(Acknowledgment::Majority).w_timeout(Duration::from_secs(10)).build();
+        let options = |read_concern: ReadConcern| {
+            CollectionOptions::builder().write_concern(majority.clone()).read_concern(read_concern).build()
+        };
         let with = |name: &str, read_concern: ReadConcern| {
-            database.collection_with_options::<Document>(
-                name,
-                CollectionOptions::builder().write_concern(majority.clone()).read_concern(read_concern).build(),
-            )
+            database.collection_with_options::<Document>(name, options(read_concern))
         };
         let messages = with(MESSAGES, ReadConcern::majority());
         Store {
             commits: GroupCommit::new(messages.clone(), with(MESSAGES, ReadConcern::local()), timeout),
             markers: with(READ_MARKERS, ReadConcern::majority()),
             presence: with(PRESENCE, ReadConcern::majority()),
-            replicas: with(PRESENCE_REPLICAS, ReadConcern::majority()),
+            replicas: background.collection_with_options(PRESENCE_REPLICAS, options(ReadConcern::majority())),
+            swept_presence: background.collection_with_options(PRESENCE, options(ReadConcern::majority())),
             typing: with(TYPING, ReadConcern::majority()),
             messages,
             members: database.collection_with_options(
@@ -88,11 +110,20 @@ impl Store {
                 CollectionOptions::builder().read_concern(ReadConcern::majority()).build(),
             ),
             database,
+            background,
+            query_timeout,
         }
     }
 
+    /// The database, through the pool for client requests.
     pub fn database(&self) -> &Database {
         &self.database
+    }
+
+    /// The database, through the background pool: for change streams and
+    /// health checks, which client work must never queue.
+    pub fn background(&self) -> &Database {
+        &self.background
     }
 
     /// Records a seq the change stream reported, so the next send to that room

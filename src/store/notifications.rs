@@ -2,10 +2,10 @@
 //! served by the `{key: 1, _id: -1}` index the schema lists for each user
 //! route.
 
-use bson::raw::RawDocumentBuf;
-use bson::{doc, Bson, Document};
+use bson::{Bson, Document};
+use mongodb::options::{CollectionOptions, ReadConcern};
 
-use super::lookups::DocumentCursor;
+use super::lookups::{run, DocumentCursor};
 use super::queries;
 use super::{Store, StoreError};
 
@@ -14,9 +14,10 @@ const PAGE_BATCH: u32 = 16;
 
 impl Store {
     /// The user's documents in `collection` (whose `key` is `user`) with an
-    /// `_id` below `before`, newest first, at most `limit`. A document over
-    /// `max_document_bytes` arrives as `{_id, too_large: true}`: the database
-    /// measures it and leaves the rest behind.
+    /// `_id` below `before`, newest first, at most `limit`, each as
+    /// `{_id, too_large, document}`: a document over `max_document_bytes`
+    /// comes without `document`, since the database measures it and leaves
+    /// the rest behind.
     #[tracing::instrument(skip(self))]
     pub async fn user_documents(
         &self,
@@ -27,9 +28,9 @@ impl Store {
         limit: i64,
         max_document_bytes: usize,
     ) -> Result<DocumentCursor, StoreError> {
-        let pipeline = queries::user_documents(key, user, before, limit, max_document_bytes);
-        let collection = self.database.collection::<Document>(collection);
-        let cursor = collection.aggregate(pipeline).batch_size(PAGE_BATCH).with_type::<RawDocumentBuf>().await;
-        cursor.map(DocumentCursor).map_err(StoreError::from_driver)
+        let find = queries::user_documents(collection, key, user, before, limit, max_document_bytes);
+        let options = CollectionOptions::builder().read_concern(ReadConcern::majority()).build();
+        let collection = self.database.collection_with_options::<Document>(collection, options);
+        run(&collection, find, self.query_timeout, PAGE_BATCH).await
     }
 }

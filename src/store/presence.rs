@@ -8,7 +8,7 @@
 use bson::{doc, DateTime, Document};
 use futures::TryStreamExt;
 
-use super::error::{duplicate_index, StoreError};
+use super::error::{duplicate_index, only_duplicates, StoreError};
 use super::Store;
 use crate::protocol::as_i64;
 
@@ -17,21 +17,33 @@ fn presence_key(room: &str, user: &str, replica: &str) -> Document {
 }
 
 impl Store {
-    /// `user` has a connection in `room` on `replica`.
-    pub async fn arrive(&self, room: &str, user: &str, replica: &str) -> Result<(), StoreError> {
-        let present = doc! { "_id": presence_key(room, user, replica), "room": room, "user": user, "replica": replica, "at": DateTime::now() };
-        match self.presence.insert_one(present).await {
+    /// Each `(room, user)` of `pairs` has a connection on `replica`: one
+    /// unordered insert, where a pair already written is not an error.
+    pub async fn arrive(&self, pairs: &[(String, String)], replica: &str) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let now = DateTime::now();
+        let documents = pairs.iter().map(|(room, user)| {
+            doc! { "_id": presence_key(room, user, replica), "room": room, "user": user, "replica": replica, "at": now }
+        });
+        match self.presence.insert_many(documents).ordered(false).await {
             Ok(_) => Ok(()),
-            // Already there: a departure and a new arrival raced, or a re-assertion.
-            Err(error) if duplicate_index(&error).is_some() => Ok(()),
+            // Only duplicates refused: a departure and a new arrival raced, or a re-assertion.
+            Err(error) if only_duplicates(&error) => Ok(()),
             Err(error) => Err(StoreError::from_driver(error)),
         }
     }
 
-    /// `user` has no connection left in `room` on `replica`.
-    pub async fn depart(&self, room: &str, user: &str, replica: &str) -> Result<(), StoreError> {
-        let key = doc! { "_id": presence_key(room, user, replica) };
-        self.presence.delete_one(key).await.map(|_| ()).map_err(StoreError::from_driver)
+    /// No `(room, user)` of `pairs` has a connection left on `replica`: one
+    /// delete, bounded to this replica's documents by its index.
+    pub async fn depart(&self, pairs: &[(String, String)], replica: &str) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Document> = pairs.iter().map(|(room, user)| presence_key(room, user, replica)).collect();
+        let filter = doc! { "_id": { "$in": keys }, "replica": replica };
+        self.presence.delete_many(filter).await.map(|_| ()).map_err(StoreError::from_driver)
     }
 
     /// Every `(user, replica)` present in `room`.
@@ -39,6 +51,7 @@ impl Store {
         let cursor = self
             .presence
             .find(doc! { "room": room })
+            .max_time(self.query_timeout)
             .projection(doc! { "user": 1, "replica": 1 })
             .await
             .map_err(StoreError::from_driver)?;
@@ -69,7 +82,8 @@ impl Store {
 
     /// Removes a replica and everything it said was present.
     pub async fn forget_replica(&self, replica: &str) -> Result<u64, StoreError> {
-        let removed = self.presence.delete_many(doc! { "replica": replica }).await.map_err(StoreError::from_driver)?;
+        let removed =
+            self.swept_presence.delete_many(doc! { "replica": replica }).await.map_err(StoreError::from_driver)?;
         self.replicas.delete_one(doc! { "_id": replica }).await.map_err(StoreError::from_driver)?;
         Ok(removed.deleted_count)
     }

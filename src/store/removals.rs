@@ -35,7 +35,7 @@ impl Store {
         seq: i64,
         author: &str,
     ) -> Result<Removed, StoreError> {
-        if max_seq(&self.messages, room).await? >= seq {
+        if max_seq(&self.messages, room, self.query_timeout).await? >= seq {
             return Ok(Removed::Hole);
         }
         let tombstone = doc! { "_id": id, "room": room, "seq": seq, "author": author, "deleted_at": DateTime::now() };

@@ -12,8 +12,8 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 
 use crate::collections::{
-    CLIENT_ID_INDEX, LEGACY_CLIENT_ID_INDEX, MESSAGES, PRESENCE, PRESENCE_REPLICAS, READ_MARKERS, ROOM_MEMBERS,
-    ROOM_SEQ_INDEX, TYPING,
+    CLIENT_ID_INDEX, LEGACY_CLIENT_ID_INDEX, MEMBER_ROOMS_INDEX, MESSAGES, PRESENCE, PRESENCE_REPLICAS, READ_MARKERS,
+    ROOM_MEMBERS, ROOM_SEQ_INDEX, TYPING,
 };
 use crate::settings::{Channel, RoomPolicy, Settings};
 
@@ -165,7 +165,11 @@ impl Schema {
             }
         }
         if settings.auth.room_policy == RoomPolicy::Membership {
+            // A join's lookup, unique per (room, user); and a user's
+            // memberships, for the room list, which would otherwise scan
+            // every other user's.
             indexes.push(IndexSpec::new(ROOM_MEMBERS, "room_user", doc! { "room": 1, "user": 1 }).unique());
+            indexes.push(IndexSpec::new(ROOM_MEMBERS, MEMBER_ROOMS_INDEX, doc! { "user": 1, "room": 1 }));
         }
         indexes.extend([
             // A room's presence snapshot, and the sweep of a dead replica's.

@@ -71,6 +71,7 @@ async fn a_body_the_database_refuses_fails_only_its_own_send() {
         ("limits.max_document_bytes", big.as_str()),
         ("limits.max_replay_bytes", big.as_str()),
         ("limits.send_queue_bytes", "67108864"),
+        ("limits.user_pool_bytes", "67108864"),
     ];
     let app = spawn_app().database(&database).set_all(&limits).await;
     let mut mallory = app.client("mallory").await;

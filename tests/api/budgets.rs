@@ -62,12 +62,98 @@ async fn replays_nobody_reads_stay_within_the_byte_budgets_and_disturb_nobody() 
     eprintln!(
         "replay flood: {open} connections open, {closed} closed as slow; they hold {held} bytes ({pool} from the pool); RSS grew by {grown} KiB"
     );
-    // Each connection holds at most send_queue_bytes (4 MiB), and 64 MiB is the whole pool.
-    assert!(held <= 6.0 * 4.0 * 1024.0 * 1024.0 + 65536.0, "held {held} bytes");
-    assert!(pool <= 64.0 * 1024.0 * 1024.0);
+    // One user borrows at most limits.user_pool_bytes (8 MiB), however many
+    // connections they open; each also holds its 16 KiB reserve.
+    assert!(pool <= 8.0 * 1024.0 * 1024.0, "borrowed {pool} bytes");
+    assert!(held <= 8.0 * 1024.0 * 1024.0 + 6.0 * 16384.0, "held {held} bytes");
     assert!(grown < 96 * 1024, "memory stays bounded: grew {grown} KiB");
     // The reader that stayed is still served after the flood.
     assert_eq!(alice.post("calm", "c2", json!("still here")).await["seq"], 2);
+}
+
+/// Scrapes `relay` until `series` satisfies `wanted`, and returns its value.
+async fn metric_until(relay: &crate::helpers::RelayProcess, series: &str, wanted: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + crate::client::PATIENCE;
+    loop {
+        let value = metric(&relay.metrics().await, series).unwrap_or(0.0);
+        if wanted(value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{series} stayed at {value}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_users_connections_take_at_most_their_share_and_everyone_else_stays_whole() {
+    let database = unique_database();
+    // A pool one user's twenty connections could fill four times over, if
+    // the pool were all that bounded them.
+    let pool = [("limits.buffer_pool_bytes", "16777216"), ("limits.user_pool_bytes", "4194304")];
+    let relay = spawn_app().database(&database).set_all(&pool).process().await;
+    for room in 0..8 {
+        write_large_history(&database, &format!("heavy{room}"), 15, 62_000).await;
+    }
+    wait_for_total(&[&relay], r#"roomcast_route_events_total{route="messages"}"#, 120.0).await;
+    // Mallory: 20 connections that never read, each joining seven heavy
+    // rooms from their first message.
+    let mut attackers = Vec::new();
+    for _ in 0..20 {
+        let mut attacker = Client::connect_stingy(relay.port, "mallory").await;
+        for room in 0..7 {
+            attacker.send(json!({"type": "join", "room": format!("heavy{room}"), "since": 0})).await;
+        }
+        attackers.push(attacker);
+    }
+    wait_for_total(&[&relay], r#"roomcast_frames_in_total{type="join"}"#, 140.0).await;
+    let borrowed = metric_until(&relay, "roomcast_buffer_pool_bytes", |bytes| bytes >= 3.0 * 1024.0 * 1024.0).await;
+    assert!(borrowed <= 4.0 * 1024.0 * 1024.0, "mallory borrowed {borrowed} bytes, past her share");
+
+    // Alice reads as people do: a late join's replay, a page of history
+    // and a large live message all arrive whole while the attack holds.
+    let mut alice = relay.client("alice").await;
+    let mut bob = relay.client("bob").await;
+    let joined = alice.join_since("heavy7", 0).await;
+    assert_eq!((joined["seq"].as_i64(), joined["recovered"].as_bool()), (Some(15), Some(true)), "{joined}");
+    alice.ping().await;
+    assert_eq!(alice.seqs("heavy7"), (1..=15).collect::<Vec<_>>());
+    alice.send(json!({"type": "history", "room": "heavy1", "limit": 15})).await;
+    let page = alice.wait_for(|f| f["type"] == "history").await;
+    assert_eq!((page["messages"].as_array().map(Vec::len), &page["more"]), (Some(15), &json!(false)));
+    bob.join("heavy7").await;
+    let large = json!({"text": "y".repeat(62_000)});
+    assert_eq!(bob.post("heavy7", "large", large.clone()).await["seq"], 16);
+    assert_eq!(alice.message("heavy7", 16).await["body"], large);
+    alice.ping().await;
+    let open = metric(&relay.metrics().await, "roomcast_connections_open");
+    assert!(open >= Some(2.0), "alice and bob are open: {open:?}");
+}
+
+#[tokio::test]
+async fn a_connection_whose_socket_takes_nothing_is_closed_after_the_write_timeout() {
+    let database = unique_database();
+    let relay = spawn_app().database(&database).set("server.write_timeout", "1s").process().await;
+    // Eight replays of 1 MiB: more than the kernel's socket buffers take, so
+    // the rest waits in the relay.
+    for room in 0..8 {
+        write_large_history(&database, &format!("big{room}"), 20, 60_000).await;
+    }
+    wait_for_total(&[&relay], r#"roomcast_route_events_total{route="messages"}"#, 160.0).await;
+    let mut hoarder = Client::connect_stingy(relay.port, "hoarder").await;
+    for room in 0..8 {
+        hoarder.send(json!({"type": "join", "room": format!("big{room}"), "since": 0})).await;
+    }
+    // Holding replays its socket does not take: closed, its bytes given back.
+    metric_until(&relay, "roomcast_slow_consumer_disconnects_total", |count| count >= 1.0).await;
+    metric_until(&relay, "roomcast_buffer_pool_bytes", |bytes| bytes == 0.0).await;
+    metric_until(&relay, "roomcast_connections_open", |open| open == 0.0).await;
+    // Without a close frame, which its socket would not take either.
+    let ended = tokio::time::timeout(crate::client::PATIENCE, async {
+        use futures::StreamExt;
+        while let Some(Ok(_)) = hoarder.socket.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the socket was closed");
 }
 
 #[tokio::test]

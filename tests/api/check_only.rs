@@ -86,6 +86,20 @@ async fn check_only_names_what_its_configuration_needs_beyond_what_was_created()
     assert!(line.contains(&expected), "{line}");
     let collections = mongo(&database).await.list_collection_names().await.unwrap();
     assert!(!collections.contains(&"room_members".to_string()), "check-only created room_members");
+
+    // The join's index alone is not enough: the room list reads a user's
+    // memberships by `{user, room}`, which would otherwise scan everyone's.
+    let members = mongo(&database).await.collection::<Document>("room_members");
+    let unique = IndexOptions::builder().name("room_user".to_string()).unique(true).build();
+    members
+        .create_index(IndexModel::builder().keys(doc! {"room": 1, "user": 1}).options(unique).build())
+        .await
+        .unwrap();
+    let (code, line) =
+        spawn_app().database(&database).set_all(&[CHECK_ONLY, ("auth.room_policy", "membership")]).exits().await;
+    assert_eq!(code, Some(2));
+    let expected = format!("missing index user_room {{user: 1, room: 1}} on {database}.room_members");
+    assert!(line.contains(&expected), "{line}");
 }
 
 #[tokio::test]

@@ -102,6 +102,17 @@ fn find_binary() -> Binary {
     panic!("no database server found: run scripts/install-db (scripts/test does), or set ROOMCAST_TEST_MONGO_URI");
 }
 
+/// Whether the shared server stops an index scan at a query's `limit`, as
+/// MongoDB and secantusd-rs do. The pip build of SecantusDB reads the whole
+/// range its filter bounds, whatever the limit (docs/design.md, "Query
+/// bounds").
+pub fn stops_scans_at_limits() -> bool {
+    if std::env::var_os("ROOMCAST_TEST_MONGO_URI").is_some() {
+        return true;
+    }
+    !matches!(find_binary(), Binary::Secantus(path) if path.ends_with("secantusd-py"))
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|path| path.is_file()))

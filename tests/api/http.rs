@@ -1,16 +1,18 @@
 //! The HTTP phase of a connection, before any upgrade, against clients that
 //! stall: a request head sent in part, or nothing at all, is closed after
 //! `server.header_timeout`; an idle kept-alive connection after
-//! `server.keep_alive_timeout`; and one address holds at most
-//! `limits.http_connections_per_ip` such connections. These tests speak the
-//! wire format themselves.
+//! `server.keep_alive_timeout`; an answer its client does not read is
+//! charged to the user until it is sent, and closed after
+//! `server.write_timeout`; HTTP/2 is not served; and one address holds at
+//! most `limits.http_connections_per_ip` such connections. These tests speak
+//! the wire format themselves.
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::PATIENCE;
-use crate::helpers::{http_get, spawn_app};
+use crate::helpers::{http_get, mongo, spawn_app, unique_database};
 use crate::operations::metric;
 
 /// The first lines of a request head, and never the blank line that ends it.
@@ -45,12 +47,8 @@ async fn half_sent_requests_are_closed_after_the_header_timeout_while_others_cha
     let mut stalled = Vec::new();
     for i in 0..50 {
         let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
-        // Nothing at all, half the HTTP/2 preface, or half an HTTP/1.1 head.
-        let sent = match i {
-            0 => &[][..],
-            1 => &H2_PREFACE[..16],
-            _ => HALF_A_HEAD,
-        };
+        // Nothing at all, or half an HTTP/1.1 head.
+        let sent = if i == 0 { &[][..] } else { HALF_A_HEAD };
         stream.write_all(sent).await.unwrap();
         stalled.push(stream);
     }
@@ -95,44 +93,10 @@ async fn take_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> (String,
     }
 }
 
-/// One HTTP/2 frame: its type, flags, stream and payload.
-async fn read_h2_frame(stream: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
-    let mut head = [0_u8; 9];
-    tokio::time::timeout(PATIENCE, stream.read_exact(&mut head)).await.expect("a frame").unwrap();
-    let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-    let stream_id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-    let mut payload = vec![0_u8; length];
-    stream.read_exact(&mut payload).await.unwrap();
-    (head[3], head[4], stream_id, payload)
-}
-
-/// `GET /healthz` over HTTP/2 with prior knowledge, then nothing: returns
-/// once the answer's HEADERS frame arrived.
-async fn h2_healthz_then_idle(stream: &mut TcpStream) {
-    const SETTINGS: u8 = 0x4;
-    const HEADERS: u8 = 0x1;
-    // HPACK: :method GET, :scheme http (static table), :path and :authority as literals.
-    let block: Vec<u8> = [&[0x82, 0x86, 0x44, 8][..], b"/healthz", &[0x41, 1], b"x"].concat();
-    let mut opening = H2_PREFACE.to_vec();
-    opening.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
-    // END_STREAM | END_HEADERS, stream 1.
-    opening.extend_from_slice(&[0, 0, block.len() as u8, HEADERS, 0x5, 0, 0, 0, 1]);
-    opening.extend_from_slice(&block);
-    stream.write_all(&opening).await.unwrap();
-    loop {
-        match read_h2_frame(stream).await {
-            (SETTINGS, 0, 0, _) => stream.write_all(&[0, 0, 0, SETTINGS, 0x1, 0, 0, 0, 0]).await.unwrap(),
-            (HEADERS, _, 1, _) => return,
-            _ => {}
-        }
-    }
-}
-
 #[tokio::test]
 async fn idle_kept_alive_connections_are_closed_after_the_keep_alive_timeout() {
-    // A header timeout beyond PATIENCE: only the keep-alive timeout can close them in time.
+    // A header timeout beyond PATIENCE: only the keep-alive timeout can close it in time.
     let app = spawn_app().set("server.header_timeout", "300s").set("server.keep_alive_timeout", "1s").await;
-
     let mut http1 = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
     // Two requests in one write: the second is answered on the same
     // connection, so it was kept alive after the first answer.
@@ -143,12 +107,93 @@ async fn idle_kept_alive_connections_are_closed_after_the_keep_alive_timeout() {
         let (head, _) = take_response(&mut http1, &mut buffer).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     }
-
-    let mut http2 = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
-    h2_healthz_then_idle(&mut http2).await;
-
     closed_by_relay(&mut http1).await;
-    closed_by_relay(&mut http2).await;
+}
+
+#[tokio::test]
+async fn http2_is_not_served_so_a_connection_holds_one_answer_at_a_time() {
+    let app = spawn_app().await;
+    // HTTP/2 with prior knowledge: the preface, empty SETTINGS, and a
+    // request for a history page (HPACK: GET, http, :path, :authority).
+    const SETTINGS: u8 = 0x4;
+    const HEADERS: u8 = 0x1;
+    let path = b"/v1/rooms/r/messages?user=mallory";
+    let block: Vec<u8> = [&[0x82, 0x86, 0x44, path.len() as u8][..], path, &[0x41, 1], b"x"].concat();
+    let mut opening = H2_PREFACE.to_vec();
+    opening.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
+    opening.extend_from_slice(&[0, 0, block.len() as u8, HEADERS, 0x5, 0, 0, 0, 1]);
+    opening.extend_from_slice(&block);
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    stream.write_all(&opening).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer)).await.expect("closed in time");
+    assert!(read.is_ok() || answer.is_empty(), "{read:?}");
+    // No HTTP/2 frame came back: at most an HTTP/1.1 refusal.
+    let text = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || text.starts_with("HTTP/1.1 4"), "answered: {text:?}");
+}
+
+/// Scrapes `/metrics` on a connection of its own until `series` satisfies `wanted`.
+async fn metric_until(port: u16, series: &str, wanted: impl Fn(f64) -> bool) -> f64 {
+    let waiting = async {
+        loop {
+            let value = metric(&http_get(port, "/metrics").await, series).unwrap_or(0.0);
+            if wanted(value) {
+                return value;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, waiting).await.unwrap_or_else(|_| panic!("{series} never got there"))
+}
+
+#[tokio::test]
+async fn an_http_answer_nobody_reads_is_charged_to_its_user_until_sent_and_closed_after_the_write_timeout() {
+    // Pages of 8 MiB, more than the kernel's socket buffers take, so an
+    // answer its client does not read stays in the relay; one user may
+    // borrow 8 MiB of the pool in all.
+    // A process of its own: the pool's gauge is the process's.
+    let database = unique_database();
+    let app = spawn_app()
+        .database(&database)
+        .set_all(&[
+            ("limits.max_replay_bytes", "8388608"),
+            ("limits.send_queue_bytes", "8388608"),
+            ("limits.user_pool_bytes", "8388608"),
+            ("server.write_timeout", "2s"),
+            ("server.keep_alive_timeout", "2s"),
+        ])
+        .process()
+        .await;
+    let body = "z".repeat(40_000);
+    let messages: Vec<bson::Document> = (1..=200)
+        .map(|seq| bson::doc! {"room": "big", "seq": seq, "author": "bob", "body": &body, "sent_at": bson::DateTime::now()})
+        .collect();
+    mongo(&database).await.collection::<bson::Document>("messages").insert_many(messages).await.unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(([127, 0, 0, 1], app.port).into()).await.unwrap();
+        let request = b"GET /v1/rooms/big/messages?user=mallory&limit=200 HTTP/1.1\r\nHost: x\r\n\r\n";
+        stream.write_all(request).await.unwrap();
+        stalled.push(stream);
+    }
+    // Held, charged to mallory, within her share of the pool.
+    let held = metric_until(app.port, "roomcast_buffer_pool_bytes", |bytes| bytes >= 1_000_000.0).await;
+    assert!(held <= 8_388_608.0, "mallory holds {held} bytes");
+    // Meanwhile another user's page is whole.
+    let (status, page) =
+        crate::helpers::http_get_json(app.port, "/v1/rooms/big/messages?user=alice&limit=200", &[]).await;
+    assert_eq!((status, page["messages"].as_array().map(Vec::len)), (200, Some(200)));
+    // Unsent after the write timeout: closed, and the bytes given back (the
+    // pages the kernel's buffers took whole were sent, and their connections
+    // close after the keep-alive timeout).
+    metric_until(app.port, "roomcast_http_answer_timeouts_total", |count| count >= 1.0).await;
+    metric_until(app.port, "roomcast_buffer_pool_bytes", |bytes| bytes == 0.0).await;
+    for stream in &mut stalled {
+        closed_by_relay(stream).await;
+    }
 }
 
 /// `GET /metrics` on a kept-alive connection: its body.

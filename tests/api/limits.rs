@@ -62,6 +62,53 @@ async fn sends_and_joins_are_rate_limited_and_the_connection_survives() {
 }
 
 #[tokio::test]
+async fn a_user_s_buckets_outlive_their_connections() {
+    let app = spawn_app()
+        .with(|s| {
+            (s.limits.joins_per_second, s.limits.join_burst) = (1, 10);
+            (s.limits.sends_per_second, s.limits.send_burst) = (1, 10);
+        })
+        .await;
+    let started = std::time::Instant::now();
+    let (mut pages, mut sends) = (0, 0);
+    // Three rounds of connections, two at once in each: per connection,
+    // each would get a whole burst. Mallory reads pages (the join bucket);
+    // eve joins once per connection, then sends (the send bucket).
+    for round in 0..3 {
+        for _ in 0..2 {
+            let mut mallory = app.client("mallory").await;
+            let mut eve = app.client("eve").await;
+            eve.join("r").await;
+            for i in 0..15 {
+                mallory.send(json!({"type": "history", "room": "r", "limit": 1})).await;
+                let id = format!("c{round}-{i}-{}", fastrand::u32(..));
+                eve.send(json!({"type": "send", "room": "r", "client_id": id, "body": i})).await;
+            }
+            mallory.ping().await;
+            eve.ping().await;
+            pages += mallory.seen.iter().filter(|f| f["type"] == "history").count();
+            sends += eve.seen.iter().filter(|f| f["type"] == "ack").count();
+        }
+    }
+    let (status, _) = crate::helpers::http_get_json(app.port, "/v1/rooms/r/messages?user=mallory", &[]).await;
+    let seconds = started.elapsed().as_secs_f64();
+    // One bucket per user: its burst, and a token a second since.
+    let bound = 10.0 + (seconds + 1.0);
+    assert!(pages as f64 <= bound, "{pages} pages in {seconds:.1} s");
+    assert!(sends as f64 <= bound, "{sends} sends in {seconds:.1} s");
+    assert_eq!(app.message_count().await, sends as u64, "a refused send writes nothing");
+    if seconds < 1.0 {
+        assert_eq!(status, 429, "the HTTP history shares the join bucket");
+    }
+    // Another user has buckets of their own.
+    let mut bob = app.client("bob").await;
+    bob.join("b").await;
+    for i in 0..5 {
+        assert_eq!(bob.post("b", &format!("b{i}"), json!(i)).await["type"], "ack");
+    }
+}
+
+#[tokio::test]
 async fn handshakes_per_address_and_origins_are_checked_before_the_upgrade() {
     let app = spawn_app()
         .with(|s| {

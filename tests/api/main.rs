@@ -39,3 +39,4 @@ mod sends;
 mod setup_script;
 mod slow;
 mod timeouts;
+mod trust;

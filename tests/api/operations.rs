@@ -91,9 +91,11 @@ async fn sigterm_closes_every_client_with_1001_after_acking_what_was_in_flight()
     let mut bob = relay.client("bob").await;
     alice.join("r").await;
     bob.join("r").await;
-    for i in 0..40 {
+    let sends = 60;
+    for i in 0..sends {
         alice.send(json!({"type": "send", "room": "r", "client_id": format!("c{i}"), "body": i})).await;
     }
+    // The signal lands while the sends are being committed.
     alice.wait_for(|f| f["type"] == "ack").await;
     // A client trickling in an HTTP request must not hold the exit up.
     let mut trickling = tokio::net::TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
@@ -105,7 +107,8 @@ async fn sigterm_closes_every_client_with_1001_after_acking_what_was_in_flight()
     for client in [&mut alice, &mut bob] {
         assert_eq!(client.closed().await, (1001, "going away".to_string()));
     }
-    // Every ack the client got names a committed message.
+    // Both directions: every ack names a committed message, and every
+    // committed send was acked before the close.
     let stored: Vec<bson::Document> = mongo(&database)
         .await
         .collection::<bson::Document>("messages")
@@ -115,14 +118,17 @@ async fn sigterm_closes_every_client_with_1001_after_acking_what_was_in_flight()
         .try_collect()
         .await
         .unwrap();
-    let acks: Vec<&serde_json::Value> = alice.seen.iter().filter(|f| f["type"] == "ack").collect();
-    assert!(!acks.is_empty());
-    for ack in acks {
-        let seq = ack["seq"].as_i64().unwrap();
-        let document = stored.iter().find(|d| d.get_i64("seq") == Ok(seq)).expect("acked means committed");
-        assert_eq!(document.get_str("client_id").unwrap(), ack["client_id"].as_str().unwrap());
-    }
-    eprintln!("graceful shutdown: exited in {took:?} with {} of 40 sends acked", stored.len());
+    let stored: std::collections::BTreeMap<String, i64> =
+        stored.iter().map(|d| (d.get_str("client_id").unwrap().to_string(), d.get_i64("seq").unwrap())).collect();
+    let acked: std::collections::BTreeMap<String, i64> = alice
+        .seen
+        .iter()
+        .filter(|f| f["type"] == "ack")
+        .map(|f| (f["client_id"].as_str().unwrap().to_string(), f["seq"].as_i64().unwrap()))
+        .collect();
+    assert!(!acked.is_empty());
+    assert_eq!(acked, stored, "acked and stored are the same sends, at the same seqs");
+    eprintln!("graceful shutdown: exited in {took:?} with {} of {sends} sends stored, each acked", stored.len());
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", relay.port)).await.is_err(), "nothing listens any more");
 }
 

@@ -245,3 +245,55 @@ async fn a_large_room_tells_its_occupancy_instead_of_each_join() {
     watcher.wait_for(|f| f["type"] == "typing" && f["room"] == "small").await;
     assert!(watcher.seen.iter().all(|f| f["type"] != "typing" || f["room"] != "big"));
 }
+
+#[tokio::test]
+async fn join_churn_on_one_replica_never_takes_another_replicas_user_for_gone() {
+    // Fast heartbeats, so a heartbeat stalled behind the churn would take
+    // this replica for dead within the test.
+    let database = unique_database();
+    let fast = [("presence.heartbeat_interval", "250ms"), ("presence.replica_timeout", "1s")];
+    let busy = spawn_app().database(&database).set_all(&fast).process().await;
+    let calm = spawn_app().database(&database).set_all(&fast).process().await;
+    let mut carol = busy.client("carol").await;
+    let mut dave = calm.client("dave").await;
+    carol.join("lobby").await;
+    dave.join("lobby").await;
+    sees(&mut dave, "lobby", &["carol", "dave"]).await;
+
+    // One user churns joins on carol's replica, within its limits, as fast
+    // as they are answered, in bursts: three connections, each joining
+    // twenty new rooms, closing and starting again, for four replica
+    // timeouts.
+    let port = busy.port;
+    let churn = Instant::now() + Duration::from_secs(4);
+    let churners: Vec<_> = (0..3)
+        .map(|n| {
+            tokio::spawn(async move {
+                let mut round = 0;
+                while Instant::now() < churn {
+                    let mut churner = Client::connect(port, "churner").await;
+                    for i in 0..20 {
+                        churner.send(json!({"type": "join", "room": format!("c{n}-{round}-{i}")})).await;
+                    }
+                    churner.wait_for_count(20, |f| f["type"] == "joined").await;
+                    round += 1;
+                }
+                round
+            })
+        })
+        .collect();
+    let mut rounds = 0;
+    for churner in churners {
+        rounds += churner.await.unwrap();
+    }
+    // Carol is still present for dave: a presence_join of someone who came
+    // after the churn arrives, and no presence_leave of carol before it.
+    let mut erin = busy.client("erin").await;
+    erin.join("lobby").await;
+    dave.wait_for(|f| f["type"] == "presence_join" && f["user"] == "erin").await;
+    assert_eq!(count(&dave, "presence_leave", "carol"), 0, "carol was taken for gone while connected");
+    assert_eq!(present(&dave, "lobby"), ["carol", "dave", "erin"].map(String::from).into());
+    let removed = metric(&calm.metrics().await, "roomcast_presence_replicas_removed_total").unwrap_or(0.0);
+    assert_eq!(removed, 0.0, "the calm replica never took the busy one for dead");
+    eprintln!("presence: {} joins churned on one replica; its users stayed present on the other", rounds * 20);
+}

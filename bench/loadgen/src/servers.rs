@@ -58,6 +58,14 @@ const UNLIMITED: [(&str, &str); 12] = [
 /// roomcast's default `limits.typing_interval`.
 const ROOMCAST_TYPING_INTERVAL_MS: u64 = 2000;
 
+/// Whether the roomcast build under test has a configuration key: its
+/// `config/base.yaml` (where `ROOMCAST_CONFIG_DIR` points, for an older
+/// build) names it.
+fn roomcast_knows(setup: &Setup, key: &str) -> bool {
+    let dir = std::env::var_os("ROOMCAST_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| setup.repo.join("config"));
+    std::fs::read_to_string(dir.join("base.yaml")).is_ok_and(|base| base.contains(&format!("{key}:")))
+}
+
 pub struct Server {
     child: Child,
     pub pid: u32,
@@ -82,6 +90,10 @@ impl Server {
                 // address, and publishers send far above a person's rate.
                 for (key, value) in UNLIMITED {
                     c.env(format!("ROOMCAST__LIMITS__{key}"), value);
+                }
+                // Newer keys only where the build knows them (a before/after run).
+                if roomcast_knows(setup, "user_pool_bytes") {
+                    c.env("ROOMCAST__LIMITS__USER_POOL_BYTES", "4294967296");
                 }
                 if saturating {
                     c.env("ROOMCAST__LIMITS__SEND_QUEUE_FRAMES", setup.send_queue_frames.to_string())
