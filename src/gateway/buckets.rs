@@ -11,10 +11,15 @@ use crate::auth::Identity;
 use crate::protocol::Refusal;
 use crate::settings::LimitSettings;
 
-use super::quota;
 use super::refusals::rate_limited;
 
 type Keyed = governor::DefaultKeyedRateLimiter<String>;
+
+/// A token bucket: `per_second` sustained, `burst` at once.
+pub fn quota(per_second: u32, burst: u32) -> governor::Quota {
+    let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("not zero");
+    governor::Quota::per_second(at_least_one(per_second)).allow_burst(at_least_one(burst))
+}
 
 /// Which bucket a request draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,7 +95,8 @@ impl Session {
     async fn replay(&self, room: &str, since: Option<i64>) -> Result<Option<(Replay, Reservation)>, Refusal> {
         let store = &self.context.store;
         let limits = &self.context.limits;
-        let current = store.current_seq(room).await?;
+        // What the client holds is committed: the newest seq is at least that.
+        let current = store.current_seq(room, since.unwrap_or(i64::MIN)).await?;
         let after = since.filter(|since| *since <= current).unwrap_or(current);
         let oldest_replayed = current.saturating_sub(limits.max_replay);
         let mut complete = after >= oldest_replayed;

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::buckets::UserBuckets;
+use self::buckets::{quota, UserBuckets};
 use self::client_addr::TrustedProxies;
 use self::http_connections::HttpConnections;
 use crate::auth::Authenticator;
@@ -53,12 +53,6 @@ use crate::store::Store;
 
 /// Handshakes allowed per client address (an IPv6 client's /64).
 pub type HandshakeLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
-
-/// A token bucket: `per_second` sustained, `burst` at once.
-pub fn quota(per_second: u32, burst: u32) -> governor::Quota {
-    let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("not zero");
-    governor::Quota::per_second(at_least_one(per_second)).allow_burst(at_least_one(burst))
-}
 
 /// What the relay shares with the gateway: the routes' recovery rings and health.
 pub struct RelayView {

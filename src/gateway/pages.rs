@@ -28,12 +28,12 @@ fn page_size(context: &Context, limit: Option<i64>) -> i64 {
     limit.unwrap_or(DEFAULT_PAGE).min(context.limits.max_history_page)
 }
 
-/// The room's newest messages with `seq < before`, oldest first. With
-/// `before`, the seqs just below it are read first, a range that holds no
-/// more keys than the page, so even a server that does not stop an index
-/// scan at its limit reads only the page; only holes in seq (messages other
-/// programs removed) send the read further down, for what is left of the
-/// page.
+/// The room's newest messages with `seq < before`, oldest first. The seqs
+/// just below `before` (or, without it, just below the newest seq the
+/// stream showed) are read first, a range that holds no more keys than the
+/// page, so even a server that does not stop an index scan at its limit
+/// reads only the page; only holes in seq (messages other programs removed)
+/// send the read further down, for what is left of the page.
 pub(super) async fn history(
     context: &Context,
     room: &str,
@@ -44,12 +44,15 @@ pub(super) async fn history(
     let limits = &context.limits;
     let limit = page_size(context, limit);
     // `limit + 1` messages: the last one read only tells that more exist.
-    let ranges = match before {
-        Some(before) => {
-            let window = (before - 1).saturating_sub(limit + 1);
+    // They are read from a seq known to be at or below the newest: `before`,
+    // or, without it, the newest seq the stream showed for the room.
+    let upto = before.map_or(i64::MAX, |before| before - 1);
+    let ranges = match before.map(|before| before - 1).or_else(|| context.store.head(room)) {
+        Some(anchor) => {
+            let window = anchor.saturating_sub(limit + 1);
             // Seqs start at 1: below the window there may be nothing to read.
             let below = (window >= 1).then_some((i64::MIN, window));
-            std::iter::once((window, before - 1)).chain(below).collect()
+            std::iter::once((window, upto)).chain(below).collect()
         }
         None => vec![(i64::MIN, i64::MAX)],
     };

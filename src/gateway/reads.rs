@@ -77,7 +77,11 @@ impl Session {
         let share = limits.max_replay_bytes / max;
         let mut newest = Vec::with_capacity(rooms.len());
         for some in rooms.chunks(LOOKUPS_AT_ONCE) {
-            let lookups: Vec<_> = some.iter().map(|room| store.newest_message(room, share)).collect();
+            // The user read up to their marker, so the newest seq is at least that.
+            let lookups: Vec<_> = some
+                .iter()
+                .map(|room| store.newest_message(room, markers.get(room).copied().unwrap_or(i64::MIN), share))
+                .collect();
             newest.extend(futures::future::try_join_all(lookups).await?);
         }
         let mut listed: Vec<(Option<bson::DateTime>, RoomEntry)> = rooms
@@ -103,7 +107,8 @@ impl Session {
     pub(super) async fn read(&mut self, room: String, seq: i64) -> Result<(), Refusal> {
         self.take(Bucket::Reads, "read markers")?;
         admit(&self.context, &self.identity, &room).await?;
-        let newest = self.context.store.current_seq(&room).await?;
+        // A marker is only ever at or below the newest seq: look there first.
+        let newest = self.context.store.current_seq(&room, seq).await?;
         if seq > newest {
             let message = format!("seq {seq} is beyond room {room}'s newest message, {newest}");
             return Err(Refusal::new(ErrorCode::InvalidField, message));

@@ -15,6 +15,12 @@ use super::Context;
 use crate::auth::SUBPROTOCOL;
 use crate::health;
 
+/// Every HTTP endpoint the public port answers, as docs/protocol.md's input
+/// table names them: a test holds the table to this list, and the list to
+/// the routes below.
+pub const ENDPOINTS: [&str; 6] =
+    ["GET /ws", "GET /v1/rooms/{room}/messages", "GET /healthz", "GET /readyz", "GET /metrics", "GET /{file}"];
+
 /// Every route the server answers.
 pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let static_dir = context.server.static_dir.clone();

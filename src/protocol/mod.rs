@@ -12,7 +12,10 @@ mod message;
 mod server;
 
 pub use body::{body_to_bson, BodyLimits};
-pub use client::{decode, is_plain_name, reference, valid_room, ClientFrame, Undecodable, MAX_ID_LEN};
+pub use client::{
+    decode, is_plain_name, reference, valid_room, ClientFrame, Undecodable, FRAME_TYPES as CLIENT_FRAME_TYPES,
+    MAX_ID_LEN,
+};
 pub use codes::{CloseReason, ErrorCode, Refusal};
 pub use frame::Frame;
 pub use message::{as_i64, Ack, MessageDoc};

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::error::{duplicate_index, first_refused, StoreError};
+use super::heads::Heads;
 use super::lookups::{ack_from, max_seq};
 use super::queries::resend_filter;
 use crate::collections::{CLIENT_ID_INDEX, LEGACY_CLIENT_ID_INDEX};
@@ -94,14 +95,22 @@ pub(super) struct GroupCommit {
     /// local is safe for the seq lookup").
     messages_local: Collection<Document>,
     writers: RoomWriters,
+    /// The newest seq the stream showed per room, where a room's first
+    /// seq lookup starts.
+    heads: Arc<Heads>,
     /// How long a send may keep retrying a contended seq.
     timeout: Duration,
 }
 
 impl GroupCommit {
-    pub fn new(messages: Collection<Document>, messages_local: Collection<Document>, timeout: Duration) -> Self {
+    pub fn new(
+        messages: Collection<Document>,
+        messages_local: Collection<Document>,
+        heads: Arc<Heads>,
+        timeout: Duration,
+    ) -> Self {
         let raw_messages = messages.clone_with_type();
-        GroupCommit { messages, raw_messages, messages_local, writers: RoomWriters::default(), timeout }
+        GroupCommit { messages, raw_messages, messages_local, writers: RoomWriters::default(), heads, timeout }
     }
 
     /// Records a seq the change stream reported, so the next send to that room
@@ -149,10 +158,14 @@ impl GroupCommit {
     async fn commit_group(&self, room: &str, writer: &RoomWriter, mut queue: VecDeque<QueuedSend>) {
         let mut last = match writer.last_seq() {
             Some(seq) => seq,
-            None => match max_seq(&self.messages_local, room, self.timeout).await {
-                Ok(seq) => seq,
-                Err(error) => return answer_all(queue, error),
-            },
+            None => {
+                match max_seq(&self.messages_local, room, self.heads.at_least(room).unwrap_or(i64::MIN), self.timeout)
+                    .await
+                {
+                    Ok(seq) => seq,
+                    Err(error) => return answer_all(queue, error),
+                }
+            }
         };
         // The unique index can refuse seq k while the insert holding k is still
         // in flight elsewhere and not yet visible to the read: retrying at once
@@ -203,7 +216,9 @@ impl GroupCommit {
                 Some(_) => {
                     // Another writer took seq last + 1: learn the real maximum and retry.
                     queue.push_front(refused);
-                    let seen = match max_seq(&self.messages_local, room, self.timeout).await {
+                    // At least `last`, which is committed: only the seqs
+                    // another writer took since are read.
+                    let seen = match max_seq(&self.messages_local, room, last, self.timeout).await {
                         Ok(seen) => seen,
                         Err(error) => return answer_all(queue, error),
                     };

@@ -60,13 +60,31 @@ pub(super) fn ack_from(doc: &Document) -> Result<Ack, StoreError> {
 }
 
 /// The room's highest seq in `collection` (with its read concern), 0 for an
-/// empty room, within `max_time`.
+/// empty room, within `max_time`. It is looked for at `at_least` and above
+/// first (see `queries::newest_seq`), and below only if none is there.
 pub(super) async fn max_seq(
     collection: &Collection<Document>,
     room: &str,
+    at_least: i64,
     max_time: Duration,
 ) -> Result<i64, StoreError> {
-    let find = queries::newest_seq(collection.name(), room);
+    if let Some(seq) = max_seq_from(collection, room, at_least, max_time).await? {
+        return Ok(seq);
+    }
+    if at_least == i64::MIN {
+        return Ok(0);
+    }
+    Ok(max_seq_from(collection, room, i64::MIN, max_time).await?.unwrap_or(0))
+}
+
+/// The room's highest seq, if it is at least `at_least`.
+pub(super) async fn max_seq_from(
+    collection: &Collection<Document>,
+    room: &str,
+    at_least: i64,
+    max_time: Duration,
+) -> Result<Option<i64>, StoreError> {
+    let find = queries::newest_seq(collection.name(), room, at_least);
     let newest = run(collection, find, max_time, 1).await?.next().await?;
-    Ok(newest.and_then(|d| d.get("seq").and_then(as_i64)).unwrap_or(0))
+    Ok(newest.and_then(|d| d.get("seq").and_then(as_i64)))
 }

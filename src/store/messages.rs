@@ -17,10 +17,12 @@ use crate::protocol::Ack;
 const READ_BATCH: u32 = 16;
 
 impl Store {
-    /// The room's highest committed seq, 0 for an empty room.
+    /// The room's highest committed seq, 0 for an empty room; looked for at
+    /// `at_least` and above first, a lower bound the caller believes holds
+    /// (`i64::MIN` for none).
     #[tracing::instrument(skip(self))]
-    pub async fn current_seq(&self, room: &str) -> Result<i64, StoreError> {
-        max_seq(&self.messages, room, self.query_timeout).await
+    pub async fn current_seq(&self, room: &str, at_least: i64) -> Result<i64, StoreError> {
+        max_seq(&self.messages, room, self.newest_at_least(room, at_least), self.query_timeout).await
     }
 
     /// Committed messages with `after < seq <= upto`, oldest or newest
@@ -42,10 +44,28 @@ impl Store {
         run(&self.messages, find, self.query_timeout, READ_BATCH).await
     }
 
-    /// The room's newest message, if it has one, shaped as `messages_in` has it.
+    /// A seq the room's newest message is at or above, when the stream
+    /// showed one: where a page of its newest messages starts reading.
+    pub fn head(&self, room: &str) -> Option<i64> {
+        self.heads.at_least(room)
+    }
+
+    /// The room's newest message, if it has one, shaped as `messages_in`
+    /// has it; looked for at `at_least` and above first, as `current_seq`.
     #[tracing::instrument(skip(self))]
-    pub async fn newest_message(&self, room: &str, max_document_bytes: usize) -> Result<Option<Document>, StoreError> {
-        let find = queries::newest_message(MESSAGES, room, max_document_bytes);
+    pub async fn newest_message(
+        &self,
+        room: &str,
+        at_least: i64,
+        max_document_bytes: usize,
+    ) -> Result<Option<Document>, StoreError> {
+        let at_least = self.newest_at_least(room, at_least);
+        let find = queries::newest_message(MESSAGES, room, at_least, max_document_bytes);
+        let newest = run(&self.messages, find, self.query_timeout, 1).await?.next().await?;
+        if newest.is_some() || at_least == i64::MIN {
+            return Ok(newest);
+        }
+        let find = queries::newest_message(MESSAGES, room, i64::MIN, max_document_bytes);
         run(&self.messages, find, self.query_timeout, 1).await?.next().await
     }
 

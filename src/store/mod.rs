@@ -17,6 +17,7 @@
 
 mod error;
 mod group_commit;
+mod heads;
 mod inspection;
 mod lookups;
 mod markers;
@@ -67,6 +68,9 @@ pub struct Store {
     replicas: Collection<Document>,
     typing: Collection<Document>,
     commits: GroupCommit,
+    /// The newest seq the stream showed per room: where reads of a room's
+    /// newest messages start.
+    heads: std::sync::Arc<heads::Heads>,
     /// `maxTimeMS` of the reads clients cause (`mongo.query_timeout`).
     query_timeout: Duration,
 }
@@ -97,8 +101,9 @@ impl Store {
             database.collection_with_options::<Document>(name, options(read_concern))
         };
         let messages = with(MESSAGES, ReadConcern::majority());
+        let heads = std::sync::Arc::new(heads::Heads::default());
         Store {
-            commits: GroupCommit::new(messages.clone(), with(MESSAGES, ReadConcern::local()), timeout),
+            commits: GroupCommit::new(messages.clone(), with(MESSAGES, ReadConcern::local()), heads.clone(), timeout),
             markers: with(READ_MARKERS, ReadConcern::majority()),
             presence: with(PRESENCE, ReadConcern::majority()),
             replicas: background.collection_with_options(PRESENCE_REPLICAS, options(ReadConcern::majority())),
@@ -111,6 +116,7 @@ impl Store {
             ),
             database,
             background,
+            heads,
             query_timeout,
         }
     }
@@ -129,6 +135,7 @@ impl Store {
     /// Records a seq the change stream reported, so the next send to that room
     /// usually needs no lookup.
     pub fn observe_seq(&self, room: &str, seq: i64) {
+        self.heads.observe(room, seq);
         self.commits.observe(room, seq);
     }
 
@@ -136,6 +143,12 @@ impl Store {
     /// go above it even if it was the room's newest (`removals`).
     pub fn observe_removed_seq(&self, room: &str, seq: i64) {
         self.commits.hold(room, seq);
+    }
+
+    /// A seq the room's newest is at or above: `at_least`, or higher where
+    /// the stream showed a higher one.
+    fn newest_at_least(&self, room: &str, at_least: i64) -> i64 {
+        self.heads.at_least(room).map_or(at_least, |head| head.max(at_least))
     }
 
     /// Queues a message for the room's next group commit, at the room's next

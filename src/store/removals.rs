@@ -10,7 +10,7 @@
 use bson::{doc, DateTime, Document};
 
 use super::error::duplicate_index;
-use super::lookups::max_seq;
+use super::lookups::max_seq_from;
 use super::{Store, StoreError};
 
 /// What became of a removed seq.
@@ -35,7 +35,7 @@ impl Store {
         seq: i64,
         author: &str,
     ) -> Result<Removed, StoreError> {
-        if max_seq(&self.messages, room, self.query_timeout).await? >= seq {
+        if max_seq_from(&self.messages, room, seq, self.query_timeout).await?.is_some() {
             return Ok(Removed::Hole);
         }
         let tombstone = doc! { "_id": id, "room": room, "seq": seq, "author": author, "deleted_at": DateTime::now() };

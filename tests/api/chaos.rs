@@ -177,12 +177,13 @@ async fn database_restart(rng: &mut fastrand::Rng) -> String {
 async fn slow_reader(rng: &mut fastrand::Rng) -> String {
     let uri = crate::db::uri();
     let database = unique_database();
-    // A replay may hold at most what the connection may hold: the relay
-    // refuses a configuration where it could not.
+    // A queue short in frames, so the stalled client overflows it; bytes
+    // and a replay large enough that whoever reconnects catches up on
+    // everything in one join (as in `slow::a_slow_consumer_is_closed_with_4008_and_the_others_keep_up`).
     let small_queue = [
         ("limits.send_queue_frames", "64"),
-        ("limits.send_queue_bytes", "262144"),
-        ("limits.max_replay_bytes", "131072"),
+        ("limits.send_queue_bytes", "8388608"),
+        ("limits.max_replay_bytes", "8388608"),
     ];
     let relay = spawn_app().at(&uri).database(&database).set_all(&small_queue).process().await;
     let mut stalled = Client::connect_stingy(relay.port, "stalled").await;

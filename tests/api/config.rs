@@ -45,6 +45,12 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
         ),
         (vec![("ROOMCAST__LIMITS__MAX_REPLAY_BYTES", "8388608")], "limits.max_replay_bytes"),
         (vec![("ROOMCAST__LIMITS__MAX_DOCUMENT_BYTES", "0")], "limits.max_document_bytes"),
+        // One user's share must hold what one connection may borrow, and fit the pool.
+        (vec![("ROOMCAST__LIMITS__USER_POOL_BYTES", "1048576")], "limits.user_pool_bytes"),
+        (vec![("ROOMCAST__LIMITS__USER_POOL_BYTES", "134217728")], "limits.user_pool_bytes"),
+        (vec![("ROOMCAST__SERVER__WRITE_TIMEOUT", "0s")], "server.write_timeout"),
+        (vec![("ROOMCAST__MONGO__QUERY_TIMEOUT", "0s")], "mongo.query_timeout"),
+        (vec![("ROOMCAST__MONGO__MAX_POOL_SIZE", "0")], "mongo.max_pool_size"),
         (vec![("ROOMCAST__AUTH__MODE", "jwt"), ("ROOMCAST__AUTH__JWT__ALGORITHMS", "HS256")], "auth.jwt.secret_file"),
         (vec![("ROOMCAST_ENV", "staging")], "ROOMCAST_ENV"),
         // A forwarding header nobody trusted appends is the client's to write.

@@ -251,3 +251,15 @@ async fn an_address_beyond_its_http_connections_is_closed_at_once_and_counted() 
     assert_eq!(metric(&body, "roomcast_http_connections"), Some(4.0));
     assert_eq!(metric(&body, r#"roomcast_http_refused_total{reason="too_many_per_ip"}"#), Some(1.0));
 }
+
+#[tokio::test]
+async fn static_files_are_served_from_their_directory_only() {
+    let app = spawn_app().with(|s| s.server.static_dir = Some(crate::project_dir().join("web"))).await;
+    let page = http_get(app.port, "/index.html").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    for escape in ["/../Cargo.toml", "/..%2fCargo.toml", "/%2e%2e/Cargo.toml", "/web/../../Cargo.toml"] {
+        let response = http_get(app.port, escape).await;
+        assert!(response.starts_with("HTTP/1.1 404") || response.starts_with("HTTP/1.1 400"), "{escape}: {response}");
+        assert!(!response.contains("[package]"), "{escape} escaped the directory");
+    }
+}

@@ -22,6 +22,7 @@ mod edits;
 mod errors;
 mod history;
 mod http;
+mod inputs;
 mod limits;
 mod migration;
 mod moderation;

@@ -1,0 +1,59 @@
+//! The newest seq the change stream showed for each room lately. It is a
+//! lower bound of the room's newest committed seq (a commit not streamed yet
+//! may be above it), so a read of a room's newest messages can be a short
+//! range of seqs above it instead of the whole room: MongoDB reads either
+//! in a few keys, but both builds of the development database size up the
+//! whole range a filter allows before they read it (docs/design.md, "Query
+//! bounds"). Only a hint: a room not here, or a bound gone stale, costs
+//! such a read more time, never its correctness.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Rooms remembered at most: about 1 MiB. Past it the map starts over, and
+/// rooms come back as their messages go by.
+const MAX_ROOMS: usize = 16_384;
+
+/// The newest seq seen, per room.
+#[derive(Default)]
+pub(super) struct Heads {
+    rooms: Mutex<HashMap<String, i64>>,
+}
+
+impl Heads {
+    /// The change stream showed `seq` in `room`.
+    pub fn observe(&self, room: &str, seq: i64) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(head) = rooms.get_mut(room) {
+            *head = (*head).max(seq);
+            return;
+        }
+        if rooms.len() >= MAX_ROOMS {
+            rooms.clear();
+        }
+        rooms.insert(room.to_string(), seq);
+    }
+
+    /// A seq the room's newest is known to be at or above, if one is known.
+    pub fn at_least(&self, room: &str) -> Option<i64> {
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(room).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_only_rises_and_the_map_stays_bounded() {
+        let heads = Heads::default();
+        heads.observe("r", 5);
+        heads.observe("r", 3);
+        assert_eq!(heads.at_least("r"), Some(5));
+        assert_eq!(heads.at_least("s"), None);
+        for i in 0..MAX_ROOMS + 10 {
+            heads.observe(&format!("room{i}"), 1);
+        }
+        assert!(heads.rooms.lock().unwrap().len() <= MAX_ROOMS);
+    }
+}
