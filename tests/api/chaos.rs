@@ -184,6 +184,8 @@ async fn slow_reader(rng: &mut fastrand::Rng) -> String {
         ("limits.send_queue_frames", "64"),
         ("limits.send_queue_bytes", "8388608"),
         ("limits.max_replay_bytes", "8388608"),
+        // Closed by the queue's overflow, whatever the database's speed.
+        ("server.write_timeout", "600s"),
     ];
     let relay = spawn_app().at(&uri).database(&database).set_all(&small_queue).process().await;
     let mut stalled = Client::connect_stingy(relay.port, "stalled").await;
