@@ -50,12 +50,12 @@ pub struct Batch {
 impl Batch {
     fn push(&mut self, frame: Frame) {
         self.release += frame.len();
-        self.frames.push(frame.into_message());
+        self.frames.push(websocket_message(frame));
     }
 
     /// A frame the writer made itself, charged to nobody.
     fn push_own(&mut self, frame: Frame) {
-        self.frames.push(frame.into_message());
+        self.frames.push(websocket_message(frame));
     }
 
     pub fn push_ping(&mut self) {
@@ -64,7 +64,7 @@ impl Batch {
 
     fn push_live(&mut self, frame: &Frame, received: Instant) {
         self.release += frame.len();
-        self.frames.push(frame.clone().into_message());
+        self.frames.push(websocket_message(frame.clone()));
         self.received.push(received);
     }
 
@@ -78,6 +78,12 @@ impl Batch {
     fn drop_frame(&mut self, frame: &Frame) {
         self.release += frame.len();
     }
+}
+
+/// The WebSocket message that carries a frame's text.
+fn websocket_message(frame: Frame) -> Message {
+    let text = frame.into_bytes();
+    Message::Text(tokio_tungstenite::tungstenite::Utf8Bytes::try_from(text).expect("frames are UTF-8"))
 }
 
 /// One connection's ordering state: rooms and routes held or live.

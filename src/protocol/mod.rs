@@ -10,6 +10,7 @@ mod codes;
 mod frame;
 mod message;
 mod server;
+pub mod websocket;
 
 pub use body::{body_to_bson, BodyLimits};
 pub use client::{

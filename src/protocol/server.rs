@@ -92,7 +92,8 @@ impl ServerFrame<'_> {
 }
 
 fn encode(frame: &impl Serialize) -> Frame {
-    Frame::from(serde_json::to_string(frame).expect("server frames always serialize"))
+    use bytes::BufMut;
+    Frame::encode(|buffer| serde_json::to_writer(buffer.writer(), frame).expect("server frames always serialize"))
 }
 
 pub fn ack(client_id: Option<&str>, ack: &Ack) -> Frame {

@@ -11,7 +11,7 @@ use super::markers::MarkerRelay;
 use super::members::MembershipWatch;
 use super::presence::PresenceRelay;
 use super::rooms::RoomRelay;
-use super::route::Event;
+use super::event::Event;
 use super::typing::TypingRelay;
 use super::users::UserRelay;
 use crate::store::StoreError;
@@ -27,7 +27,7 @@ pub enum Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn dispatch(&mut self, event: Event, received: Instant) {
+    pub fn dispatch(&mut self, event: &Event<'_>, received: Instant) {
         match self {
             Dispatcher::Room(rooms) => rooms.relay(event, received),
             Dispatcher::User(users) => users.relay(event, received),

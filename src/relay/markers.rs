@@ -5,14 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bson::raw::RawBsonRef;
-use bson::{Bson, Timestamp};
-use mongodb::change_stream::event::OperationType;
+use bson::Timestamp;
 
-use super::route::Event;
+use super::event::{scan, Event, Operation};
 use crate::collections::READ_MARKERS_ROUTE;
 use crate::fanout::{Registry, UserEvent};
-use crate::protocol::{self, as_i64, ServerFrame};
+use crate::protocol::{self, ServerFrame};
 use crate::recovery::Positions;
 
 /// Relays raised read markers to their users.
@@ -26,24 +24,17 @@ impl MarkerRelay {
         MarkerRelay { registry, positions: Positions::default() }
     }
 
-    pub fn relay(&mut self, event: Event, received: Instant) {
-        let Some(key) = event.document_key.as_ref().and_then(|key| key.get_document("_id").ok()) else { return };
+    pub fn relay(&mut self, event: &Event<'_>, received: Instant) {
+        let Some(key) = event.key_document() else { return };
         let (Ok(user), Ok(room)) = (key.get_str("user"), key.get_str("room")) else { return };
         if !self.registry.has_user(user) {
             return;
         }
-        let seq = match event.operation_type {
-            OperationType::Update => {
-                event.update_description.as_ref().and_then(|change| change.updated_fields.get("seq").and_then(as_i64))
-            }
-            _ => event.full_document.as_ref().and_then(|raw| match raw.get("seq").ok()?? {
-                RawBsonRef::Int32(seq) => Some(i64::from(seq)),
-                RawBsonRef::Int64(seq) => Some(seq),
-                RawBsonRef::Double(seq) => as_i64(&Bson::Double(seq)),
-                _ => None,
-            }),
+        let seq = match event.operation() {
+            Operation::Update => event.updated("seq"),
+            _ => event.full_document().and_then(|raw| scan(raw.as_bytes(), [b"seq"])[0]?.integer()),
         };
-        let (Some(seq), Some(cluster_time)) = (seq, event.cluster_time) else { return };
+        let (Some(seq), Some(cluster_time)) = (seq, event.cluster_time()) else { return };
         let frame = ServerFrame::ReadMarker { room, seq }.encode();
         let position = self.positions.next(cluster_time);
         let event = UserEvent { route: READ_MARKERS_ROUTE.to_string(), position, frame, received };

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use mongodb::change_stream::event::OperationType;
-
-use super::route::Event;
+use super::event::{Event, Operation};
 use crate::collections::id_string;
 use crate::fanout::Registry;
 use crate::membership::Memberships;
@@ -25,11 +23,14 @@ impl MembershipWatch {
     }
 
     /// A `room_members` document was deleted or changed: revoke the joins it backed.
-    pub fn changed(&self, event: Event) {
-        let Some(id) = event.document_key.as_ref().and_then(|key| key.get("_id")) else { return };
-        let still = event.full_document.as_ref().and_then(|d| Some((d.get_str("room").ok()?, d.get_str("user").ok()?)));
-        let still = if event.operation_type == OperationType::Delete { None } else { still };
-        self.memberships.revoke(&id_string(id), still, &self.registry);
+    pub fn changed(&self, event: &Event<'_>) {
+        let Some(id) = event.document_key().and_then(|key| key.get("_id").ok().flatten()) else { return };
+        let Ok(id) = bson::Bson::try_from(id.to_raw_bson()) else { return };
+        let still = match event.operation() {
+            Operation::Delete => None,
+            _ => event.full_document().and_then(|d| Some((d.get_str("room").ok()?, d.get_str("user").ok()?))),
+        };
+        self.memberships.revoke(&id_string(&id), still, &self.registry);
     }
 
     /// After a lost history: every remembered membership is looked up again.

@@ -6,6 +6,7 @@
 //! before the relay can see what it joined.
 
 mod dispatch;
+mod event;
 mod markers;
 mod members;
 mod presence;

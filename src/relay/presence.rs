@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use mongodb::change_stream::event::OperationType;
-
-use super::route::Event;
+use super::event::{Event, Operation};
 use crate::presence::{PresenceChange, Tracker};
 use crate::store::{Store, StoreError};
 
@@ -22,16 +20,16 @@ impl PresenceRelay {
         PresenceRelay { store, tracker }
     }
 
-    pub fn relay(&self, event: Event) {
-        let Some(key) = event.document_key.as_ref().and_then(|key| key.get_document("_id").ok()) else { return };
+    pub fn relay(&self, event: &Event<'_>) {
+        let Some(key) = event.key_document() else { return };
         let (Ok(room), Ok(user), Ok(replica)) = (key.get_str("room"), key.get_str("user"), key.get_str("replica"))
         else {
             return;
         };
         let (room, user, replica) = (room.to_string(), user.to_string(), replica.to_string());
-        let change = match event.operation_type {
-            OperationType::Insert => PresenceChange::Present { room, user, replica },
-            OperationType::Delete => PresenceChange::Gone { room, user, replica },
+        let change = match event.operation() {
+            Operation::Insert => PresenceChange::Present { room, user, replica },
+            Operation::Delete => PresenceChange::Gone { room, user, replica },
             _ => return,
         };
         self.tracker.apply(change);

@@ -9,12 +9,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bson::raw::{RawBsonRef, RawDocument};
-use bson::{Bson, Document};
-use mongodb::change_stream::event::OperationType;
+use bson::Bson;
 
 use super::removals::RemovedSeqs;
-use super::route::Event;
+use super::event::{room_and_seq, Event, Operation};
 use crate::collections::id_string;
 use crate::fanout::{Change, Registry, RoomEvent};
 use crate::prometheus;
@@ -45,9 +43,10 @@ impl RoomRelay {
         RoomRelay { route: route.to_string(), store, registry, removed, max_document_bytes, too_large, unrouted }
     }
 
-    pub fn relay(&self, event: Event, received: Instant) {
-        let raw = match (&event.operation_type, event.full_document.as_deref()) {
-            (OperationType::Delete, _) | (OperationType::Replace, None) => return self.removed(&event, received),
+    pub fn relay(&self, event: &Event<'_>, received: Instant) {
+        let operation = event.operation();
+        let raw = match (operation, event.full_document()) {
+            (Operation::Delete, _) | (Operation::Replace, None) => return self.removed(event, received),
             (_, Some(raw)) => raw,
             (_, None) => {
                 // updateLookup finds nothing when the document was deleted since.
@@ -56,9 +55,9 @@ impl RoomRelay {
             }
         };
         let Some((room, seq)) = room_and_seq(raw) else {
-            if event.operation_type == OperationType::Replace {
+            if operation == Operation::Replace {
                 // Replaced by a document that is in no room any more: gone from its room.
-                return self.removed(&event, received);
+                return self.removed(event, received);
             }
             tracing::warn!(route = %self.route, "document has no string room or integer seq; not relayed");
             return;
@@ -67,7 +66,7 @@ impl RoomRelay {
         if !self.registry.has_room(room) {
             return;
         }
-        let change = if event.operation_type == OperationType::Insert { Change::Insert } else { Change::Update };
+        let change = if operation == Operation::Insert { Change::Insert } else { Change::Update };
         match MessageDoc::from_raw(raw, self.max_document_bytes) {
             Ok(message) => self.publish(change, message, received),
             Err(why) => tracing::warn!(route = %self.route, why, "document is not a message; not relayed"),
@@ -78,13 +77,14 @@ impl RoomRelay {
     /// of the document as it was before (its pre-image, or the document key
     /// where that holds both, as on a collection sharded on room and seq),
     /// and its seq held if it was the newest.
-    fn removed(&self, event: &Event, received: Instant) {
-        let key = event.document_key.as_ref();
-        let before = event.full_document_before_change.as_deref();
-        let routed = before.and_then(room_and_seq).or_else(|| key.and_then(key_room_and_seq));
-        let (Some(id), Some((room, seq))) = (key.and_then(|key| key.get("_id")), routed) else {
+    fn removed(&self, event: &Event<'_>, received: Instant) {
+        let key = event.document_key();
+        let before = event.before_change();
+        let routed = before.and_then(room_and_seq).or_else(|| key.and_then(room_and_seq));
+        let id = key.and_then(|key| key.get("_id").ok().flatten()).and_then(|id| Bson::try_from(id.to_raw_bson()).ok());
+        let (Some(id), Some((room, seq))) = (id, routed) else {
             self.unrouted.increment(1);
-            let id = key.and_then(|key| key.get("_id")).map(id_string);
+            let id = key.and_then(|key| key.get("_id").ok().flatten()).map(|id| format!("{id:?}"));
             tracing::warn!(route = %self.route, ?id, "a message was removed, but not its room (no pre-image): not relayed");
             return;
         };
@@ -98,7 +98,7 @@ impl RoomRelay {
         let message = MessageDoc {
             room: room.to_string(),
             seq,
-            id: id_string(id),
+            id: id_string(&id),
             author: author.to_string(),
             body: Bson::Null,
             sent_at,
@@ -136,23 +136,4 @@ impl RoomRelay {
         }
         self.registry.publish_room(Arc::new(RoomEvent { room, seq, change, frame, received }));
     }
-}
-
-/// The two fields a room event is routed on, read without decoding the rest.
-fn room_and_seq(raw: &RawDocument) -> Option<(&str, i64)> {
-    let room = raw.get_str("room").ok()?;
-    let seq = match raw.get("seq").ok()?? {
-        RawBsonRef::Int32(seq) => i64::from(seq),
-        RawBsonRef::Int64(seq) => seq,
-        RawBsonRef::Double(seq) => protocol::as_i64(&bson::Bson::Double(seq))?,
-        _ => return None,
-    };
-    Some((room, seq))
-}
-
-/// The room and seq of a document key, when it holds them: a collection
-/// sharded on `{room: 1}` alone puts only the room there, so such deletes
-/// need pre-images.
-fn key_room_and_seq(key: &Document) -> Option<(&str, i64)> {
-    Some((key.get_str("room").ok()?, key.get("seq").and_then(protocol::as_i64)?))
 }

@@ -2,17 +2,10 @@
 //! of `room_members` under `room_policy: membership`. Its pipeline is one
 //! leading `$match` that MongoDB pushes down into the oplog scan.
 
-use bson::raw::RawDocumentBuf;
 use bson::{doc, Document};
-use mongodb::change_stream::event::ChangeStreamEvent;
 
 use crate::collections::{PRESENCE, READ_MARKERS, READ_MARKERS_ROUTE, ROOM_MEMBERS, TYPING};
 use crate::settings::{Channel, KeyType, Operation, RouteSettings};
-
-/// What a route's stream yields: events with their documents left encoded,
-/// so routing reads only the fields it needs, and a document is decoded
-/// whole only for someone who listens.
-pub type Event = ChangeStreamEvent<RawDocumentBuf>;
 
 /// Whom a running route's events go to.
 #[derive(Debug, Clone, PartialEq, Eq)]

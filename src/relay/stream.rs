@@ -1,25 +1,26 @@
-//! One route's change stream: the loop that follows it and
-//! reopens it from the last resume token after any error, with backoff and
-//! jitter, for as long as it takes. The token is taken only after a call to
-//! `next_if_any` completed (the driver panics on `resume_token()` after a
-//! cancelled `next()`), and that call returns after each round trip, so the
-//! post-batch token of an idle stream is kept too. Without a token (the first
-//! start, or after the history was lost) the stream starts at an operation
-//! time read just before, so the relay knows exactly where it begins.
+//! One route's change stream: the loop that follows it and reopens it from
+//! the last resume token after any error, with backoff and jitter, for as
+//! long as it takes. The stream is the `$changeStream` aggregation read a
+//! batch at a time (the driver's raw batch cursor): every `getMore` reply
+//! comes back whole, its events are read where they lie in it, and the
+//! reply's post-batch token, which moves on even when nothing matched, is
+//! where the next stream resumes. Without a token (the first start, or
+//! after the history was lost) the stream starts at an operation time read
+//! just before, so the relay knows exactly where it begins.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bson::raw::RawDocumentBuf;
-use bson::{doc, Document, Timestamp};
-use mongodb::change_stream::event::{OperationType, ResumeToken};
-use mongodb::change_stream::ChangeStream;
-use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
+use bson::{doc, Bson, Document, Timestamp};
+use futures::StreamExt;
+use mongodb::raw_batch_cursor::{RawBatch, RawBatchCursor};
 use mongodb::{Collection, Database};
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Dispatcher;
-use super::route::{Event, Route};
+use super::event::{scan, Event, Operation};
+use super::route::Route;
 use crate::health::RouteHealth;
 use crate::prometheus;
 
@@ -29,7 +30,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// ChangeStreamHistoryLost: the resume point has left the oplog.
 const HISTORY_LOST: i32 = 286;
 
-type Events = ChangeStream<Event>;
+/// A route's stream: its replies, a batch of events each.
+type Events = RawBatchCursor;
 
 /// One route's change stream, and where to resume it.
 pub struct RouteStream {
@@ -42,7 +44,9 @@ pub struct RouteStream {
     max_backoff: Duration,
     health: Arc<RouteHealth>,
     events: ::metrics::Counter,
-    token: Option<ResumeToken>,
+    /// Where the stream resumes: the last batch's post-batch token, or its
+    /// last event's `_id`.
+    token: Option<Bson>,
     /// The last stream's history was lost: the next start must re-fill.
     lost: bool,
 }
@@ -74,16 +78,16 @@ impl RouteStream {
     /// operation time when there is nothing to resume from.
     #[tracing::instrument(skip(self), fields(route = %self.name, resuming = self.token.is_some()))]
     pub async fn open(&self) -> Result<Opened, mongodb::error::Error> {
-        let mut watch = self.collection.watch().pipeline(self.pipeline.clone()).max_await_time(MAX_AWAIT);
+        let mut stage = Document::new();
         if self.lookup {
-            watch = watch.full_document(FullDocumentType::UpdateLookup);
+            stage.insert("fullDocument", "updateLookup");
         }
         if self.pre_images {
-            watch = watch.full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable);
+            stage.insert("fullDocumentBeforeChange", "whenAvailable");
         }
         let fresh_start = match &self.token {
             Some(token) => {
-                watch = watch.start_after(token.clone());
+                stage.insert("startAfter", token.clone());
                 None
             }
             None => {
@@ -95,11 +99,13 @@ impl RouteStream {
                     Some(increment) => Timestamp { time: start.time, increment },
                     None => Timestamp { time: start.time + 1, increment: 0 },
                 };
-                watch = watch.start_at_operation_time(after);
+                stage.insert("startAtOperationTime", after);
                 Some(start)
             }
         };
-        Ok(Opened { events: watch.await?, fresh_start })
+        let pipeline = std::iter::once(doc! { "$changeStream": stage }).chain(self.pipeline.iter().cloned());
+        let events = self.collection.aggregate(pipeline).max_await_time(MAX_AWAIT).batch().await?;
+        Ok(Opened { events, fresh_start })
     }
 
     /// The cluster's current operation time, from a round trip.
@@ -178,52 +184,68 @@ pub async fn follow(mut route: RouteStream, opened: Opened, mut dispatcher: Disp
     }
 }
 
-/// Reads until the stream fails, ends or shutdown is requested.
+/// Reads until the stream fails, ends or shutdown is requested: a batch at
+/// a time, so the clock, the metrics and the lag are taken once per batch,
+/// not once per event.
 async fn drain(route: &mut RouteStream, mut stream: Events, dispatcher: &mut Dispatcher, shutdown: &CancellationToken) {
     loop {
         let next = tokio::select! {
             biased;
-            // Dropping an unfinished `next_if_any` is safe here only because the
-            // stream is dropped with it and its token is never read again.
             _ = shutdown.cancelled() => return,
-            next = stream.next_if_any() => next,
+            next = stream.next() => next,
         };
-        match next {
-            Ok(Some(event)) => {
-                let received = std::time::Instant::now();
-                let wall_time = event.wall_time.map(|at| at.to_system_time());
-                route.health.answered(wall_time);
-                route.events.increment(1);
-                if matches!(
-                    event.operation_type,
-                    OperationType::Invalidate
-                        | OperationType::Drop
-                        | OperationType::Rename
-                        | OperationType::DropDatabase
-                ) {
-                    // The collection was dropped or renamed. MongoDB then invalidates
-                    // the stream, and some servers end it without saying so; either
-                    // way, restart from now, re-fill rooms and tell users to resync.
-                    tracing::warn!(route = %route.name, event = ?event.operation_type, "collection went away; restarting from now");
-                    route.forget_position();
-                    return;
-                }
-                route.token = Some(event.id.clone());
-                dispatcher.dispatch(event, received);
-            }
-            Ok(None) => route.health.answered(None),
-            Err(error) => {
-                route.failed(&error, "change stream failed; resuming");
-                return;
-            }
-        }
-        if let Some(token) = stream.resume_token() {
-            route.token = Some(token);
-        }
-        if !stream.is_alive() {
+        let batch = match next {
+            Some(Ok(batch)) => batch,
+            Some(Err(error)) => return route.failed(&error, "change stream failed; resuming"),
+            // The server closed the cursor (after an invalidate): start again.
+            None => return,
+        };
+        if relay_batch(route, &batch, dispatcher) == Ended::CollectionGone {
             return;
         }
     }
+}
+
+#[derive(PartialEq, Eq)]
+enum Ended {
+    Batch,
+    CollectionGone,
+}
+
+/// Hands each event of one `getMore` reply to the dispatcher, then moves
+/// the resume point past the batch.
+fn relay_batch(route: &mut RouteStream, batch: &RawBatch, dispatcher: &mut Dispatcher) -> Ended {
+    let received = std::time::Instant::now();
+    let (mut count, mut wall_time, mut last_id) = (0, None, None);
+    if let Ok(events) = batch.doc_slices() {
+        for raw in events.into_iter().filter_map(|event| event.ok()?.as_document()) {
+            let event = Event::read(raw);
+            count += 1;
+            wall_time = event.wall_time().or(wall_time);
+            if event.operation() == Operation::Lifecycle {
+                // The collection was dropped or renamed. MongoDB then invalidates
+                // the stream, and some servers end it without saying so; either
+                // way, restart from now, re-fill rooms and tell users to resync.
+                tracing::warn!(route = %route.name, event = event.operation_name(), "collection went away; restarting from now");
+                route.events.increment(count);
+                route.forget_position();
+                return Ended::CollectionGone;
+            }
+            dispatcher.dispatch(&event, received);
+            last_id = Some(event);
+        }
+    }
+    route.health.answered(wall_time.map(|at| at.to_system_time()));
+    route.events.increment(count);
+    // The reply's post-batch token is past every event in it, and past what
+    // the filter skipped; without one, the last event's `_id`.
+    let reply = batch.as_raw_document();
+    let [cursor] = scan(reply.as_bytes(), [b"cursor"]);
+    let post_batch = cursor.and_then(|cursor| scan(cursor.document()?.as_bytes(), [b"postBatchResumeToken"])[0]);
+    if let Some(token) = post_batch.and_then(|token| token.to_bson()).or_else(|| last_id?.resume_token()) {
+        route.token = Some(token);
+    }
+    Ended::Batch
 }
 
 /// Spreads reconnects of many replicas over the interval.

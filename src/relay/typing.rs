@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::route::Event;
+use super::event::Event;
 use crate::fanout::{Change, Registry, RoomEvent};
 use crate::protocol::ServerFrame;
 
@@ -18,8 +18,8 @@ impl TypingRelay {
         TypingRelay { registry }
     }
 
-    pub fn relay(&self, event: Event, received: Instant) {
-        let Some(key) = event.document_key.as_ref().and_then(|key| key.get_document("_id").ok()) else { return };
+    pub fn relay(&self, event: &Event<'_>, received: Instant) {
+        let Some(key) = event.key_document() else { return };
         let (Ok(room), Ok(user)) = (key.get_str("room"), key.get_str("user")) else { return };
         if !self.registry.has_room(room) {
             return;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use bson::raw::{RawBsonRef, RawDocument};
 use bson::{Document, Timestamp};
 
-use super::route::Event;
+use super::event::Event;
 use crate::collections::id_string;
 use crate::fanout::{Registry, UserEvent};
 use crate::prometheus;
@@ -53,21 +53,21 @@ impl UserRelay {
         }
     }
 
-    pub fn relay(&mut self, event: Event, received: Instant) {
-        let Some(raw) = event.full_document else {
+    pub fn relay(&mut self, event: &Event<'_>, received: Instant) {
+        let Some(raw) = event.full_document() else {
             tracing::debug!(route = %self.route, "event without a full document; nothing to relay");
             return;
         };
-        let Some(user) = user_of(&raw, &self.key, self.key_type) else {
+        let Some(user) = user_of(raw, &self.key, self.key_type) else {
             tracing::warn!(route = %self.route, key = %self.key, key_type = ?self.key_type, "document has no user key of the route's type; not relayed");
             return;
         };
-        let Some(cluster_time) = event.cluster_time else {
+        let Some(cluster_time) = event.cluster_time() else {
             tracing::warn!(route = %self.route, "event without clusterTime; not relayed");
             return;
         };
         let position = self.positions.next(cluster_time);
-        let Some(frame) = self.frame(&raw, &position.cursor(&self.route)) else { return };
+        let Some(frame) = self.frame(raw, &position.cursor(&self.route)) else { return };
         self.ring.push(position, &user, &frame);
         if self.registry.has_user(&user) {
             let event = UserEvent { route: self.route.clone(), position, frame, received };
