@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::fanout::{ChangedPresence, Registry};
-use crate::gateway::{routes, server, Context, RelayView};
+use crate::http::{routes, server, Gate};
 use crate::membership::Memberships;
 use crate::presence::{self, Timing, Tracker};
 use crate::relay::{Relay, Route};
+use crate::session::{Context, RelayView};
 use crate::settings::{Channel, ConfigError, Settings};
 use crate::store::{Schema, SchemaError, Store};
 
@@ -57,6 +58,7 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     presence: PresenceTask,
     context: Arc<Context>,
+    gate: Arc<Gate>,
     relay: Relay,
 }
 
@@ -111,9 +113,10 @@ impl Application {
             .map(|route| (route.name.clone(), Route::from_settings(route)))
             .collect();
         let view = RelayView { rings: relay.rings.clone(), routes: relay.health.clone(), user_routes, tracker };
-        let context = Arc::new(Context::new(store, registry, &settings, view, authenticator, memberships, shutdown)?);
+        let context = Arc::new(Context::new(store, registry, &settings, view, memberships, shutdown));
+        let gate = Arc::new(Gate::new(context.clone(), &settings, authenticator)?);
         let presence = PresenceTask { task: keeper, stop: presence_stop };
-        Ok(Application { listener, port: address.port(), metrics_listener, context, relay, presence })
+        Ok(Application { listener, port: address.port(), metrics_listener, context, gate, relay, presence })
     }
 
     /// The bound port, useful when `server.port` is 0.
@@ -136,8 +139,8 @@ impl Application {
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let shutdown = self.context.shutdown.clone();
         let presence = tokio::spawn(self.presence.task);
-        tokio::spawn(forget_idle_limiters(self.context.clone()));
-        tokio::spawn(crate::prometheus::keep_up(self.context.metrics.clone(), shutdown.clone()));
+        tokio::spawn(forget_idle_limiters(self.gate.clone()));
+        tokio::spawn(crate::prometheus::keep_up(self.gate.metrics.clone(), shutdown.clone()));
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -151,16 +154,16 @@ impl Application {
         // then the routes stop. All of it within `server.shutdown_grace`,
         // counted from the signal; plain HTTP exchanges drain meanwhile.
         let grace = self.context.server.shutdown_grace;
-        let routes = routes::routes(self.context.clone());
+        let routes = routes::routes(self.gate.clone());
         let drain = grace.min(server::LONGEST_EXCHANGE);
         let bounds = server::HttpBounds {
             header_timeout: self.context.server.header_timeout,
             keep_alive_timeout: self.context.server.keep_alive_timeout,
             answer_timeout: self.context.server.write_timeout,
-            connections: self.context.http_connections.clone(),
+            connections: self.gate.connections.clone(),
         };
         if let Some(listener) = self.metrics_listener {
-            let metrics = routes::metrics_routes(self.context.clone());
+            let metrics = routes::metrics_routes(self.gate.clone());
             let stop = shutdown.clone().cancelled_owned();
             tokio::spawn(server::serve(listener, metrics, bounds.clone(), stop, drain));
         }
@@ -168,6 +171,7 @@ impl Application {
         let closing_sessions = async {
             shutdown.cancelled().await;
             let stopping_at = tokio::time::Instant::now();
+            self.context.registry.go_away_everyone();
             self.context.sessions.close();
             if tokio::time::timeout(grace, self.context.sessions.wait()).await.is_err() {
                 tracing::warn!("some sessions did not close within the shutdown grace");
@@ -190,16 +194,16 @@ impl Application {
 
 /// Keeps the per-address and per-user limiters from growing with every
 /// address and user ever seen.
-async fn forget_idle_limiters(context: Arc<Context>) {
+async fn forget_idle_limiters(gate: Arc<Gate>) {
     let mut every_minute = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = every_minute.tick() => {
-                context.handshakes.retain_recent();
-                context.handshakes.shrink_to_fit();
-                context.buckets.forget_idle();
+                gate.handshakes.retain_recent();
+                gate.handshakes.shrink_to_fit();
+                gate.sessions.buckets.forget_idle();
             }
-            _ = context.shutdown.cancelled() => return,
+            _ = gate.sessions.shutdown.cancelled() => return,
         }
     }
 }

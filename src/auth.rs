@@ -81,7 +81,7 @@ impl Credentials {
 }
 
 /// A connection's identity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Identity {
     pub user: String,
     /// When the token stops being valid (`exp` plus the leeway); the

@@ -3,27 +3,31 @@
 //! receive comes from MongoDB's committed changes, one change stream per
 //! route per process, fanned out in memory.
 //!
-//! The event path: `relay` (change stream, dispatch) → `protocol` (one
-//! shared frame) → `fanout` (registry, per-connection queue) → `gateway`
-//! (writer, socket). The send path: `gateway` (reader) → `protocol`
-//! (validation) → `store` (group commit) → `gateway` (ack).
+//! The event path: `relay` (change stream, event, dispatch) → `protocol`
+//! (one shared frame) → `fanout` (registry, listeners) → `session`
+//! (connection queue, outbox, writer) → `websocket` (socket). The send
+//! path: `websocket` → `session` (reader, validated by `protocol`) →
+//! `store` (group commit) → `session` (ack). `http` serves the public port
+//! and opens sessions.
 
 pub mod app;
 pub mod auth;
 pub mod collections;
 pub mod fanout;
-pub mod gateway;
 pub mod health;
+pub mod http;
 pub mod membership;
 pub mod presence;
 pub mod prometheus;
 pub mod protocol;
 pub mod recovery;
 pub mod relay;
+pub mod session;
 pub mod settings;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod websocket;
 
 pub use app::Application;
 pub use settings::Settings;

@@ -36,3 +36,16 @@ pub struct UserEvent {
     /// When the change stream delivered it: the start of the relay's overhead.
     pub received: Instant,
 }
+
+/// What the fan-out hands a listener, without waiting.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A live room event.
+    Room(std::sync::Arc<RoomEvent>),
+    /// A live user-route event.
+    User(std::sync::Arc<UserEvent>),
+    /// A frame every connection gets (a `resync`).
+    Notice(Frame),
+    /// The right to the room was revoked: the listener was taken out of it.
+    Revoked(String),
+}

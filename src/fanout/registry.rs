@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::changed::ChangedPresence;
-use super::connection::{Connection, Outbound};
-use super::events::{Change, RoomEvent, UserEvent};
+use super::events::{Change, Delivery, RoomEvent, UserEvent};
+use super::listener::Listener;
 use crate::prometheus;
 use crate::protocol::Frame;
 
-type Members = HashMap<u64, Arc<Connection>>;
+type Members = HashMap<u64, Arc<dyn Listener>>;
 
 const NO_SEQ: i64 = i64::MIN;
 
@@ -54,8 +54,8 @@ impl Registry {
     }
 
     /// Subscribes the connection to the room; false if it already was.
-    pub fn join_room(&self, room: &str, connection: &Arc<Connection>) -> bool {
-        if !connection.mark_joined(room) {
+    pub fn join_room(&self, room: &str, connection: &Arc<dyn Listener>) -> bool {
+        if !connection.rooms().insert(room) {
             return false;
         }
         let mut rooms = self.rooms.write().expect("registry poisoned");
@@ -64,29 +64,29 @@ impl Registry {
             users: HashMap::new(),
             relayed_seq: AtomicI64::new(NO_SEQ),
         });
-        entry.members.insert(connection.id, connection.clone());
-        let count = entry.users.entry(connection.user.clone()).or_default();
+        entry.members.insert(connection.id(), connection.clone());
+        let count = entry.users.entry(connection.user().to_string()).or_default();
         *count += 1;
         if *count == 1 {
-            self.mark(room, &connection.user);
+            self.mark(room, connection.user());
         }
         ::metrics::gauge!(prometheus::ROOMS_JOINED).increment(1.0);
         true
     }
 
     /// Unsubscribes the connection; false if it was not in the room.
-    pub fn leave_room(&self, room: &str, connection: &Connection) -> bool {
-        if !connection.mark_left(room) {
+    pub fn leave_room(&self, room: &str, connection: &dyn Listener) -> bool {
+        if !connection.rooms().remove(room) {
             return false;
         }
         let mut rooms = self.rooms.write().expect("registry poisoned");
         if let Some(entry) = rooms.get_mut(room) {
-            entry.members.remove(&connection.id);
-            if let Some(count) = entry.users.get_mut(&connection.user) {
+            entry.members.remove(&connection.id());
+            if let Some(count) = entry.users.get_mut(connection.user()) {
                 *count -= 1;
                 if *count == 0 {
-                    entry.users.remove(&connection.user);
-                    self.mark(room, &connection.user);
+                    entry.users.remove(connection.user());
+                    self.mark(room, connection.user());
                 }
             }
             if entry.members.is_empty() {
@@ -98,28 +98,28 @@ impl Registry {
     }
 
     /// Leaves every room and the user channel: the connection is gone.
-    pub fn disconnect(&self, connection: &Connection) {
-        for room in connection.joined_rooms() {
+    pub fn disconnect(&self, connection: &dyn Listener) {
+        for room in connection.rooms().all() {
             self.leave_room(&room, connection);
         }
         let mut users = self.users.write().expect("registry poisoned");
-        if let Some(members) = users.get_mut(&connection.user) {
-            members.remove(&connection.id);
+        if let Some(members) = users.get_mut(connection.user()) {
+            members.remove(&connection.id());
             if members.is_empty() {
-                users.remove(&connection.user);
+                users.remove(connection.user());
             }
         }
     }
 
     /// Ends every subscription of `user` to `room`; each connection is told `left` (revoked).
     pub fn revoke(&self, room: &str, user: &str) -> usize {
-        let revoked: Vec<Arc<Connection>> = match self.rooms.read().expect("registry poisoned").get(room) {
-            Some(entry) => entry.members.values().filter(|c| c.user == user).cloned().collect(),
+        let revoked: Vec<Arc<dyn Listener>> = match self.rooms.read().expect("registry poisoned").get(room) {
+            Some(entry) => entry.members.values().filter(|c| c.user() == user).cloned().collect(),
             None => Vec::new(),
         };
         for connection in &revoked {
-            if self.leave_room(room, connection) {
-                connection.offer(Outbound::Revoked(room.to_string()));
+            if self.leave_room(room, connection.as_ref()) {
+                connection.deliver(Delivery::Revoked(room.to_string()));
             }
         }
         revoked.len()
@@ -148,9 +148,9 @@ impl Registry {
     }
 
     /// Registers the connection for its user's channel.
-    pub fn add_user(&self, connection: &Arc<Connection>) {
+    pub fn add_user(&self, connection: &Arc<dyn Listener>) {
         let mut users = self.users.write().expect("registry poisoned");
-        users.entry(connection.user.clone()).or_default().insert(connection.id, connection.clone());
+        users.entry(connection.user().to_string()).or_default().insert(connection.id(), connection.clone());
     }
 
     /// Bytes all connections hold, summed at the moment of asking.
@@ -179,7 +179,7 @@ impl Registry {
             entry.relayed_seq.fetch_max(event.seq, Ordering::AcqRel);
         }
         for connection in entry.members.values() {
-            connection.offer(Outbound::Room(event.clone()));
+            connection.deliver(Delivery::Room(event.clone()));
         }
         ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(entry.members.len() as u64);
         entry.members.len()
@@ -191,18 +191,18 @@ impl Registry {
         let rooms = self.rooms.read().expect("registry poisoned");
         let Some(entry) = rooms.get(&event.room) else { return };
         let mut offered = 0;
-        for connection in entry.members.values().filter(|c| c.user != user) {
-            connection.offer(Outbound::Room(event.clone()));
+        for connection in entry.members.values().filter(|c| c.user() != user) {
+            connection.deliver(Delivery::Room(event.clone()));
             offered += 1;
         }
         ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(offered);
     }
 
     /// Offers `item` to one connection of the room, if it is still in it.
-    pub fn offer_to(&self, room: &str, connection: u64, item: Outbound) {
+    pub fn offer_to(&self, room: &str, connection: u64, delivery: Delivery) {
         let rooms = self.rooms.read().expect("registry poisoned");
         if let Some(target) = rooms.get(room).and_then(|entry| entry.members.get(&connection)) {
-            target.offer(item);
+            target.deliver(delivery);
         }
     }
 
@@ -226,10 +226,17 @@ impl Registry {
         let users = self.users.read().expect("registry poisoned");
         let Some(members) = users.get(user) else { return 0 };
         for connection in members.values() {
-            connection.offer(Outbound::User(event.clone()));
+            connection.deliver(Delivery::User(event.clone()));
         }
         ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(members.len() as u64);
         members.len()
+    }
+
+    /// Tells every open connection that the replica shuts down.
+    pub fn go_away_everyone(&self) {
+        for members in self.users.read().expect("registry poisoned").values() {
+            members.values().for_each(|connection| connection.go_away());
+        }
     }
 
     /// Offers a frame to every open connection (a `resync`), through the same
@@ -237,7 +244,7 @@ impl Registry {
     pub fn publish_everyone(&self, frame: &Frame) {
         for members in self.users.read().expect("registry poisoned").values() {
             for connection in members.values() {
-                connection.offer(Outbound::Notice(frame.clone()));
+                connection.deliver(Delivery::Notice(frame.clone()));
             }
         }
     }

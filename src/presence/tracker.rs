@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use crate::fanout::{Change, Outbound, Registry, RoomEvent};
+use crate::fanout::{Change, Delivery, Registry, RoomEvent};
 use crate::prometheus;
 use crate::protocol::{Frame, ServerFrame};
 
@@ -119,7 +119,7 @@ impl Tracker {
         let rooms = self.rooms.lock().expect("presence poisoned");
         let Some(presence @ RoomPresence { state: State::Ready, .. }) = rooms.get(room) else { return };
         let frame = self.snapshot(room, presence);
-        self.registry.offer_to(room, connection, Outbound::Room(event(room, frame)));
+        self.registry.offer_to(room, connection, Delivery::Room(event(room, frame)));
     }
 
     /// Applies a change from the `presence` stream.
@@ -248,12 +248,36 @@ fn event(room: &str, frame: Frame) -> Arc<RoomEvent> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use tokio::sync::mpsc;
+    use std::sync::Mutex;
 
     use super::*;
-    use crate::fanout::{Budget, ChangedPresence, Connection, Pool};
+    use crate::fanout::{ChangedPresence, JoinedRooms, Listener};
+
+    /// A connection that keeps what it is handed.
+    #[derive(Debug, Default)]
+    struct Kept {
+        rooms: JoinedRooms,
+        delivered: Mutex<Vec<Delivery>>,
+    }
+
+    impl Listener for Kept {
+        fn id(&self) -> u64 {
+            1
+        }
+        fn user(&self) -> &str {
+            "alice"
+        }
+        fn deliver(&self, delivery: Delivery) {
+            self.delivered.lock().unwrap().push(delivery);
+        }
+        fn held_bytes(&self) -> usize {
+            0
+        }
+        fn rooms(&self) -> &JoinedRooms {
+            &self.rooms
+        }
+        fn go_away(&self) {}
+    }
 
     fn present(user: &str, replica: &str) -> PresenceChange {
         PresenceChange::Present { room: "r".into(), user: user.into(), replica: replica.into() }
@@ -263,10 +287,10 @@ mod tests {
         PresenceChange::Gone { room: "r".into(), user: user.into(), replica: replica.into() }
     }
 
-    fn frames(queued: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+    fn frames(kept: &Kept) -> Vec<String> {
         let mut frames = Vec::new();
-        while let Ok(item) = queued.try_recv() {
-            if let Outbound::Room(event) = item {
+        for delivery in kept.delivered.lock().unwrap().drain(..) {
+            if let Delivery::Room(event) = delivery {
                 frames.push(event.frame.text().to_string());
             }
         }
@@ -276,10 +300,8 @@ mod tests {
     #[test]
     fn only_a_first_arrival_and_a_last_departure_are_told() {
         let registry = Arc::new(Registry::with_presence(Arc::new(ChangedPresence::default())));
-        let (queue, mut queued) = mpsc::channel(16);
-        let budget = Budget::new(1 << 16, 1 << 20, Pool::new(1 << 20, 1 << 20).share("alice"));
-        let alice = Connection::new(1, "alice".into(), queue, budget, Duration::from_secs(1));
-        registry.join_room("r", &alice);
+        let alice = Arc::new(Kept::default());
+        registry.join_room("r", &(alice.clone() as Arc<dyn Listener>));
         let tracker = Tracker::new(registry, 10);
         assert!(matches!(tracker.begin("r"), Begin::Load));
         tracker.loaded("r", vec![("bob".into(), "one".into())]);
@@ -289,11 +311,11 @@ mod tests {
         tracker.apply(present("bob", "one"));
         tracker.apply(present("bob", "two"));
         tracker.apply(gone("bob", "one"));
-        assert_eq!(frames(&mut queued), Vec::<String>::new(), "bob stayed present throughout");
+        assert_eq!(frames(&alice), Vec::<String>::new(), "bob stayed present throughout");
 
         tracker.apply(gone("bob", "two"));
         tracker.apply(present("carol", "one"));
-        let told = frames(&mut queued);
+        let told = frames(&alice);
         assert_eq!(told.len(), 2, "{told:?}");
         assert!(told[0].contains(r#""type":"presence_leave""#) && told[0].contains(r#""user":"bob""#), "{told:?}");
         assert!(told[1].contains(r#""type":"presence_join""#) && told[1].contains(r#""user":"carol""#), "{told:?}");

@@ -16,6 +16,9 @@ pub struct Frame {
     wire: Bytes,
     /// Where the JSON text starts in `wire`.
     text_at: u8,
+    /// Its `type`, as an index into `prometheus::FRAME_TYPES`: read once
+    /// here, so writers count frames without looking at them.
+    kind: u8,
 }
 
 impl Frame {
@@ -29,8 +32,14 @@ impl Frame {
         let len = buffer.len() - MAX_HEADER;
         let (header, start) = text_header(len);
         buffer[start..MAX_HEADER].copy_from_slice(&header[start..]);
+        let kind = crate::prometheus::frame_type(&buffer[MAX_HEADER..]) as u8;
         let wire = buffer.freeze().slice(start..);
-        Frame { wire, text_at: (MAX_HEADER - start) as u8 }
+        Frame { wire, text_at: (MAX_HEADER - start) as u8, kind }
+    }
+
+    /// Its `type`, as an index into `prometheus::FRAME_TYPES`.
+    pub fn kind(&self) -> usize {
+        self.kind as usize
     }
 
     /// The frame's JSON text.

@@ -2,8 +2,8 @@
 //! Frames to clients are unmasked, so a frame is encoded once, header and
 //! payload, and the same bytes go to every recipient (`Frame` keeps them).
 //! Frames from clients are read by `Decoder`: masked, possibly fragmented,
-//! with control frames in between; it holds bytes only while a frame or a
-//! fragmented message is incomplete, so an idle connection holds nothing.
+//! with control frames in between, one message at a time; it holds bytes
+//! only while some are not decoded yet, so an idle connection holds nothing.
 
 use bytes::{Bytes, BytesMut};
 
@@ -101,64 +101,67 @@ pub enum Violation {
     TooBig,
 }
 
-/// Reads client frames from the bytes as they arrive.
+/// Reads client frames from the bytes as they arrive, one message at a time.
 #[derive(Debug)]
 pub struct Decoder {
     max_message: usize,
-    /// Bytes of a frame not complete yet.
-    partial: Vec<u8>,
+    /// Bytes read and not decoded yet, from `start`; freed once all are decoded.
+    buffer: Vec<u8>,
+    start: usize,
     /// A fragmented message being put together, and whether it is text.
     message: Option<(Vec<u8>, bool)>,
 }
 
 impl Decoder {
     pub fn new(max_message: usize) -> Self {
-        Decoder { max_message, partial: Vec::new(), message: None }
+        Decoder { max_message, buffer: Vec::new(), start: 0, message: None }
     }
 
-    /// Whether the decoder holds bytes of an unfinished frame or message.
+    /// Bytes the decoder holds: what was read and not decoded, and a
+    /// fragmented message's parts.
     pub fn holds(&self) -> usize {
-        self.partial.capacity() + self.message.as_ref().map_or(0, |(bytes, _)| bytes.capacity())
+        self.buffer.capacity() + self.message.as_ref().map_or(0, |(bytes, _)| bytes.capacity())
     }
 
-    /// Decodes every whole frame of what was read, in order, onto `out`, and
-    /// keeps the rest for the next call. A violation ends the connection.
-    pub fn feed(&mut self, read: &[u8], out: &mut Vec<Incoming>) -> Result<(), Violation> {
-        if self.partial.is_empty() {
-            let used = self.frames(read, out)?;
-            if used < read.len() {
-                self.partial.extend_from_slice(&read[used..]);
-            }
-            return Ok(());
+    /// Where bytes read from the client go: append to it.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        if self.start > 0 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
         }
-        self.partial.extend_from_slice(read);
-        let mut partial = std::mem::take(&mut self.partial);
-        let used = self.frames(&partial, out)?;
-        if used < partial.len() {
-            partial.drain(..used);
-            self.partial = partial;
-        }
-        Ok(())
+        &mut self.buffer
     }
 
-    /// Decodes the whole frames at the start of `input`; returns how many
-    /// bytes they took.
-    fn frames(&mut self, input: &[u8], out: &mut Vec<Incoming>) -> Result<usize, Violation> {
-        let mut at = 0;
-        while let Some((head, len)) = self.header(&input[at..])? {
-            if input.len() - at - head < len {
-                break;
+    /// The next whole message among the bytes read, if they hold one; a
+    /// violation ends the connection.
+    pub fn next_message(&mut self) -> Result<Option<Incoming>, Violation> {
+        let decoded = self.decode();
+        if self.start == self.buffer.len() {
+            // Everything read was decoded: an idle connection keeps no buffer.
+            self.buffer = Vec::new();
+            self.start = 0;
+        }
+        decoded
+    }
+
+    fn decode(&mut self) -> Result<Option<Incoming>, Violation> {
+        loop {
+            let input = &self.buffer[self.start..];
+            let Some((head, len)) = self.header(input)? else { return Ok(None) };
+            if input.len() - head < len {
+                return Ok(None);
             }
-            let first = input[at];
-            let mask: [u8; 4] = input[at + head - 4..at + head].try_into().expect("four bytes");
-            let mut payload = input[at + head..at + head + len].to_vec();
+            let first = input[0];
+            let mask: [u8; 4] = input[head - 4..head].try_into().expect("four bytes");
+            let mut payload = input[head..head + len].to_vec();
             for (i, byte) in payload.iter_mut().enumerate() {
                 *byte ^= mask[i % 4];
             }
-            at += head + len;
-            self.frame(first, payload, out)?;
+            self.start += head + len;
+            if let Some(incoming) = self.frame(first, payload)? {
+                return Ok(Some(incoming));
+            }
         }
-        Ok(at)
     }
 
     /// A frame's header length and payload length, once the whole header
@@ -189,28 +192,29 @@ impl Decoder {
         Ok(Some((head, len as usize)))
     }
 
-    fn frame(&mut self, first: u8, payload: Vec<u8>, out: &mut Vec<Incoming>) -> Result<(), Violation> {
+    /// One frame: a whole message, or `None` for a fragment that is not the last.
+    fn frame(&mut self, first: u8, payload: Vec<u8>) -> Result<Option<Incoming>, Violation> {
         let fin = first & FIN != 0;
         match first & 0x0F {
             op @ (OP_PING | OP_PONG | OP_CLOSE) => {
                 if !fin || payload.len() > 125 {
                     return Err(Violation::Protocol);
                 }
-                out.push(match op {
+                Ok(Some(match op {
                     OP_PING => Incoming::Ping(payload),
                     OP_PONG => Incoming::Pong,
                     _ => Incoming::Close(close_code(&payload)?),
-                });
+                }))
             }
             op @ (OP_TEXT | OP_BINARY) => {
                 if self.message.is_some() {
                     return Err(Violation::Protocol);
                 }
                 if fin {
-                    out.push(whole(payload, op == OP_TEXT)?);
-                } else {
-                    self.message = Some((payload, op == OP_TEXT));
+                    return whole(payload, op == OP_TEXT).map(Some);
                 }
+                self.message = Some((payload, op == OP_TEXT));
+                Ok(None)
             }
             OP_CONTINUATION => {
                 let Some((mut message, text)) = self.message.take() else { return Err(Violation::Protocol) };
@@ -219,14 +223,13 @@ impl Decoder {
                 }
                 message.extend_from_slice(&payload);
                 if fin {
-                    out.push(whole(message, text)?);
-                } else {
-                    self.message = Some((message, text));
+                    return whole(message, text).map(Some);
                 }
+                self.message = Some((message, text));
+                Ok(None)
             }
-            _ => return Err(Violation::Protocol),
+            _ => Err(Violation::Protocol),
         }
-        Ok(())
     }
 }
 
@@ -283,8 +286,11 @@ mod tests {
     }
 
     fn decode_all(decoder: &mut Decoder, input: &[u8]) -> Result<Vec<Incoming>, Violation> {
+        decoder.buffer().extend_from_slice(input);
         let mut out = Vec::new();
-        decoder.feed(input, &mut out)?;
+        while let Some(incoming) = decoder.next_message()? {
+            out.push(incoming);
+        }
         Ok(out)
     }
 
@@ -324,7 +330,7 @@ mod tests {
             assert_eq!(seen[2], Incoming::Text("fragmented".into()));
             assert_eq!(seen[3], Incoming::Text("x".repeat(70_000)));
             assert_eq!(seen[4], Incoming::Close(Some(1000)));
-            assert_eq!(decoder.partial.len(), 0);
+            assert_eq!(decoder.holds(), 0, "nothing is kept once every byte was decoded");
         }
     }
 

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use bson::Timestamp;
 
+use super::event::Event;
 use super::markers::MarkerRelay;
 use super::members::MembershipWatch;
 use super::presence::PresenceRelay;
 use super::rooms::RoomRelay;
-use super::event::Event;
 use super::typing::TypingRelay;
 use super::users::UserRelay;
 use crate::store::StoreError;

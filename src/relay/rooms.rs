@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use bson::Bson;
 
-use super::removals::RemovedSeqs;
 use super::event::{room_and_seq, Event, Operation};
+use super::removals::RemovedSeqs;
 use crate::collections::id_string;
 use crate::fanout::{Change, Registry, RoomEvent};
 use crate::prometheus;

@@ -2,7 +2,7 @@
 //! every HTTP endpoint, and each row names tests that exist: the next frame
 //! type or endpoint cannot land without answering the table's questions.
 
-use roomcast::gateway::routes::ENDPOINTS;
+use roomcast::http::routes::ENDPOINTS;
 use roomcast::protocol::CLIENT_FRAME_TYPES;
 
 use crate::helpers::{http_get, spawn_app};

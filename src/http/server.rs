@@ -2,9 +2,9 @@
 //! with upgrades), and runs warp's routes on every request. It is warp's
 //! own server loop with these additions: before the routes see a request,
 //! hyper's upgrade handle and the peer address are put where a warp filter
-//! can reach them, so `/ws` can own its upgrade (see `upgrade`); until it
+//! can reach them, so `/ws` can own its upgrade (see `websocket::upgrade`); until it
 //! upgrades, a connection takes a place in its address's count (see
-//! `http_connections`), and it is closed if it waits too long for a
+//! `connections`), and it is closed if it waits too long for a
 //! request or for its answer to be sent (see `deadline`); and an answer
 //! keeps what it holds (`held`) until its last byte is written.
 //!
@@ -24,11 +24,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warp::{Filter, Reply};
 
+use super::connections::HttpConnections;
 use super::deadline::{Expired, HttpDeadline};
 use super::held::{AnswerBody, HeldUntilSent};
-use super::http_connections::HttpConnections;
-use super::upgrade::{PeerAddr, PendingUpgrade};
 use crate::prometheus;
+use crate::websocket::upgrade::PendingUpgrade;
+
+/// The TCP peer of the request, set by the server.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// How long an HTTP exchange may still take once shutdown began. No route
 /// takes longer than `/readyz`'s 2 s database ping; a request unfinished by

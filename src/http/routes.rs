@@ -9,11 +9,10 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::handshake::{with_handshake, Handshake, HttpRefusal};
-use super::session;
-use super::upgrade::{self, NotAnUpgrade, Upgrade};
-use super::Context;
+use super::Gate;
 use crate::auth::SUBPROTOCOL;
 use crate::health;
+use crate::websocket::upgrade::{self, NotAnUpgrade, Upgrade};
 
 /// Every HTTP endpoint the public port answers, as docs/protocol.md's input
 /// table names them: a test holds the table to this list, and the list to
@@ -22,25 +21,25 @@ pub const ENDPOINTS: [&str; 6] =
     ["GET /ws", "GET /v1/rooms/{room}/messages", "GET /healthz", "GET /readyz", "GET /metrics", "GET /{file}"];
 
 /// Every route the server answers.
-pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let static_dir = context.server.static_dir.clone();
-    let context_for_history = context.clone();
+pub fn routes(gate: Arc<Gate>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let context = gate.clone();
+    let static_dir = context.sessions.server.static_dir.clone();
     let websocket = warp::path("ws")
         .and(warp::path::end())
         .and(warp::get())
-        .and(with_handshake(context.clone()))
+        .and(with_handshake(gate.clone()))
         .and(upgrade::websocket())
-        .and(with_context(context.clone()))
+        .and(with_context(gate.clone()))
         .map(upgrade);
     let healthz = warp::path("healthz").and(warp::path::end()).and(warp::get()).and(with_context(context.clone())).map(
-        |context: Arc<Context>| {
-            warp::reply::json(&json!({ "status": "ok", "connections": context.registry.connection_count() }))
+        |gate: Arc<Gate>| {
+            warp::reply::json(&json!({ "status": "ok", "connections": gate.sessions.registry.connection_count() }))
         },
     );
     let readyz =
         warp::path("readyz").and(warp::path::end()).and(warp::get()).and(with_context(context.clone())).then(readyz);
     // With a metrics port of its own, the main port does not serve /metrics.
-    let here = context.server.metrics_port.is_none();
+    let here = context.sessions.server.metrics_port.is_none();
     let metrics = warp::any()
         .and_then(move || async move {
             if here {
@@ -55,33 +54,33 @@ pub fn routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Err
         Some(dir) => warp::fs::dir(dir).boxed(),
         None => warp::any().and_then(|| async { Err::<warp::fs::File, _>(warp::reject::not_found()) }).boxed(),
     });
-    let history = super::http_history::route(context_for_history);
+    let history = super::history::route(gate);
     websocket.or(history).or(healthz).or(readyz).or(metrics).or(pages).recover(rejection_to_json)
 }
 
 /// `GET /metrics` alone, for `server.metrics_port`.
-pub fn metrics_routes(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    metrics(context).recover(rejection_to_json)
+pub fn metrics_routes(gate: Arc<Gate>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    metrics(gate).recover(rejection_to_json)
 }
 
-fn metrics(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path("metrics").and(warp::path::end()).and(warp::get()).and(with_context(context)).map(
-        |context: Arc<Context>| {
-            ::metrics::gauge!(crate::prometheus::BUFFERED_BYTES).set(context.registry.held_bytes() as f64);
-            ::metrics::gauge!(crate::prometheus::BUFFER_POOL_BYTES).set(context.pool.used() as f64);
-            warp::reply::with_header(context.metrics.render(), "content-type", "text/plain; version=0.0.4")
-        },
-    )
+fn metrics(gate: Arc<Gate>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path("metrics").and(warp::path::end()).and(warp::get()).and(with_context(gate)).map(|gate: Arc<Gate>| {
+        let context = &gate.sessions;
+        ::metrics::gauge!(crate::prometheus::BUFFERED_BYTES).set(context.registry.held_bytes() as f64);
+        ::metrics::gauge!(crate::prometheus::BUFFER_POOL_BYTES).set(context.pool.used() as f64);
+        warp::reply::with_header(gate.metrics.render(), "content-type", "text/plain; version=0.0.4")
+    })
 }
 
-fn with_context(context: Arc<Context>) -> impl Filter<Extract = (Arc<Context>,), Error = Infallible> + Clone {
-    warp::any().map(move || context.clone())
+fn with_context(gate: Arc<Gate>) -> impl Filter<Extract = (Arc<Gate>,), Error = Infallible> + Clone {
+    warp::any().map(move || gate.clone())
 }
 
 /// How long `/readyz` waits for MongoDB to answer a ping.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-async fn readyz(context: Arc<Context>) -> impl Reply {
+async fn readyz(gate: Arc<Gate>) -> impl Reply {
+    let context = &gate.sessions;
     let ping = context.store.background().run_command(bson::doc! { "ping": 1 });
     let mongo_answers = matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)));
     let (ready, body) = health::readiness(health::Checks {
@@ -94,13 +93,13 @@ async fn readyz(context: Arc<Context>) -> impl Reply {
     warp::reply::with_status(warp::reply::json(&body), status)
 }
 
-fn upgrade(handshake: Handshake, upgrade: Upgrade, context: Arc<Context>) -> impl Reply {
+fn upgrade(handshake: Handshake, upgrade: Upgrade, gate: Arc<Gate>) -> impl Reply {
     // A browser that offered `roomcast.v1` fails the handshake unless it is answered.
     let protocol = handshake.subprotocol.then_some(SUBPROTOCOL);
-    let config = session::socket_config(&context.limits);
-    upgrade.accept(config, protocol, move |socket, written| {
+    let context = gate.sessions.clone();
+    upgrade.accept(protocol, move |socket, read_ahead| {
         let tracker = context.sessions.clone();
-        tracker.track_future(session::serve(socket, written, context, handshake))
+        tracker.track_future(crate::websocket::serve(socket, read_ahead, context, handshake.opening))
     })
 }
 

@@ -6,15 +6,15 @@ use std::collections::HashSet;
 
 use bson::Bson;
 
+use super::context::Context;
 use super::refusals::forbidden_room;
-use super::Context;
 use crate::auth::{claim_allows, Identity};
 use crate::protocol::Refusal;
 use crate::settings::RoomPolicy;
 
 /// Whether the room policy lets `identity` into `room`: under `membership`,
 /// the `_id` of the membership that does.
-pub(super) async fn admit(context: &Context, identity: &Identity, room: &str) -> Result<Option<Bson>, Refusal> {
+pub async fn admit(context: &Context, identity: &Identity, room: &str) -> Result<Option<Bson>, Refusal> {
     match context.auth.room_policy {
         RoomPolicy::Open => Ok(None),
         RoomPolicy::Claim if claim_allows(identity, room) => Ok(None),

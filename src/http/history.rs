@@ -8,26 +8,27 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::buckets::Bucket;
 use super::handshake::{identify, with_client_request, ClientRequest, HttpRefusal};
 use super::held::HeldUntilSent;
-use super::pages::{self, Page};
-use super::policy::admit;
-use super::Context;
+use super::Gate;
 use crate::fanout::Loan;
 use crate::protocol::{self, valid_room, ErrorCode, Refusal};
+use crate::session::pages::{self, Page};
+use crate::session::policy::admit;
+use crate::session::Bucket;
 
 /// The route.
-pub fn route(context: Arc<Context>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+pub fn route(gate: Arc<Gate>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("v1" / "rooms" / String / "messages")
         .and(warp::get())
-        .and(with_client_request(context.clone()))
-        .and(warp::any().map(move || context.clone()))
+        .and(with_client_request(gate.clone()))
+        .and(warp::any().map(move || gate.clone()))
         .and_then(answer)
 }
 
-async fn answer(room: String, request: ClientRequest, context: Arc<Context>) -> Result<impl Reply, Rejection> {
-    let identity = identify(&context, &request)?;
+async fn answer(room: String, request: ClientRequest, gate: Arc<Gate>) -> Result<impl Reply, Rejection> {
+    let identity = identify(&gate, &request)?;
+    let context = &gate.sessions;
     let refused = |refusal: Refusal| warp::reject::custom(http_refusal(refusal));
     context.buckets.take(Bucket::Joins, &identity, "history requests").map_err(refused)?;
     if !valid_room(&room) {
@@ -36,13 +37,13 @@ async fn answer(room: String, request: ClientRequest, context: Arc<Context>) -> 
     }
     let before = positive(&request, "before").map_err(refused)?;
     let limit = positive(&request, "limit").map_err(refused)?;
-    admit(&context, &identity, &room).await.map_err(refused)?;
+    admit(context, &identity, &room).await.map_err(refused)?;
     // The page is charged to the user's share of the pool as it is read,
     // and stays charged until its last byte is written: a client that
     // reads answers slowly, or not at all, holds only its own share.
     let mut loan = Loan::new(context.pool.share(&identity.user));
     let take = |bytes| loan.try_grow(bytes);
-    let Page { frames, more } = pages::history(&context, &room, before, limit, take).await.map_err(refused)?;
+    let Page { frames, more } = pages::history(context, &room, before, limit, take).await.map_err(refused)?;
     let body = protocol::history_body(&room, &frames, more);
     drop(frames);
     let mut response = warp::http::Response::new(body.into_bytes());

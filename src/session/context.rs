@@ -1,34 +1,6 @@
-//! The WebSocket gateway. The HTTP server (`server`) counts the connections
-//! not upgraded yet per address (`http_connections`) and runs the routes
-//! (`routes`); `/ws` checks the handshake (`handshake`, which knows the
-//! client by the rule of `client_addr`), owns the upgrade
-//! (`upgrade`) and serves the socket as a session (`session`): a reader
-//! (`reader`, with `joins`, `pending` sends and notification `recover`y)
-//! and a writer (`writer`) that orders its queue through the `outbox`.
-
-mod buckets;
-mod client_addr;
-mod deadline;
-mod handshake;
-mod held;
-mod http_connections;
-mod http_history;
-mod joins;
-mod outbox;
-mod pages;
-mod pending;
-mod policy;
-mod presence;
-mod progress;
-mod reader;
-mod reads;
-mod recover;
-mod refusals;
-pub mod routes;
-pub mod server;
-mod session;
-mod upgrade;
-mod writer;
+//! What every session shares: the store, the fan-out registry, the
+//! settings, the per-user buckets and byte pool, and the replica's
+//! connection slots.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -37,10 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::buckets::{quota, UserBuckets};
-use self::client_addr::TrustedProxies;
-use self::http_connections::HttpConnections;
-use crate::auth::Authenticator;
+use super::buckets::UserBuckets;
 use crate::fanout::{Pool, Registry};
 use crate::health::RouteHealth;
 use crate::membership::Memberships;
@@ -48,13 +17,10 @@ use crate::presence::Tracker;
 use crate::protocol::BodyLimits;
 use crate::recovery::Ring;
 use crate::relay::{Audience, Route};
-use crate::settings::{AuthSettings, ConfigError, KeyType, LimitSettings, ServerSettings, Settings};
+use crate::settings::{AuthSettings, KeyType, LimitSettings, ServerSettings, Settings};
 use crate::store::Store;
 
-/// Handshakes allowed per client address (an IPv6 client's /64).
-pub type HandshakeLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
-
-/// What the relay shares with the gateway: the routes' recovery rings and health.
+/// What the relay shares with the sessions: the routes' recovery rings and health.
 pub struct RelayView {
     /// The notification recovery ring of each user route.
     pub rings: HashMap<String, Arc<Ring>>,
@@ -73,14 +39,8 @@ pub struct Context {
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub auth: AuthSettings,
-    pub authenticator: Authenticator,
-    pub handshakes: HandshakeLimiter,
     /// Each user's request buckets on this replica, whatever their connections.
     pub buckets: UserBuckets,
-    /// Whose forwarding header names the client (`server.trusted_proxies`).
-    pub trusted_proxies: TrustedProxies,
-    /// The connections not upgraded yet, per address.
-    pub http_connections: Arc<HttpConnections>,
     pub memberships: Arc<Memberships>,
     /// The notification recovery ring of each user route.
     pub rings: HashMap<String, Arc<Ring>>,
@@ -95,7 +55,6 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Tracks open sessions, so shutdown can wait for their close frames.
     pub sessions: TaskTracker,
-    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The bytes every connection may borrow beyond its reserve.
     pub pool: Arc<Pool>,
     /// Connections open or being opened, against `limits.max_connections`.
@@ -146,26 +105,17 @@ impl Context {
         registry: Arc<Registry>,
         settings: &Settings,
         relay: RelayView,
-        authenticator: Authenticator,
         memberships: Arc<Memberships>,
         shutdown: CancellationToken,
-    ) -> Result<Self, ConfigError> {
+    ) -> Self {
         let limits = &settings.limits;
-        let trusted_proxies = TrustedProxies::new(settings.server.trusted_networks()?);
-        Ok(Context {
+        Context {
             store,
             registry,
             server: settings.server.clone(),
             limits: settings.limits.clone(),
             auth: settings.auth.clone(),
-            authenticator,
-            handshakes: governor::RateLimiter::keyed(quota(
-                limits.handshakes_per_second_per_ip,
-                limits.handshake_burst_per_ip,
-            )),
             buckets: UserBuckets::new(limits),
-            http_connections: HttpConnections::new(limits.http_connections_per_ip, trusted_proxies.clone()),
-            trusted_proxies,
             memberships,
             rings: relay.rings,
             routes: relay.routes,
@@ -174,19 +124,18 @@ impl Context {
             mongo_timeout: settings.mongo.timeout,
             shutdown,
             sessions: TaskTracker::new(),
-            metrics: crate::prometheus::install(),
             pool: Pool::new(limits.buffer_pool_bytes, limits.user_pool_bytes),
             slots: Arc::new(Slots { taken: AtomicUsize::new(0), max: limits.max_connections }),
             next_connection_id: AtomicU64::new(1),
-        })
+        }
     }
 
-    fn next_connection_id(&self) -> u64 {
+    pub(super) fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A user route's collection, key and key type.
-    fn user_route(&self, name: &str) -> Option<(&str, &str, KeyType)> {
+    pub(super) fn user_route(&self, name: &str) -> Option<(&str, &str, KeyType)> {
         match self.user_routes.get(name)? {
             Route { collection, audience: Audience::User { key, key_type }, .. } => Some((collection, key, *key_type)),
             _ => None,
@@ -194,12 +143,12 @@ impl Context {
     }
 
     /// How long a database request may take (`mongo.timeout`).
-    fn store_timeout(&self) -> std::time::Duration {
+    pub(super) fn store_timeout(&self) -> std::time::Duration {
         self.mongo_timeout
     }
 
     /// The limits a message body is checked against.
-    fn body_limits(&self) -> BodyLimits {
+    pub(super) fn body_limits(&self) -> BodyLimits {
         BodyLimits { max_bytes: self.limits.max_body_bytes, max_depth: self.limits.max_body_depth }
     }
 }

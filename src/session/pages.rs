@@ -7,7 +7,7 @@
 use bson::oid::ObjectId;
 use bson::Bson;
 
-use super::Context;
+use super::context::Context;
 use crate::collections::{id_string, parse_id};
 use crate::protocol::{self, Frame, MessageDoc, Refusal};
 use crate::settings::KeyType;
@@ -18,7 +18,7 @@ const DEFAULT_PAGE: i64 = 50;
 
 /// A page's frames, oldest first for history, newest first for documents,
 /// and whether more exist beyond it.
-pub(super) struct Page {
+pub struct Page {
     pub frames: Vec<Frame>,
     pub more: bool,
 }
@@ -34,7 +34,7 @@ fn page_size(context: &Context, limit: Option<i64>) -> i64 {
 /// page, so even a server that does not stop an index scan at its limit
 /// reads only the page; only holes in seq (messages other programs removed)
 /// send the read further down, for what is left of the page.
-pub(super) async fn history(
+pub async fn history(
     context: &Context,
     room: &str,
     before: Option<i64>,
@@ -85,7 +85,7 @@ pub(super) async fn history(
 
 /// The user's documents of a user route with an `_id` before `before`,
 /// newest first, each shaped like a `notification` frame without a cursor.
-pub(super) async fn user_documents(
+pub(crate) async fn user_documents(
     context: &Context,
     route: &str,
     user: &str,

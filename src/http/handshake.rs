@@ -10,20 +10,19 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::client_addr::limit_key;
-use super::upgrade::PeerAddr;
-use super::{Context, Slot};
+use super::server::PeerAddr;
+use super::Gate;
 use crate::auth::{Credentials, Identity};
 use crate::prometheus;
+use crate::session::Opening;
 
 /// Who connected, and what they ask to recover, from the upgrade request.
 pub struct Handshake {
-    pub identity: Identity,
-    /// `since_cursor` values: the last notification cursor seen, per user route.
-    pub cursors: Vec<String>,
+    /// What the session starts from (boxed: it is moved into every
+    /// connection's task, where it should take little room).
+    pub opening: Box<Opening>,
     /// Whether the client offered the `roomcast.v1` subprotocol.
     pub subprotocol: bool,
-    /// Its place among the replica's connections.
-    pub slot: Slot,
 }
 
 /// An HTTP request refused with a status and a JSON body `{"error":CODE,"message":TEXT}`.
@@ -54,18 +53,16 @@ pub struct ClientRequest {
 }
 
 /// Extracts the handshake of a `/ws` request, or refuses it.
-pub fn with_handshake(context: Arc<Context>) -> impl Filter<Extract = (Handshake,), Error = Rejection> + Clone {
-    with_client_request(context.clone()).and_then(move |request: ClientRequest| {
-        let result = check(&context, request);
+pub fn with_handshake(gate: Arc<Gate>) -> impl Filter<Extract = (Handshake,), Error = Rejection> + Clone {
+    with_client_request(gate.clone()).and_then(move |request: ClientRequest| {
+        let result = check(&gate, request);
         async move { result }
     })
 }
 
 /// What a request says about its client.
-pub fn with_client_request(
-    context: Arc<Context>,
-) -> impl Filter<Extract = (ClientRequest,), Error = Rejection> + Clone {
-    let forwarded_header = context.server.client_ip_header.clone();
+pub fn with_client_request(gate: Arc<Gate>) -> impl Filter<Extract = (ClientRequest,), Error = Rejection> + Clone {
+    let forwarded_header = gate.sessions.server.client_ip_header.clone();
     warp::query::<Vec<(String, String)>>()
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("sec-websocket-protocol"))
@@ -83,8 +80,9 @@ pub fn with_client_request(
         })
 }
 
-fn check(context: &Context, request: ClientRequest) -> Result<Handshake, Rejection> {
-    let identity = identify(context, &request)?;
+fn check(gate: &Gate, request: ClientRequest) -> Result<Handshake, Rejection> {
+    let identity = identify(gate, &request)?;
+    let context = &gate.sessions;
     if context.registry.user_connection_count(&identity.user) >= context.limits.max_connections_per_user {
         let message = "this user has too many connections";
         return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "too_many_connections", message));
@@ -96,20 +94,20 @@ fn check(context: &Context, request: ClientRequest) -> Result<Handshake, Rejecti
     };
     let cursors = request.query.into_iter().filter(|(key, _)| key == "since_cursor").map(|(_, v)| v).collect();
     let subprotocol = request.protocols.as_deref().is_some_and(Credentials::offers_subprotocol);
-    Ok(Handshake { identity, cursors, subprotocol, slot })
+    Ok(Handshake { opening: Box::new(Opening { identity, cursors, slot }), subprotocol })
 }
 
 /// Who the caller is: the address's handshake rate (429, first, so refused
 /// requests count too), the origin (403), then the credentials (401).
-pub fn identify(context: &Context, request: &ClientRequest) -> Result<Identity, Rejection> {
-    let client = request.peer.map(|peer| context.trusted_proxies.client(peer.ip(), request.forwarded.as_deref()));
+pub fn identify(gate: &Gate, request: &ClientRequest) -> Result<Identity, Rejection> {
+    let client = request.peer.map(|peer| gate.trusted_proxies.client(peer.ip(), request.forwarded.as_deref()));
     if let Some(client) = client {
-        if context.handshakes.check_key(&limit_key(client)).is_err() {
+        if gate.handshakes.check_key(&limit_key(client)).is_err() {
             let message = "too many handshakes from this address";
             return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limited", message));
         }
     }
-    let allowed = &context.server.allowed_origins;
+    let allowed = &gate.sessions.server.allowed_origins;
     if let Some(origin) = &request.origin {
         if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
             let message = "this Origin may not connect";
@@ -123,8 +121,7 @@ pub fn identify(context: &Context, request: &ClientRequest) -> Result<Identity, 
         query_token: param("token"),
         query_user: param("user"),
     };
-    context
-        .authenticator
+    gate.authenticator
         .authenticate(&credentials)
         .map_err(|error| refuse(StatusCode::UNAUTHORIZED, "unauthorized", error.reason(), error.to_string()))
 }

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use super::buckets::Bucket;
-use super::session::Session;
+use super::Session;
 use crate::presence::{self, Begin};
 use crate::protocol::Refusal;
 

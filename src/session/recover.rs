@@ -5,8 +5,8 @@
 //! to the connection like a replay; one that does not fit says
 //! `recovered: false`.
 
-use super::session::Session;
-use crate::fanout::Outbound;
+use super::outbound::Outbound;
+use super::Session;
 use crate::protocol::{self, ErrorCode, Frame, Refusal, ServerFrame};
 use crate::recovery::Position;
 
@@ -31,7 +31,12 @@ impl Session {
         for (route, _) in &recoveries {
             self.connection.reply(Outbound::RecoveryStarted(route.clone())).await;
         }
-        self.context.registry.add_user(&self.connection);
+        self.context.registry.add_user(&self.listener());
+        // A shutdown that began before the registration did not find this
+        // connection among those it told to go away.
+        if self.context.shutdown.is_cancelled() {
+            self.connection.go_away();
+        }
         for (route, after) in recoveries {
             let replay = self.context.rings[&route].replay(&self.connection.user, after);
             // Charged like a join's replay, within limits.max_replay_bytes and

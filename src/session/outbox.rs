@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio_tungstenite::tungstenite::Message;
-
-use crate::fanout::{Change, Outbound, RoomEvent, UserEvent};
+use super::outbound::Outbound;
+use crate::fanout::{Change, RoomEvent, UserEvent};
 use crate::protocol::{Frame, ServerFrame};
 use crate::recovery::Position;
 
@@ -34,41 +33,46 @@ pub enum Verdict {
     Overflow,
 }
 
-/// Frames ready to be written, in order, and when the change event behind
-/// each live one was received, so the relay's own delay can be measured once
-/// the frames are on the socket. `release` counts the bytes of every queued
-/// frame this batch wrote or dropped: they go back to the connection's
-/// budget once the batch is written. Held frames stay charged until they too
-/// are written or dropped.
-#[derive(Default)]
+/// Frames ready to be written, in order, and when the oldest change event
+/// behind a live one was received, so the relay's own delay can be measured
+/// once the frames are on the socket. `release` counts the bytes of every
+/// queued frame this batch wrote or dropped: they go back to the
+/// connection's budget once the batch is written. Held frames stay charged
+/// until they too are written or dropped. A batch may also ask the
+/// transport for a keep-alive (`ping`) or to answer the client's ping (`pong`).
+#[derive(Debug, Default)]
 pub struct Batch {
-    pub frames: Vec<Message>,
-    pub received: Vec<Instant>,
+    pub frames: Vec<Frame>,
+    pub oldest_received: Option<Instant>,
     pub release: usize,
+    pub ping: bool,
+    pub pong: Option<Vec<u8>>,
 }
 
 impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty() && !self.ping && self.pong.is_none()
+    }
+
     fn push(&mut self, frame: Frame) {
         self.release += frame.len();
-        self.frames.push(websocket_message(frame));
+        self.frames.push(frame);
     }
 
     /// A frame the writer made itself, charged to nobody.
     fn push_own(&mut self, frame: Frame) {
-        self.frames.push(websocket_message(frame));
-    }
-
-    pub fn push_ping(&mut self) {
-        self.frames.push(Message::Ping(Default::default()));
+        self.frames.push(frame);
     }
 
     fn push_live(&mut self, frame: &Frame, received: Instant) {
         self.release += frame.len();
-        self.frames.push(websocket_message(frame.clone()));
-        self.received.push(received);
+        self.frames.push(frame.clone());
+        // Events reach a queue in the order they were received.
+        self.oldest_received.get_or_insert(received);
     }
 
     fn extend(&mut self, frames: Vec<Frame>) {
+        self.frames.reserve(frames.len());
         for frame in frames {
             self.push(frame);
         }
@@ -78,12 +82,6 @@ impl Batch {
     fn drop_frame(&mut self, frame: &Frame) {
         self.release += frame.len();
     }
-}
-
-/// The WebSocket message that carries a frame's text.
-fn websocket_message(frame: Frame) -> Message {
-    let text = frame.into_bytes();
-    Message::Text(tokio_tungstenite::tungstenite::Utf8Bytes::try_from(text).expect("frames are UTF-8"))
 }
 
 /// One connection's ordering state: rooms and routes held or live.
@@ -178,6 +176,10 @@ impl Outbox {
                 drop_held(self.rooms.remove(&room), out);
                 out.push_own(ServerFrame::Left { room: &room, reason: Some("revoked") }.encode());
             }
+            Outbound::Pong(payload) => {
+                out.release += payload.len();
+                out.pong = Some(payload);
+            }
         }
         Verdict::Continue
     }
@@ -215,7 +217,7 @@ mod tests {
     }
 
     fn texts(out: &Batch) -> Vec<&str> {
-        out.frames.iter().map(|m| m.to_text().unwrap()).collect()
+        out.frames.iter().map(Frame::text).collect()
     }
 
     #[test]
@@ -303,7 +305,7 @@ mod tests {
                 event(6, Change::Insert),
             ]
         };
-        let charged: usize = items().iter().map(Outbound::bytes).sum();
+        let charged: usize = items().iter().map(Outbound::frame_bytes).sum();
         let mut outbox = Outbox::new(10);
         let mut out = Batch::default();
         for item in items() {

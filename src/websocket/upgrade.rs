@@ -1,27 +1,22 @@
 //! The WebSocket upgrade, owned here rather than left to `warp::ws()` so the
-//! socket gets roomcast's own buffer sizes: tungstenite allocates a 128 KiB
-//! read buffer per connection by default, which warp 0.4 cannot change, and
-//! at tens of thousands of mostly idle connections that buffer is the whole
-//! memory bill. The HTTP server (`server`) moves hyper's upgrade handle into
-//! the request as a [`PendingUpgrade`]; the `/ws` route validates the request
+//! session gets the TCP socket itself: it reads and writes the WebSocket
+//! framing on it with no buffer of its own while idle (see the module
+//! above), where a WebSocket library keeps read and write buffers per
+//! connection. The HTTP server moves hyper's upgrade handle into the
+//! request as a [`PendingUpgrade`]; the `/ws` route validates the request
 //! (RFC 6455 §4.2.1), answers 101 and hands the socket to the session.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
+use tokio::net::TcpStream;
 use warp::http::{header, HeaderMap, Response, StatusCode};
 use warp::{Filter, Rejection};
 
-use super::progress::{Progress, Written};
-
-/// An upgraded connection's WebSocket, counting what its socket took.
-pub type WebSocket = WebSocketStream<Progress<TokioIo<hyper::upgrade::Upgraded>>>;
+use crate::protocol::websocket::accept_key;
 
 /// hyper's upgrade handle, made clonable so a warp filter can take it out of
 /// the request's extensions exactly once.
@@ -37,10 +32,6 @@ impl PendingUpgrade {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 }
-
-/// The TCP peer of the request, set by the server.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// A request that is not a valid WebSocket upgrade (answered 426).
 #[derive(Debug)]
@@ -81,32 +72,24 @@ fn validate(headers: &HeaderMap) -> Result<String, &'static str> {
         return Err("only WebSocket version 13 is supported");
     }
     let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or("Sec-WebSocket-Key is missing")?;
-    Ok(derive_accept_key(key.as_bytes()))
+    Ok(accept_key(key.as_bytes()))
 }
 
 impl Upgrade {
-    /// Answers 101 (naming `protocol` if one was agreed) and runs `serve` on
-    /// the socket, and the count of what it took, once hyper hands the
-    /// connection over.
-    pub fn accept<F, Fut>(
-        self,
-        config: WebSocketConfig,
-        protocol: Option<&'static str>,
-        serve: F,
-    ) -> Response<bytes::Bytes>
+    /// Answers 101 (naming `protocol` if one was agreed) and, once hyper
+    /// hands the connection over, runs `serve` on its TCP socket and the
+    /// bytes already read past the request, in the task that serves it
+    /// from then on.
+    pub fn accept<F, Fut>(self, protocol: Option<&'static str>, serve: F) -> Response<Bytes>
     where
-        F: FnOnce(WebSocket, Written) -> Fut + Send + 'static,
+        F: FnOnce(TcpStream, Bytes) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         if let Some(upgrade) = self.pending.take() {
             tokio::spawn(async move {
-                match upgrade.await {
-                    Ok(upgraded) => {
-                        let written = Written::default();
-                        let io = Progress::new(TokioIo::new(upgraded), written.clone());
-                        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                        serve(socket, written).await;
-                    }
+                match upgrade.await.map(|upgraded| upgraded.downcast::<TokioIo<TcpStream>>()) {
+                    Ok(Ok(parts)) => serve(parts.io.into_inner(), parts.read_buf).await,
+                    Ok(Err(_)) => tracing::error!("an upgraded connection is not a TCP socket; closed"),
                     Err(error) => tracing::debug!(%error, "the upgrade did not complete"),
                 }
             });

@@ -6,78 +6,70 @@
 //! connection on idleness, token expiry and shutdown.
 
 use bson::raw::RawBson;
-use futures::stream::SplitStream;
-use futures::StreamExt;
 use serde_json::Value;
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
 
 use super::buckets::Bucket;
+use super::outbound::Outbound;
 use super::pending::MAX_PENDING_SENDS;
 use super::refusals::not_joined;
-use super::session::Session;
-use super::upgrade::WebSocket;
-use crate::fanout::Outbound;
+use super::transport::{ClientFrames, Inbound};
+use super::Session;
 use crate::prometheus;
 use crate::protocol::{self, Ack, ClientFrame, CloseReason, ErrorCode, Frame, Refusal, ServerFrame};
 
 impl Session {
-    pub(super) async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
-        let idle_timeout = self.context.server.idle_timeout;
-        let mut deadline = Instant::now() + idle_timeout;
-        let closing = self.connection.closing().clone();
-        let shutdown = self.context.shutdown.clone();
-        let expiry = self.identity.expires_at.map(|at| {
-            let left = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-            Instant::now() + left
-        });
+    /// Reads and answers the client's frames until the connection ends: the
+    /// client leaves or breaks the rules, the writer closes it (idleness, a
+    /// token that expired, a slow consumer) or the replica shuts down.
+    /// Everything it waits on while idle sits in every connection's task,
+    /// so it waits on as little as it can: the connection's stop, the
+    /// oldest pending send, the transport.
+    pub(super) async fn read_loop<R: ClientFrames>(&mut self, frames: &mut R) {
+        // What the transport holds of frames not read whole yet.
+        let mut held = self.connection.empty_reservation();
         loop {
             let incoming = tokio::select! {
                 biased;
-                _ = closing.cancelled() => return,
-                _ = shutdown.cancelled() => {
-                    // Every send already read is answered before the close:
-                    // its group commit goes on regardless, and a send stored
-                    // without its ack leaves its client unsure it was.
-                    self.drain_pending().await;
-                    return self.connection.close(CloseReason::GoingAway);
-                }
-                _ = tokio::time::sleep_until(expiry.unwrap_or(deadline)), if expiry.is_some() => {
-                    return self.connection.close(CloseReason::TokenExpired)
-                }
-                _ = tokio::time::sleep_until(deadline) => return self.connection.close(CloseReason::IdleTimeout),
-                outcome = self.pending.oldest_outcome(), if !self.pending.is_empty() => {
-                    self.finish_send(outcome).await;
-                    continue;
-                }
-                incoming = stream.next(), if self.pending.len() < MAX_PENDING_SENDS => incoming,
-            };
-            let message = match incoming {
-                None => return,
-                Some(Err(error)) => {
-                    if let Some(reason) = close_reason_for(&error) {
-                        self.connection.close(reason);
+                _ = self.connection.stopped() => {
+                    if !self.connection.is_ending() {
+                        // Going away: every send already read is answered
+                        // before the close, as its group commit goes on
+                        // regardless, and a send stored without its ack
+                        // leaves its client unsure it was.
+                        Box::pin(self.drain_pending()).await;
+                        self.connection.close(CloseReason::GoingAway);
                     }
                     return;
                 }
+                outcome = self.pending.oldest_outcome(), if !self.pending.is_empty() => {
+                    Box::pin(self.finish_send(outcome)).await;
+                    continue;
+                }
+                incoming = frames.next(&mut held), if self.pending.len() < MAX_PENDING_SENDS => incoming,
+            };
+            let message = match incoming {
+                None => return,
+                Some(Err(reason)) => return self.connection.close(reason),
                 Some(Ok(message)) => message,
             };
-            deadline = Instant::now() + idle_timeout;
-            if message.is_close() {
-                return;
-            }
-            if let Message::Text(text) = &message {
+            self.connection.heard();
+            match message {
+                Inbound::Close => return,
+                Inbound::Pong => {}
+                Inbound::Ping(payload) => Box::pin(self.connection.reply(Outbound::Pong(payload))).await,
                 // Boxed: handling a frame awaits the database, and that state
                 // would otherwise sit in every idle connection's task.
-                Box::pin(self.handle_text(text.as_str())).await;
-            } else if message.is_binary() {
-                ::metrics::counter!(prometheus::FRAMES_IN, "type" => "binary").increment(1);
-                self.drain_pending().await;
-                let refusal =
-                    Refusal::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text");
-                self.reply(protocol::error(&refusal, None)).await;
+                Inbound::Text(text) => Box::pin(self.handle_text(&text)).await,
+                Inbound::Binary => Box::pin(self.refuse_binary()).await,
             }
         }
+    }
+
+    async fn refuse_binary(&mut self) {
+        ::metrics::counter!(prometheus::FRAMES_IN, "type" => "binary").increment(1);
+        self.drain_pending().await;
+        let refusal = Refusal::new(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text");
+        self.reply(protocol::error(&refusal, None)).await;
     }
 
     async fn handle_text(&mut self, text: &str) {
@@ -200,15 +192,5 @@ fn raw_size(body: &RawBson) -> usize {
         RawBson::Array(array) => array.as_bytes().len(),
         RawBson::String(text) => text.len(),
         _ => std::mem::size_of::<RawBson>(),
-    }
-}
-
-/// Which close code a read error deserves; `None` when the peer is simply gone.
-fn close_reason_for(error: &SocketError) -> Option<CloseReason> {
-    match error {
-        SocketError::Capacity(_) => Some(CloseReason::TooBig),
-        SocketError::Utf8(_) => Some(CloseReason::InvalidUtf8),
-        SocketError::Protocol(_) => Some(CloseReason::ProtocolError),
-        _ => None,
     }
 }

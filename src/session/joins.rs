@@ -5,10 +5,11 @@
 //! (see `outbox`).
 
 use super::buckets::Bucket;
+use super::connection::Reservation;
+use super::outbound::Outbound;
 use super::policy::admit;
 use super::refusals::{forbidden_room, not_joined};
-use super::session::Session;
-use crate::fanout::{Outbound, Reservation};
+use super::Session;
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, ServerFrame};
 use crate::settings::RoomPolicy;
 use crate::store::Order;
@@ -37,7 +38,7 @@ impl Session {
         }
         self.authorize(&room).await?;
         self.connection.reply(Outbound::JoinStarted(room.clone())).await;
-        self.context.registry.join_room(&room, &self.connection);
+        self.context.registry.join_room(&room, &self.listener());
         if self.context.auth.room_policy == RoomPolicy::Membership {
             // A removal committed between the check and the registration found
             // nobody to revoke: look once more now that a removal would.
@@ -146,7 +147,7 @@ impl Session {
         for room in self.connection.joined_rooms() {
             self.context.memberships.forget(&room, &self.connection.user, self.connection.id);
         }
-        self.context.registry.disconnect(&self.connection);
+        self.context.registry.disconnect(self.connection.as_ref());
     }
 
     /// Takes the connection out of the room, and out of the membership that
@@ -154,6 +155,6 @@ impl Session {
     fn left(&self, room: &str) -> bool {
         let user = &self.connection.user;
         self.context.memberships.forget(room, user, self.connection.id);
-        self.context.registry.leave_room(room, &self.connection)
+        self.context.registry.leave_room(room, self.connection.as_ref())
     }
 }

@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 
 use super::buckets::Bucket;
+use super::connection::Reservation;
+use super::outbound::Outbound;
 use super::pages::{self, Page};
 use super::policy::{admit, admitted};
-use super::session::Session;
-use crate::fanout::{Outbound, Reservation};
+use super::Session;
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, RoomEntry};
 use crate::settings::RoomPolicy;
 

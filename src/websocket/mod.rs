@@ -1,0 +1,262 @@
+//! The WebSocket transport. After the upgrade (`upgrade`), the TCP socket
+//! itself is shared by the session's two halves, which run in one task: the
+//! reader waits for the socket to be readable and only then takes a
+//! buffer, decodes client frames one at a time (`protocol::websocket`) and
+//! frees the buffer once it is used up; the writer hands the frames' shared
+//! bytes to the kernel in vectored writes, with nothing copied or framed
+//! per recipient. So an idle connection holds no read buffer and no write
+//! buffer. After the goodbye the socket lingers a moment, reading what the
+//! client still sends, so its last bytes are not answered by a reset.
+
+pub mod upgrade;
+
+use std::io::{ErrorKind, IoSlice};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::protocol::websocket::{self as wire, Decoder, Incoming, Violation};
+use crate::protocol::{CloseReason, Frame};
+use crate::session::{self, Batch, ClientFrames, Context, FrameWriter, Inbound, Opening, Reservation, WriteError};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// Slices handed to the kernel in one vectored write.
+const SLICES_PER_WRITE: usize = 64;
+
+/// How long a closed connection keeps reading (and discarding) what its
+/// client still sends, waiting for it to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Serves an upgraded socket, and the bytes the HTTP server read past the
+/// request, as one session. (A function returning a future rather than an
+/// `async fn`: the future it returns keeps one copy of its arguments, not
+/// two, and it is what every connection's task holds.)
+#[allow(clippy::manual_async_fn)] // see the comment above
+pub fn serve(
+    stream: TcpStream,
+    read_ahead: Bytes,
+    context: Arc<Context>,
+    opening: Box<Opening>,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let mut decoder = Decoder::new(context.limits.max_frame_bytes);
+        decoder.buffer().extend_from_slice(&read_ahead);
+        // A slice of the HTTP server's read buffer: kept, it would keep all of it.
+        drop(read_ahead);
+        let mut reader = SocketReader { stream: &stream, decoder };
+        let mut writer = SocketWriter { stream: &stream, stall: context.server.write_timeout, unfinished: None };
+        session::serve(&mut reader, &mut writer, &context, opening).await;
+        linger(&stream).await;
+    }
+}
+
+/// The client's frames, read from the shared socket.
+struct SocketReader<'a> {
+    stream: &'a TcpStream,
+    decoder: Decoder,
+}
+
+impl ClientFrames for SocketReader<'_> {
+    async fn next(&mut self, held: &mut Reservation) -> Option<Result<Inbound, CloseReason>> {
+        loop {
+            let decoded = self.decoder.next_message();
+            held.shrink_to(self.decoder.holds());
+            match decoded {
+                Err(violation) => return Some(Err(close_reason(violation))),
+                Ok(Some(incoming)) => return Some(Ok(inbound(incoming))),
+                Ok(None) => {}
+            }
+            // Waits with no buffer: one is taken only once there is something to read.
+            std::future::poll_fn(|cx| self.stream.poll_read_ready(cx)).await.ok()?;
+            self.decoder.buffer().reserve(READ_CHUNK);
+            let holds = self.decoder.holds();
+            // Boxed: it waits only when the budget is spent, and its state
+            // would otherwise sit in every idle connection's task.
+            if holds > held.bytes() && !Box::pin(held.grow(holds - held.bytes())).await {
+                return None;
+            }
+            match self.stream.try_read_buf(self.decoder.buffer()) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn inbound(incoming: Incoming) -> Inbound {
+    match incoming {
+        Incoming::Text(text) => Inbound::Text(text),
+        Incoming::Binary => Inbound::Binary,
+        Incoming::Ping(payload) => Inbound::Ping(payload),
+        Incoming::Pong => Inbound::Pong,
+        Incoming::Close(_) => Inbound::Close,
+    }
+}
+
+fn close_reason(violation: Violation) -> CloseReason {
+    match violation {
+        Violation::Protocol => CloseReason::ProtocolError,
+        Violation::InvalidUtf8 => CloseReason::InvalidUtf8,
+        Violation::TooBig => CloseReason::TooBig,
+    }
+}
+
+/// Frames to the client, written to the shared socket.
+struct SocketWriter<'a> {
+    stream: &'a TcpStream,
+    /// How long the socket may take no byte (`server.write_timeout`).
+    stall: Duration,
+    /// The rest of a frame only partly written, while it is: if its write
+    /// is abandoned, the goodbye finishes it first, as nothing else may
+    /// follow a frame cut short.
+    unfinished: Option<Bytes>,
+}
+
+/// How far a write got: the part it is at, and the offset inside it.
+#[derive(Default, Clone, Copy)]
+struct Cursor {
+    at: usize,
+    offset: usize,
+}
+
+/// What a write that did not wait achieved.
+enum Attempt {
+    Done,
+    /// The socket is full; whether it took anything first.
+    Blocked {
+        progressed: bool,
+    },
+}
+
+impl SocketWriter<'_> {
+    /// Writes `control` then `frames`, whole, in order. Most batches go
+    /// into the socket at once, without waiting; only one the socket cannot
+    /// take whole waits, in a boxed future of its own, so the state of a
+    /// wait sits in no idle connection's task.
+    async fn write_all(&mut self, control: &[Bytes], frames: &[Frame]) -> Result<(), WriteError> {
+        let mut cursor = Cursor::default();
+        match self.write_now(control, frames, &mut cursor)? {
+            Attempt::Done => Ok(()),
+            Attempt::Blocked { .. } => Box::pin(self.write_rest(control, frames, cursor)).await,
+        }
+    }
+
+    /// Waits for the socket to take the rest of a write, at least a byte
+    /// every `stall`.
+    async fn write_rest(&mut self, control: &[Bytes], frames: &[Frame], mut cursor: Cursor) -> Result<(), WriteError> {
+        // The clock is read only once the socket is full.
+        let mut since = Instant::now();
+        loop {
+            tokio::select! {
+                ready = std::future::poll_fn(|cx| self.stream.poll_write_ready(cx)) => {
+                    ready.map_err(|_| WriteError::Gone)?
+                }
+                _ = tokio::time::sleep_until(since + self.stall) => return Err(WriteError::Stalled),
+            }
+            match self.write_now(control, frames, &mut cursor)? {
+                Attempt::Done => return Ok(()),
+                Attempt::Blocked { progressed: true } => since = Instant::now(),
+                Attempt::Blocked { progressed: false } => {}
+            }
+        }
+    }
+
+    /// Writes from `cursor` until everything is written or the socket is full.
+    fn write_now(&mut self, control: &[Bytes], frames: &[Frame], cursor: &mut Cursor) -> Result<Attempt, WriteError> {
+        let part = |i: usize| -> &Bytes {
+            match control.get(i) {
+                Some(bytes) => bytes,
+                None => frames[i - control.len()].websocket(),
+            }
+        };
+        let total = control.len() + frames.len();
+        let mut progressed = false;
+        while cursor.at < total {
+            let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+            let count = (total - cursor.at).min(SLICES_PER_WRITE);
+            for (n, slice) in slices[..count].iter_mut().enumerate() {
+                let bytes = part(cursor.at + n);
+                *slice = IoSlice::new(if n == 0 { &bytes[cursor.offset..] } else { bytes });
+            }
+            match self.stream.try_write_vectored(&slices[..count]) {
+                Ok(0) => return Err(WriteError::Gone),
+                Ok(mut written) => {
+                    progressed = true;
+                    while written > 0 {
+                        let left = part(cursor.at).len() - cursor.offset;
+                        if written >= left {
+                            written -= left;
+                            *cursor = Cursor { at: cursor.at + 1, offset: 0 };
+                        } else {
+                            cursor.offset += written;
+                            written = 0;
+                        }
+                    }
+                    self.unfinished = (cursor.offset > 0).then(|| part(cursor.at).slice(cursor.offset..));
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(Attempt::Blocked { progressed }),
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(WriteError::Gone),
+            }
+        }
+        Ok(Attempt::Done)
+    }
+}
+
+impl FrameWriter for SocketWriter<'_> {
+    async fn write(&mut self, batch: &mut Batch) -> Result<(), WriteError> {
+        if batch.ping || batch.pong.is_some() {
+            let mut control = Vec::with_capacity(2);
+            if let Some(payload) = batch.pong.take() {
+                control.push(wire::pong(&payload));
+            }
+            if std::mem::take(&mut batch.ping) {
+                control.push(wire::ping());
+            }
+            self.write_all(&control, &[]).await?;
+        }
+        self.write_all(&[], &batch.frames).await
+    }
+
+    async fn close(&mut self, reason: Option<CloseReason>) {
+        let goodbye = match reason {
+            Some(reason) => wire::close(reason.code(), reason.text()),
+            // The client closed: its close is answered, as RFC 6455 asks.
+            None => wire::close(1000, ""),
+        };
+        let last = match self.unfinished.take() {
+            Some(rest) => vec![rest, goodbye],
+            None => vec![goodbye],
+        };
+        let _ = self.write_all(&last, &[]).await;
+        let _ = socket2::SockRef::from(self.stream).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Reads and discards what the client still sends, until it closes its
+/// side or `LINGER` passes: closing a socket with unread bytes would reset
+/// the connection, and the client could lose the close frame it was sent.
+async fn linger(stream: &TcpStream) {
+    let _ = tokio::time::timeout(LINGER, async {
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            let mut discarded = [0u8; 1024];
+            match stream.try_read(&mut discarded) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
