@@ -140,6 +140,7 @@ impl Application {
         let shutdown = self.context.shutdown.clone();
         let presence = tokio::spawn(self.presence.task);
         tokio::spawn(forget_idle_limiters(self.gate.clone()));
+        tokio::spawn(crate::session::keepalive::keep_alive(self.context.clone()));
         tokio::spawn(crate::prometheus::keep_up(self.gate.metrics.clone(), shutdown.clone()));
         tokio::spawn({
             let shutdown = shutdown.clone();

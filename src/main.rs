@@ -6,6 +6,15 @@ use roomcast::app::StartupError;
 use roomcast::settings::Settings;
 use roomcast::{telemetry, Application};
 
+/// mimalloc, not the C library's allocator: a relay's heap is tens of
+/// thousands of small objects per connection and per frame, which it
+/// allocates in fewer instructions and holds in fewer pages (see
+/// docs/operations.md, "Memory"). `--features system-allocator` builds with
+/// the C library's, for heap profilers that watch it (bench/heap).
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config_dir = std::env::var_os("ROOMCAST_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| "config".into());

@@ -10,7 +10,7 @@
 //! one user's connections that stop reading can take only their share of the
 //! pool, never the whole of it.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 

@@ -5,7 +5,7 @@
 //! set never holds more than the pairs the registry itself could hold,
 //! whatever clients do and however slow MongoDB is.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;

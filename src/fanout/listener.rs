@@ -2,7 +2,7 @@
 //! and where deliveries go. The session implements it; the fan-out needs
 //! nothing else of a connection, so it knows no transport and no queue.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::sync::Mutex;
 
 use super::events::Delivery;
@@ -19,6 +19,8 @@ pub trait Listener: Send + Sync + std::fmt::Debug {
     fn rooms(&self) -> &JoinedRooms;
     /// The replica shuts down: finish what was asked, then close.
     fn go_away(&self);
+    /// The replica's keep-alive clock ticked (see `session::keepalive`).
+    fn tick(&self, now: tokio::time::Instant);
 }
 
 /// The rooms one connection joined.

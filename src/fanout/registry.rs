@@ -2,7 +2,7 @@
 //! the maps under a read lock and offers the event's shared frame to each
 //! listener; joins and leaves take the write lock.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -230,6 +230,14 @@ impl Registry {
         }
         ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(members.len() as u64);
         members.len()
+    }
+
+    /// Calls `visit` on every open connection, under the registry's read
+    /// lock: it must not wait, nor join or leave anything.
+    pub fn each_connection(&self, mut visit: impl FnMut(&dyn Listener)) {
+        for members in self.users.read().expect("registry poisoned").values() {
+            members.values().for_each(|connection| visit(connection.as_ref()));
+        }
     }
 
     /// Tells every open connection that the replica shuts down.

@@ -12,7 +12,7 @@
 //! lock, so a connection's snapshot and the changes after it reach its
 //! queue in order.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -277,6 +277,7 @@ mod tests {
             &self.rooms
         }
         fn go_away(&self) {}
+        fn tick(&self, _: tokio::time::Instant) {}
     }
 
     fn present(user: &str, replica: &str) -> PresenceChange {

@@ -5,7 +5,7 @@
 //! whole history costs one check. The rooms waiting are capped; beyond the
 //! cap a removal is counted and left unchecked.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 
 use bson::Bson;

@@ -54,8 +54,17 @@ pub struct Connection {
     ready: Notify,
     /// Signalled when the writer gave bytes back, for a session waiting for room.
     drained: Notify,
-    /// How long the session may wait for room before the connection counts as a slow consumer.
+    /// How long the client may stay silent (`server.idle_timeout`); also
+    /// how long the session may wait for room before the connection counts
+    /// as a slow consumer.
     patience: Duration,
+    /// Between keep-alives (`server.ping_interval`).
+    ping_interval: Duration,
+    /// When the connection's token expires.
+    expires: Option<Instant>,
+    /// When the next keep-alive is due (ms after `opened`), and whether one is.
+    next_ping_ms: AtomicU64,
+    ping_due: AtomicBool,
     /// Set once the connection is ending, whoever ended it.
     ending: AtomicBool,
     /// Set when the replica shuts down: the session answers what it read, then closes.
@@ -127,8 +136,19 @@ impl Drop for Reservation {
     }
 }
 
+/// How a connection is kept alive, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    /// How long the client may stay silent (`server.idle_timeout`).
+    pub idle_timeout: Duration,
+    /// Between keep-alives (`server.ping_interval`).
+    pub ping_interval: Duration,
+    /// When the connection's token expires.
+    pub expires: Option<Instant>,
+}
+
 impl Connection {
-    pub fn new(id: u64, user: String, max_items: usize, budget: Budget, patience: Duration) -> Arc<Connection> {
+    pub fn new(id: u64, user: String, max_items: usize, budget: Budget, liveness: Liveness) -> Arc<Connection> {
         Arc::new(Connection {
             id,
             user,
@@ -138,7 +158,11 @@ impl Connection {
             budget,
             ready: Notify::new(),
             drained: Notify::new(),
-            patience,
+            patience: liveness.idle_timeout,
+            ping_interval: liveness.ping_interval,
+            expires: liveness.expires,
+            next_ping_ms: AtomicU64::new(liveness.ping_interval.as_millis() as u64),
+            ping_due: AtomicBool::new(false),
             ending: AtomicBool::new(false),
             going_away: AtomicBool::new(false),
             stopped: Notify::new(),
@@ -355,9 +379,16 @@ impl Connection {
         self.going_away.load(Ordering::Acquire)
     }
 
-    /// Completes once the connection is ending, or asked to go away.
-    pub async fn stopped(&self) {
-        self.wait_for(|connection| connection.is_ending() || connection.is_going_away()).await
+    /// Whether the connection is ending, or asked to go away.
+    pub fn is_stopping(&self) -> bool {
+        self.is_ending() || self.is_going_away()
+    }
+
+    /// Signalled when the connection starts ending, or is asked to go
+    /// away; enable it before looking at `is_stopping`, so a change in
+    /// between is not missed.
+    pub fn stop_signal(&self) -> tokio::sync::futures::Notified<'_> {
+        self.stopped.notified()
     }
 
     /// Completes once the connection is ending.
@@ -387,6 +418,32 @@ impl Connection {
     /// When the client was last heard from.
     pub fn last_heard(&self) -> Instant {
         self.opened + Duration::from_millis(self.heard_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether a keep-alive is due; asking takes it.
+    pub fn take_ping(&self) -> bool {
+        self.ping_due.load(Ordering::Relaxed) && self.ping_due.swap(false, Ordering::AcqRel)
+    }
+
+    /// The replica's keep-alive clock ticked: a connection whose token
+    /// expired, or whose client was silent for the idle timeout, is
+    /// closed; one due for a keep-alive has its writer woken for it.
+    pub fn tick(&self, now: Instant) {
+        if self.is_ending() {
+            return;
+        }
+        if self.expires.is_some_and(|at| at <= now) {
+            return self.close(CloseReason::TokenExpired);
+        }
+        if self.last_heard() + self.patience <= now {
+            return self.close(CloseReason::IdleTimeout);
+        }
+        let since = now.saturating_duration_since(self.opened).as_millis() as u64;
+        if since >= self.next_ping_ms.load(Ordering::Relaxed) {
+            self.next_ping_ms.store(since + self.ping_interval.as_millis() as u64, Ordering::Relaxed);
+            self.ping_due.store(true, Ordering::Release);
+            self.ready.notify_one();
+        }
     }
 
     pub fn close_reason(&self) -> Option<CloseReason> {
@@ -422,5 +479,9 @@ impl Listener for Connection {
 
     fn go_away(&self) {
         Connection::go_away(self)
+    }
+
+    fn tick(&self, now: Instant) {
+        Connection::tick(self, now)
     }
 }

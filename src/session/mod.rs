@@ -12,6 +12,7 @@ mod buckets;
 mod connection;
 mod context;
 mod joins;
+pub mod keepalive;
 mod outbound;
 mod outbox;
 pub mod pages;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use futures_concurrency::future::Join;
 
 pub use self::buckets::{quota, Bucket, UserBuckets};
-pub use self::connection::{Connection, Reservation};
+pub use self::connection::{Connection, Liveness, Reservation};
 pub use self::context::{Context, RelayView, Slot, Slots};
 pub use self::outbox::Batch;
 use self::pending::PendingSends;
@@ -66,17 +67,20 @@ pub fn serve<'a, R: ClientFrames, W: FrameWriter>(
 ) -> impl Future<Output = ()> + Send + 'a {
     async move {
         let limits = &context.limits;
-        let identity = std::mem::take(&mut opening.identity);
-        let share = context.pool.share(&identity.user);
-        let budget = Budget::new(limits.connection_reserve_bytes, limits.send_queue_bytes, share);
+        let user = &opening.identity.user;
+        let budget = Budget::new(limits.connection_reserve_bytes, limits.send_queue_bytes, context.pool.share(user));
         let id = context.next_connection_id();
-        let user = identity.user.clone();
-        let connection = Connection::new(id, user, limits.send_queue_frames, budget, context.server.idle_timeout);
+        let liveness = Liveness {
+            idle_timeout: context.server.idle_timeout,
+            ping_interval: context.server.ping_interval,
+            expires: opening.identity.expires_at.map(|at| {
+                tokio::time::Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
+            }),
+        };
+        let connection = Connection::new(id, user.clone(), limits.send_queue_frames, budget, liveness);
         ::metrics::gauge!(prometheus::CONNECTIONS_OPEN).increment(1.0);
-        let expiry = identity.expires_at.map(|at| {
-            tokio::time::Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
-        });
-        let mut session = Session::new(context.clone(), connection.clone(), identity);
+        // Moved straight in: a named copy would keep a place in this future.
+        let mut session = Session::new(context.clone(), connection.clone(), std::mem::take(&mut opening.identity));
         (
             async {
                 // Boxed: it runs once, and its state would sit in every task.
@@ -87,7 +91,7 @@ pub fn serve<'a, R: ClientFrames, W: FrameWriter>(
                 // Wakes the writer if the client ended the conversation.
                 session.connection.end();
             },
-            writer::write_loop(writer, &connection, context, expiry),
+            writer::write_loop(writer, &connection, context),
         )
             .join()
             .await;

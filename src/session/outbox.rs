@@ -6,7 +6,7 @@
 //! notification recovery works the same way per user route, keyed by stream
 //! position instead of seq.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Instant;
 

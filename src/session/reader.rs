@@ -27,20 +27,19 @@ impl Session {
     pub(super) async fn read_loop<R: ClientFrames>(&mut self, frames: &mut R) {
         // What the transport holds of frames not read whole yet.
         let mut held = self.connection.empty_reservation();
+        // Its own handle: the stop signal borrows it while `self` is busy.
+        let connection = self.connection.clone();
         loop {
+            // Registered before looking, so a stop in between is not missed.
+            let stop = connection.stop_signal();
+            tokio::pin!(stop);
+            stop.as_mut().enable();
+            if connection.is_stopping() {
+                return self.stop().await;
+            }
             let incoming = tokio::select! {
                 biased;
-                _ = self.connection.stopped() => {
-                    if !self.connection.is_ending() {
-                        // Going away: every send already read is answered
-                        // before the close, as its group commit goes on
-                        // regardless, and a send stored without its ack
-                        // leaves its client unsure it was.
-                        Box::pin(self.drain_pending()).await;
-                        self.connection.close(CloseReason::GoingAway);
-                    }
-                    return;
-                }
+                _ = stop => return self.stop().await,
                 outcome = self.pending.oldest_outcome(), if !self.pending.is_empty() => {
                     Box::pin(self.finish_send(outcome)).await;
                     continue;
@@ -62,6 +61,17 @@ impl Session {
                 Inbound::Text(text) => Box::pin(self.handle_text(&text)).await,
                 Inbound::Binary => Box::pin(self.refuse_binary()).await,
             }
+        }
+    }
+
+    /// The connection ends, or the replica goes away: then every send
+    /// already read is answered before the close, as its group commit goes
+    /// on regardless, and a send stored without its ack leaves its client
+    /// unsure it was.
+    async fn stop(&mut self) {
+        if !self.connection.is_ending() {
+            Box::pin(self.drain_pending()).await;
+            self.connection.close(CloseReason::GoingAway);
         }
     }
 

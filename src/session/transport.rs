@@ -45,11 +45,20 @@ pub enum WriteError {
     Stalled,
 }
 
-/// Where a session's frames go.
+/// Where a session's frames go. Writing is split in two so that the usual
+/// batch, which the network takes at once, costs no future at all: only a
+/// batch that has to wait does (and the session boxes that wait, so its
+/// state sits in no idle connection's task).
 pub trait FrameWriter: Send {
-    /// Writes the batch's frames, in order, and its keep-alive if it asks
-    /// for one; returns once the network took every byte.
-    fn write(&mut self, batch: &mut Batch) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Starts writing the batch: its keep-alive if it asks for one, then its
+    /// frames, in order, as far as the network takes them now. `Ok(true)`
+    /// once every byte is written; `Ok(false)` when the rest waits for
+    /// `finish` (the batch must not change meanwhile).
+    fn write_now(&mut self, batch: &mut Batch) -> Result<bool, WriteError>;
+
+    /// Writes the rest of the batch `write_now` began, waiting for the
+    /// network to take it, a byte at least every `server.write_timeout`.
+    fn finish(&mut self, batch: &mut Batch) -> impl Future<Output = Result<(), WriteError>> + Send;
 
     /// Ends the conversation: tells the client why (`None`: the client
     /// closed it), then stops writing.

@@ -1,13 +1,9 @@
 //! The writing half of a session: it waits for the connection's queue,
 //! takes everything queued at once, lets the outbox put it in order (held
-//! events, replays) and hands the batch to the transport. It keeps the
-//! connection's one timer: a keep-alive every `server.ping_interval`, the
-//! idle timeout (`server.idle_timeout` since the client was last heard
-//! from) and the token's expiry. It says goodbye with the connection's
-//! close reason. Counting is per batch: one clock read and one update per
+//! events, replays) and hands the batch to the transport, with a
+//! keep-alive when the replica's keep-alive clock says one is due. It says
+//! goodbye with the connection's close reason. Counting is per batch: one clock read and one update per
 //! counter for all the frames a batch carries.
-
-use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::context::Context;
@@ -16,80 +12,29 @@ use super::transport::{FrameWriter, WriteError};
 use crate::prometheus;
 use crate::protocol::CloseReason;
 
-pub(super) async fn write_loop<W: FrameWriter>(
-    transport: &mut W,
-    connection: &Connection,
-    context: &Context,
-    expiry: Option<Instant>,
-) {
-    let mut outbox = Outbox::new(context.limits.send_queue_frames);
+pub(super) async fn write_loop<W: FrameWriter>(transport: &mut W, connection: &Connection, context: &Context) {
+    let mut state = Writer { outbox: Outbox::new(context.limits.send_queue_frames), batch: Batch::default() };
     let patience = context.server.ping_interval;
-    let idle_timeout = context.server.idle_timeout;
-    let mut next_ping = Instant::now() + patience;
-    let timer = tokio::time::sleep_until(next_ping);
-    tokio::pin!(timer);
-    let counters = FrameCounters::shared();
-    let mut batch = Batch::default();
     loop {
         if connection.is_ending() {
             break;
         }
-        tokio::select! {
-            biased;
-            _ = connection.ready() => {
-                if absorb(connection, &mut outbox, &mut batch) == Verdict::Overflow {
-                    connection.close(CloseReason::SlowConsumer);
-                    break;
-                }
-            }
-            _ = &mut timer => {
-                let now = Instant::now();
-                let idle_at = connection.last_heard() + idle_timeout;
-                if expiry.is_some_and(|at| at <= now) {
-                    connection.close(CloseReason::TokenExpired);
-                    break;
-                }
-                if idle_at <= now {
-                    connection.close(CloseReason::IdleTimeout);
-                    break;
-                }
-                if next_ping <= now {
-                    batch.ping = true;
-                    next_ping = now + patience;
-                }
-                let next = expiry.map_or(next_ping, |at| at.min(next_ping)).min(idle_at);
-                timer.as_mut().reset(next);
-            }
+        // The one thing an idle writer waits on: its queue (the keep-alive
+        // clock wakes it through the queue's signal too).
+        connection.ready().await;
+        if connection.take_ping() {
+            state.batch.ping = true;
         }
-        if batch.is_empty() {
-            connection.release(std::mem::take(&mut batch.release));
+        if absorb(connection, &mut state.outbox, &mut state.batch) == Verdict::Overflow {
+            connection.close(CloseReason::SlowConsumer);
+            break;
+        }
+        if state.batch.is_empty() {
+            connection.release(std::mem::take(&mut state.batch.release));
             continue;
         }
-        let written = {
-            let write = write_counted(transport, &mut batch, counters);
-            tokio::pin!(write);
-            // Most batches go straight into the socket: only one that has to
-            // wait is raced against the connection's end.
-            match futures::poll!(&mut write) {
-                std::task::Poll::Ready(written) => written,
-                std::task::Poll::Pending => {
-                    tokio::select! {
-                        biased;
-                        written = &mut write => written,
-                        _ = connection.ending() => match connection.close_reason() {
-                            // Shutting down: a batch begun (it may hold acks)
-                            // is finished, within the close's own wait.
-                            Some(CloseReason::GoingAway) => {
-                                Box::pin(tokio::time::timeout(patience, write)).await.unwrap_or(Err(WriteError::Gone))
-                            }
-                            _ => Err(WriteError::Gone),
-                        },
-                    }
-                }
-            }
-        };
-        match written {
-            Ok(()) => connection.release(std::mem::take(&mut batch.release)),
+        match write_batch(transport, &mut state.batch, connection, patience).await {
+            Ok(()) => connection.release(std::mem::take(&mut state.batch.release)),
             Err(WriteError::Stalled) => {
                 connection.close(CloseReason::SlowConsumer);
                 break;
@@ -98,7 +43,51 @@ pub(super) async fn write_loop<W: FrameWriter>(
         }
     }
     // Boxed: it runs once, and its state would sit in every idle task.
-    Box::pin(goodbye(transport, connection, outbox, batch, patience)).await;
+    Box::pin(goodbye(transport, connection, state, patience)).await;
+}
+
+/// What the writer keeps between batches.
+struct Writer {
+    outbox: Outbox,
+    batch: Batch,
+}
+
+/// Writes a batch, and counts it. Most go straight into the socket; only
+/// one that has to wait gets a (boxed) future, raced against the
+/// connection's end.
+async fn write_batch<W: FrameWriter>(
+    transport: &mut W,
+    batch: &mut Batch,
+    connection: &Connection,
+    patience: std::time::Duration,
+) -> Result<(), WriteError> {
+    if !transport.write_now(batch)? {
+        Box::pin(finish_or_end(transport, batch, connection, patience)).await?;
+    }
+    FrameCounters::shared().count(batch);
+    Ok(())
+}
+
+async fn finish_or_end<W: FrameWriter>(
+    transport: &mut W,
+    batch: &mut Batch,
+    connection: &Connection,
+    patience: std::time::Duration,
+) -> Result<(), WriteError> {
+    let finish = transport.finish(batch);
+    tokio::pin!(finish);
+    tokio::select! {
+        biased;
+        finished = &mut finish => finished,
+        _ = connection.ending() => match connection.close_reason() {
+            // Shutting down: a batch begun (it may hold acks) is finished,
+            // within the close's own wait.
+            Some(CloseReason::GoingAway) => {
+                tokio::time::timeout(patience, finish).await.unwrap_or(Err(WriteError::Gone))
+            }
+            _ => Err(WriteError::Gone),
+        },
+    }
 }
 
 /// Ends the conversation: when shutting down, what was queued before (acks
@@ -107,14 +96,12 @@ pub(super) async fn write_loop<W: FrameWriter>(
 async fn goodbye<W: FrameWriter>(
     transport: &mut W,
     connection: &Connection,
-    mut outbox: Outbox,
-    mut batch: Batch,
+    mut state: Writer,
     patience: std::time::Duration,
 ) {
     if connection.close_reason() == Some(CloseReason::GoingAway) {
-        absorb(connection, &mut outbox, &mut batch);
-        let counters = FrameCounters::shared();
-        let _ = tokio::time::timeout(patience, write_counted(transport, &mut batch, counters)).await;
+        absorb(connection, &mut state.outbox, &mut state.batch);
+        let _ = tokio::time::timeout(patience, write_batch(transport, &mut state.batch, connection, patience)).await;
     }
     connection.close_queue();
     let _ = tokio::time::timeout(patience, transport.close(connection.close_reason())).await;
@@ -128,16 +115,6 @@ fn absorb(connection: &Connection, outbox: &mut Outbox, batch: &mut Batch) -> Ve
         }
     }
     Verdict::Continue
-}
-
-async fn write_counted<W: FrameWriter>(
-    transport: &mut W,
-    batch: &mut Batch,
-    counters: &FrameCounters,
-) -> Result<(), WriteError> {
-    transport.write(batch).await?;
-    counters.count(batch);
-    Ok(())
 }
 
 /// Counters of written frames and the relay-overhead histogram, looked up

@@ -9,7 +9,9 @@
 //! between processes. Each writer also keeps a hint of its room's last
 //! committed seq; the hint is only a guess, the index is what decides.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! bounds"). Only a hint: a room not here, or a bound gone stale, costs
 //! such a read more time, never its correctness.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 
 /// Rooms remembered at most: about 1 MiB. Past it the map starts over, and

@@ -44,12 +44,11 @@ pub fn serve(
     opening: Box<Opening>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
-        let mut decoder = Decoder::new(context.limits.max_frame_bytes);
-        decoder.buffer().extend_from_slice(&read_ahead);
+        let mut reader = SocketReader { stream: &stream, decoder: Decoder::new(context.limits.max_frame_bytes) };
+        reader.decoder.buffer().extend_from_slice(&read_ahead);
         // A slice of the HTTP server's read buffer: kept, it would keep all of it.
         drop(read_ahead);
-        let mut reader = SocketReader { stream: &stream, decoder };
-        let mut writer = SocketWriter { stream: &stream, stall: context.server.write_timeout, unfinished: None };
+        let mut writer = SocketWriter::new(&stream, context.server.write_timeout);
         session::serve(&mut reader, &mut writer, &context, opening).await;
         linger(&stream).await;
     }
@@ -113,13 +112,19 @@ struct SocketWriter<'a> {
     stream: &'a TcpStream,
     /// How long the socket may take no byte (`server.write_timeout`).
     stall: Duration,
+    /// Control frames written before the batch's frames (a pong, a ping, a
+    /// goodbye); empty, and holding no memory, most of the time.
+    control: Vec<Bytes>,
+    /// How far the write in progress got.
+    cursor: Cursor,
     /// The rest of a frame only partly written, while it is: if its write
     /// is abandoned, the goodbye finishes it first, as nothing else may
     /// follow a frame cut short.
     unfinished: Option<Bytes>,
 }
 
-/// How far a write got: the part it is at, and the offset inside it.
+/// How far a write got: the part (control frames, then frames) it is at,
+/// and the offset inside it.
 #[derive(Default, Clone, Copy)]
 struct Cursor {
     at: usize,
@@ -130,46 +135,18 @@ struct Cursor {
 enum Attempt {
     Done,
     /// The socket is full; whether it took anything first.
-    Blocked {
-        progressed: bool,
-    },
+    Blocked { progressed: bool },
 }
 
-impl SocketWriter<'_> {
-    /// Writes `control` then `frames`, whole, in order. Most batches go
-    /// into the socket at once, without waiting; only one the socket cannot
-    /// take whole waits, in a boxed future of its own, so the state of a
-    /// wait sits in no idle connection's task.
-    async fn write_all(&mut self, control: &[Bytes], frames: &[Frame]) -> Result<(), WriteError> {
-        let mut cursor = Cursor::default();
-        match self.write_now(control, frames, &mut cursor)? {
-            Attempt::Done => Ok(()),
-            Attempt::Blocked { .. } => Box::pin(self.write_rest(control, frames, cursor)).await,
-        }
+impl<'a> SocketWriter<'a> {
+    fn new(stream: &'a TcpStream, stall: Duration) -> Self {
+        SocketWriter { stream, stall, control: Vec::new(), cursor: Cursor::default(), unfinished: None }
     }
 
-    /// Waits for the socket to take the rest of a write, at least a byte
-    /// every `stall`.
-    async fn write_rest(&mut self, control: &[Bytes], frames: &[Frame], mut cursor: Cursor) -> Result<(), WriteError> {
-        // The clock is read only once the socket is full.
-        let mut since = Instant::now();
-        loop {
-            tokio::select! {
-                ready = std::future::poll_fn(|cx| self.stream.poll_write_ready(cx)) => {
-                    ready.map_err(|_| WriteError::Gone)?
-                }
-                _ = tokio::time::sleep_until(since + self.stall) => return Err(WriteError::Stalled),
-            }
-            match self.write_now(control, frames, &mut cursor)? {
-                Attempt::Done => return Ok(()),
-                Attempt::Blocked { progressed: true } => since = Instant::now(),
-                Attempt::Blocked { progressed: false } => {}
-            }
-        }
-    }
-
-    /// Writes from `cursor` until everything is written or the socket is full.
-    fn write_now(&mut self, control: &[Bytes], frames: &[Frame], cursor: &mut Cursor) -> Result<Attempt, WriteError> {
+    /// Writes the control frames, then `frames`, from the cursor on, until
+    /// everything is written or the socket is full.
+    fn advance(&mut self, frames: &[Frame]) -> Result<Attempt, WriteError> {
+        let control = &self.control;
         let part = |i: usize| -> &Bytes {
             match control.get(i) {
                 Some(bytes) => bytes,
@@ -177,15 +154,22 @@ impl SocketWriter<'_> {
             }
         };
         let total = control.len() + frames.len();
+        let cursor = &mut self.cursor;
         let mut progressed = false;
         while cursor.at < total {
-            let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
-            let count = (total - cursor.at).min(SLICES_PER_WRITE);
-            for (n, slice) in slices[..count].iter_mut().enumerate() {
-                let bytes = part(cursor.at + n);
-                *slice = IoSlice::new(if n == 0 { &bytes[cursor.offset..] } else { bytes });
-            }
-            match self.stream.try_write_vectored(&slices[..count]) {
+            let attempt = if total - cursor.at == 1 {
+                // One frame, the usual batch of a quiet room: a plain write.
+                self.stream.try_write(&part(cursor.at)[cursor.offset..])
+            } else {
+                let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+                let count = (total - cursor.at).min(SLICES_PER_WRITE);
+                for (n, slice) in slices[..count].iter_mut().enumerate() {
+                    let bytes = part(cursor.at + n);
+                    *slice = IoSlice::new(if n == 0 { &bytes[cursor.offset..] } else { bytes });
+                }
+                self.stream.try_write_vectored(&slices[..count])
+            };
+            match attempt {
                 Ok(0) => return Err(WriteError::Gone),
                 Ok(mut written) => {
                     progressed = true;
@@ -206,23 +190,46 @@ impl SocketWriter<'_> {
                 Err(_) => return Err(WriteError::Gone),
             }
         }
+        // Done: the next write starts afresh, and keeps no memory meanwhile.
+        self.cursor = Cursor::default();
+        self.control = Vec::new();
         Ok(Attempt::Done)
+    }
+
+    /// Waits for the socket to take the rest of a write, at least a byte
+    /// every `stall`.
+    async fn advance_all(&mut self, frames: &[Frame]) -> Result<(), WriteError> {
+        // The clock is read only once the socket is full.
+        let mut since = Instant::now();
+        loop {
+            tokio::select! {
+                ready = std::future::poll_fn(|cx| self.stream.poll_write_ready(cx)) => {
+                    ready.map_err(|_| WriteError::Gone)?
+                }
+                _ = tokio::time::sleep_until(since + self.stall) => return Err(WriteError::Stalled),
+            }
+            match self.advance(frames)? {
+                Attempt::Done => return Ok(()),
+                Attempt::Blocked { progressed: true } => since = Instant::now(),
+                Attempt::Blocked { progressed: false } => {}
+            }
+        }
     }
 }
 
 impl FrameWriter for SocketWriter<'_> {
-    async fn write(&mut self, batch: &mut Batch) -> Result<(), WriteError> {
-        if batch.ping || batch.pong.is_some() {
-            let mut control = Vec::with_capacity(2);
-            if let Some(payload) = batch.pong.take() {
-                control.push(wire::pong(&payload));
-            }
-            if std::mem::take(&mut batch.ping) {
-                control.push(wire::ping());
-            }
-            self.write_all(&control, &[]).await?;
+    fn write_now(&mut self, batch: &mut Batch) -> Result<bool, WriteError> {
+        if let Some(payload) = batch.pong.take() {
+            self.control.push(wire::pong(&payload));
         }
-        self.write_all(&[], &batch.frames).await
+        if std::mem::take(&mut batch.ping) {
+            self.control.push(wire::ping());
+        }
+        Ok(matches!(self.advance(&batch.frames)?, Attempt::Done))
+    }
+
+    async fn finish(&mut self, batch: &mut Batch) -> Result<(), WriteError> {
+        self.advance_all(&batch.frames).await
     }
 
     async fn close(&mut self, reason: Option<CloseReason>) {
@@ -231,11 +238,11 @@ impl FrameWriter for SocketWriter<'_> {
             // The client closed: its close is answered, as RFC 6455 asks.
             None => wire::close(1000, ""),
         };
-        let last = match self.unfinished.take() {
-            Some(rest) => vec![rest, goodbye],
-            None => vec![goodbye],
-        };
-        let _ = self.write_all(&last, &[]).await;
+        self.control = self.unfinished.take().into_iter().chain([goodbye]).collect();
+        self.cursor = Cursor::default();
+        if matches!(self.advance(&[]), Ok(Attempt::Blocked { .. })) {
+            let _ = self.advance_all(&[]).await;
+        }
         let _ = socket2::SockRef::from(self.stream).shutdown(std::net::Shutdown::Write);
     }
 }

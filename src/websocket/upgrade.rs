@@ -88,7 +88,7 @@ impl Upgrade {
         if let Some(upgrade) = self.pending.take() {
             tokio::spawn(async move {
                 match upgrade.await.map(|upgraded| upgraded.downcast::<TokioIo<TcpStream>>()) {
-                    Ok(Ok(parts)) => serve(parts.io.into_inner(), parts.read_buf).await,
+                    Ok(Ok(hyper::upgrade::Parts { io, read_buf, .. })) => serve(io.into_inner(), read_buf).await,
                     Ok(Err(_)) => tracing::error!("an upgraded connection is not a TCP socket; closed"),
                     Err(error) => tracing::debug!(%error, "the upgrade did not complete"),
                 }
