@@ -135,7 +135,9 @@ struct Cursor {
 enum Attempt {
     Done,
     /// The socket is full; whether it took anything first.
-    Blocked { progressed: bool },
+    Blocked {
+        progressed: bool,
+    },
 }
 
 impl<'a> SocketWriter<'a> {
