@@ -45,7 +45,7 @@ impl RoomRelay {
 
     pub fn relay(&self, event: &Event<'_>, received: Instant) {
         let operation = event.operation();
-        let raw = match (operation, event.full_document()) {
+        let raw = match (operation, event.full_document_bytes()) {
             (Operation::Delete, _) | (Operation::Replace, None) => return self.removed(event, received),
             (_, Some(raw)) => raw,
             (_, None) => {
@@ -67,6 +67,7 @@ impl RoomRelay {
             return;
         }
         let change = if operation == Operation::Insert { Change::Insert } else { Change::Update };
+        let Some(raw) = event.full_document() else { return };
         match MessageDoc::from_raw(raw, self.max_document_bytes) {
             Ok(message) => self.publish(change, message, received),
             Err(why) => tracing::warn!(route = %self.route, why, "document is not a message; not relayed"),
@@ -80,7 +81,8 @@ impl RoomRelay {
     fn removed(&self, event: &Event<'_>, received: Instant) {
         let key = event.document_key();
         let before = event.before_change();
-        let routed = before.and_then(room_and_seq).or_else(|| key.and_then(room_and_seq));
+        let routed =
+            before.and_then(|d| room_and_seq(d.as_bytes())).or_else(|| key.and_then(|d| room_and_seq(d.as_bytes())));
         let id = key.and_then(|key| key.get("_id").ok().flatten()).and_then(|id| Bson::try_from(id.to_raw_bson()).ok());
         let (Some(id), Some((room, seq))) = (id, routed) else {
             self.unrouted.increment(1);

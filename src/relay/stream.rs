@@ -19,13 +19,19 @@ use mongodb::{Collection, Database};
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Dispatcher;
-use super::event::{scan, Event, Operation};
+use super::event::{scan, Elements, Event, Operation};
 use super::route::Route;
 use crate::health::RouteHealth;
 use crate::prometheus;
 
 /// How long an idle `getMore` waits; also bounds how long shutdown waits for a route.
 const MAX_AWAIT: Duration = Duration::from_millis(500);
+/// Events asked for per `getMore`. A `getMore` costs the relay about as much
+/// as reading a hundred events, so under load a batch should be large; some
+/// MongoDB-compatible servers cap a batch at 101 events unless asked for
+/// more. MongoDB itself caps a reply at 16 MiB whatever this says, which
+/// stays the bound on what one reply holds.
+const BATCH_EVENTS: u32 = 1000;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// ChangeStreamHistoryLost: the resume point has left the oplog.
 const HISTORY_LOST: i32 = 286;
@@ -104,7 +110,8 @@ impl RouteStream {
             }
         };
         let pipeline = std::iter::once(doc! { "$changeStream": stage }).chain(self.pipeline.iter().cloned());
-        let events = self.collection.aggregate(pipeline).max_await_time(MAX_AWAIT).batch().await?;
+        let events =
+            self.collection.aggregate(pipeline).max_await_time(MAX_AWAIT).batch_size(BATCH_EVENTS).batch().await?;
         Ok(Opened { events, fresh_start })
     }
 
@@ -216,33 +223,35 @@ enum Ended {
 /// the resume point past the batch.
 fn relay_batch(route: &mut RouteStream, batch: &RawBatch, dispatcher: &mut Dispatcher) -> Ended {
     let received = std::time::Instant::now();
-    let (mut count, mut wall_time, mut last_id) = (0, None, None);
-    if let Ok(events) = batch.doc_slices() {
-        for raw in events.into_iter().filter_map(|event| event.ok()?.as_document()) {
-            let event = Event::read(raw);
-            count += 1;
-            wall_time = event.wall_time().or(wall_time);
-            if event.operation() == Operation::Lifecycle {
-                // The collection was dropped or renamed. MongoDB then invalidates
-                // the stream, and some servers end it without saying so; either
-                // way, restart from now, re-fill rooms and tell users to resync.
-                tracing::warn!(route = %route.name, event = event.operation_name(), "collection went away; restarting from now");
-                route.events.increment(count);
-                route.forget_position();
-                return Ended::CollectionGone;
-            }
-            dispatcher.dispatch(&event, received);
-            last_id = Some(event);
+    let (mut count, mut last) = (0, None);
+    // The batch's events are walked where they lie, as the bytes of one
+    // array: each is read by routing alone, and validated only as far as
+    // what is read of it needs.
+    let events = batch.doc_slices().map(|events| events.as_bytes()).unwrap_or_default();
+    for raw in Elements::of(events).filter_map(|element| element.value.document_bytes()) {
+        let event = Event::read(raw);
+        count += 1;
+        if event.operation() == Operation::Lifecycle {
+            // The collection was dropped or renamed. MongoDB then invalidates
+            // the stream, and some servers end it without saying so; either
+            // way, restart from now, re-fill rooms and tell users to resync.
+            tracing::warn!(route = %route.name, event = event.operation_name(), "collection went away; restarting from now");
+            route.events.increment(count);
+            route.forget_position();
+            return Ended::CollectionGone;
         }
+        dispatcher.dispatch(&event, received);
+        last = Some(event);
     }
-    route.health.answered(wall_time.map(|at| at.to_system_time()));
+    // The lag is the newest event's: taken once per batch.
+    route.health.answered(last.and_then(|event| event.wall_time()).map(|at| at.to_system_time()));
     route.events.increment(count);
     // The reply's post-batch token is past every event in it, and past what
     // the filter skipped; without one, the last event's `_id`.
     let reply = batch.as_raw_document();
     let [cursor] = scan(reply.as_bytes(), [b"cursor"]);
     let post_batch = cursor.and_then(|cursor| scan(cursor.document()?.as_bytes(), [b"postBatchResumeToken"])[0]);
-    if let Some(token) = post_batch.and_then(|token| token.to_bson()).or_else(|| last_id?.resume_token()) {
+    if let Some(token) = post_batch.and_then(|token| token.to_bson()).or_else(|| last?.resume_token()) {
         route.token = Some(token);
     }
     Ended::Batch
