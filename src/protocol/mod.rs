@@ -1,8 +1,9 @@
 //! Protocol v1, with no I/O: what clients send (`client`, with message bodies
 //! in `body`), what the server sends (`server`, each frame encoded once into a
 //! shared `Frame`), messages as frames show them (`message`), and the stable
-//! error and close codes (`codes`). docs/protocol.md is the reference; the
-//! gateway and the relay both speak through here.
+//! error and close codes (`codes`), and the WebSocket wire format
+//! (`websocket`). docs/protocol.md is the reference; the sessions, the HTTP
+//! answers and the relay all speak through here.
 
 mod body;
 mod client;

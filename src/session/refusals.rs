@@ -1,4 +1,4 @@
-//! The refusals the gateway builds itself, and how a storage failure is
+//! The refusals a session builds itself, and how a storage failure is
 //! told to a client: the code it maps to, and a message that never leaks
 //! database internals.
 

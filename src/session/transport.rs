@@ -1,8 +1,8 @@
 //! What a session needs of the transport that carries it, and nothing
 //! more: the client's frames, decoded (`ClientFrames`), and a way to write
-//! ordered batches of server frames and to say goodbye (`FrameWriter`). A
-//! WebSocket and a Server-Sent Events stream each implement both; the
-//! session (joins, sends, replies, limits, budgets) is the same over either.
+//! ordered batches of server frames and to say goodbye (`FrameWriter`). The
+//! WebSocket transport (`websocket`) implements both; the session (joins,
+//! sends, replies, limits, budgets) would be the same over any other.
 
 use std::future::Future;
 
