@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench", "probes"))
 _loader = importlib.machinery.SourceFileLoader("icount", os.path.join(ROOT, "bench", "icount"))
 _spec = importlib.util.spec_from_loader("icount", _loader)
 icount = importlib.util.module_from_spec(_spec)
-_loader.exec_module(icount)
+_loader.exec_module(icount)  # runs this script again in the venv if pymongo is missing
 from e2e import Frames, connect, send_text  # noqa: E402
 
 
@@ -90,6 +90,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if sys.executable != os.path.join(ROOT, ".dev/venv/bin/python") and os.path.exists(os.path.join(ROOT, ".dev/venv")):
-        os.execv(os.path.join(ROOT, ".dev/venv/bin/python"), [os.path.join(ROOT, ".dev/venv/bin/python")] + sys.argv)
     main()

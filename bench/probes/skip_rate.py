@@ -19,7 +19,6 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -27,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 _loader = importlib.machinery.SourceFileLoader("icount", os.path.join(ROOT, "bench", "icount"))
 _spec = importlib.util.spec_from_loader("icount", _loader)
 icount = importlib.util.module_from_spec(_spec)
-_loader.exec_module(icount)
+_loader.exec_module(icount)  # runs this script again in the venv if pymongo is missing
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -79,6 +78,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if sys.executable != os.path.join(ROOT, ".dev/venv/bin/python") and os.path.exists(os.path.join(ROOT, ".dev/venv")):
-        os.execv(os.path.join(ROOT, ".dev/venv/bin/python"), [os.path.join(ROOT, ".dev/venv/bin/python")] + sys.argv)
     main()
