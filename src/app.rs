@@ -78,7 +78,8 @@ impl Application {
             tracing::info!(indexes = schema.indexes.len(), "the database has what roomcast needs");
         }
         let changed = Arc::new(ChangedPresence::default());
-        let registry = Arc::new(Registry::with_presence(changed.clone()));
+        let registry =
+            Arc::new(Registry::with_presence(changed.clone()).with_max_memberships(settings.limits.max_joined_rooms));
         let memberships = Arc::new(Memberships::default());
         let tracker = Arc::new(Tracker::new(registry.clone(), settings.limits.presence_max_listed));
         let shutdown = CancellationToken::new();

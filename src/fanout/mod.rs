@@ -16,4 +16,4 @@ pub use budget::{Budget, Loan, Pool, Share};
 pub use changed::ChangedPresence;
 pub use events::{Change, Delivery, RoomEvent, UserEvent};
 pub use listener::{JoinedRooms, Listener};
-pub use registry::Registry;
+pub use registry::{Registry, Subscribed};

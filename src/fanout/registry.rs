@@ -3,7 +3,7 @@
 //! listener; joins and leaves take the write lock.
 
 use foldhash::{HashMap, HashMapExt};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::changed::ChangedPresence;
@@ -33,6 +33,21 @@ pub struct Registry {
     users: RwLock<HashMap<String, Members>>,
     /// Where a user's first arrival in a room and last departure are marked (presence).
     presence: Option<Arc<ChangedPresence>>,
+    /// Rooms joined, over all connections, and how many may be: each costs
+    /// the replica memory of its own (`limits.max_joined_rooms`).
+    memberships: AtomicUsize,
+    max_memberships: Option<usize>,
+}
+
+/// What a join did to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribed {
+    /// The connection is now in the room.
+    Joined,
+    /// It already was.
+    Already,
+    /// The replica holds as many joined rooms as it may.
+    Full,
 }
 
 impl Registry {
@@ -40,6 +55,24 @@ impl Registry {
     /// departure from it in `presence`.
     pub fn with_presence(presence: Arc<ChangedPresence>) -> Registry {
         Registry { presence: Some(presence), ..Registry::default() }
+    }
+
+    /// At most `max` rooms joined at once, over all connections.
+    pub fn with_max_memberships(self, max: usize) -> Registry {
+        Registry { max_memberships: Some(max), ..self }
+    }
+
+    /// Rooms joined now, over all connections.
+    pub fn memberships(&self) -> usize {
+        self.memberships.load(Ordering::Acquire)
+    }
+
+    /// Counts one more joined room, if the replica may hold it.
+    fn take_membership(&self) -> bool {
+        let max = self.max_memberships.unwrap_or(usize::MAX);
+        self.memberships
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| (held < max).then_some(held + 1))
+            .is_ok()
     }
 
     fn mark(&self, room: &str, user: &str) {
@@ -53,10 +86,15 @@ impl Registry {
         self.rooms.read().expect("registry poisoned").get(room).is_some_and(|entry| entry.users.contains_key(user))
     }
 
-    /// Subscribes the connection to the room; false if it already was.
-    pub fn join_room(&self, room: &str, connection: &Arc<dyn Listener>) -> bool {
+    /// Subscribes the connection to the room, unless it already was or the
+    /// replica holds all the joined rooms it may.
+    pub fn join_room(&self, room: &str, connection: &Arc<dyn Listener>) -> Subscribed {
         if !connection.rooms().insert(room) {
-            return false;
+            return Subscribed::Already;
+        }
+        if !self.take_membership() {
+            connection.rooms().remove(room);
+            return Subscribed::Full;
         }
         let mut rooms = self.rooms.write().expect("registry poisoned");
         let entry = rooms.entry(room.to_string()).or_insert_with(|| Room {
@@ -71,7 +109,7 @@ impl Registry {
             self.mark(room, connection.user());
         }
         ::metrics::gauge!(prometheus::ROOMS_JOINED).increment(1.0);
-        true
+        Subscribed::Joined
     }
 
     /// Unsubscribes the connection; false if it was not in the room.
@@ -79,6 +117,7 @@ impl Registry {
         if !connection.rooms().remove(room) {
             return false;
         }
+        self.memberships.fetch_sub(1, Ordering::AcqRel);
         let mut rooms = self.rooms.write().expect("registry poisoned");
         if let Some(entry) = rooms.get_mut(room) {
             entry.members.remove(&connection.id());

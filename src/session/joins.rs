@@ -10,6 +10,7 @@ use super::outbound::Outbound;
 use super::policy::admit;
 use super::refusals::{forbidden_room, not_joined};
 use super::Session;
+use crate::fanout::Subscribed;
 use crate::protocol::{self, ErrorCode, Frame, MessageDoc, Refusal, ServerFrame};
 use crate::settings::RoomPolicy;
 use crate::store::Order;
@@ -38,7 +39,11 @@ impl Session {
         }
         self.authorize(&room).await?;
         self.connection.reply(Outbound::JoinStarted(room.clone())).await;
-        self.context.registry.join_room(&room, &self.listener());
+        if self.context.registry.join_room(&room, &self.listener()) == Subscribed::Full {
+            let limit = self.context.limits.max_joined_rooms;
+            let message = format!("this server holds all the joined rooms it may ({limit}); try again later");
+            return self.fail_join(room, Refusal::new(ErrorCode::TooManyRooms, message)).await;
+        }
         if self.context.auth.room_policy == RoomPolicy::Membership {
             // A removal committed between the check and the registration found
             // nobody to revoke: look once more now that a removal would.

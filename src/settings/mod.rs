@@ -260,6 +260,9 @@ pub struct LimitSettings {
     /// Open WebSocket connections per replica; more handshakes get 503.
     pub max_connections: usize,
     pub max_rooms_per_connection: usize,
+    /// Rooms joined at once over all connections of a replica; each costs
+    /// memory of its own (docs/operations.md, "Memory").
+    pub max_joined_rooms: usize,
     /// Most messages one `history` page holds (a larger `limit` is capped).
     pub max_history_page: i64,
     /// Most rooms one `rooms` answer lists.

@@ -28,6 +28,7 @@ impl Settings {
             ("limits.send_queue_frames", self.limits.send_queue_frames),
             ("limits.send_queue_bytes", self.limits.send_queue_bytes),
             ("limits.max_rooms_per_connection", self.limits.max_rooms_per_connection),
+            ("limits.max_joined_rooms", self.limits.max_joined_rooms),
             ("limits.max_connections_per_user", self.limits.max_connections_per_user),
             ("limits.sends_per_second", self.limits.sends_per_second as usize),
             ("limits.send_burst", self.limits.send_burst as usize),

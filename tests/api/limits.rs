@@ -1,7 +1,7 @@
 //! One test per limit, and the hostile-input table run while another client
 //! keeps chatting. Each breach has its documented error or close code.
 
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -30,6 +30,31 @@ async fn rooms_per_connection_and_connections_per_user_are_capped() {
     let _second = app.client("alice").await;
     assert_eq!(Client::handshake(app.port, "?user=alice", &[]).await.err(), Some(429));
     assert!(Client::handshake(app.port, "?user=bob", &[]).await.is_ok(), "other users are not affected");
+}
+
+#[tokio::test]
+async fn a_replica_holds_at_most_its_joined_rooms_and_a_leave_or_a_close_gives_them_back() {
+    let app = spawn_app().with(|s| s.limits.max_joined_rooms = 3).await;
+    let mut alice = app.client("alice").await;
+    alice.join("a").await;
+    alice.join("b").await;
+    let mut bob = app.client("bob").await;
+    bob.join("a").await; // a room shared counts once per connection in it
+    bob.send(json!({"type": "join", "room": "c"})).await;
+    let error = bob.error().await;
+    assert_eq!((error["code"].as_str(), error["ref"]["room"].as_str()), (Some("too_many_rooms"), Some("c")));
+    // The refused join left nothing behind: bob is not in c.
+    bob.send(json!({"type": "send", "room": "c", "client_id": "x", "body": {"text": "hi"}})).await;
+    assert_eq!(bob.error().await["code"], "not_joined");
+
+    alice.send(json!({"type": "leave", "room": "b"})).await;
+    alice.wait_for(|f| f["type"] == "left" && f["room"] == "b").await;
+    bob.join("c").await;
+
+    // A connection that closes gives back every room it held.
+    alice.socket.send(Message::Close(None)).await.unwrap();
+    while alice.socket.next().await.is_some_and(|m| m.is_ok()) {}
+    bob.join("d").await;
 }
 
 #[tokio::test]
