@@ -15,9 +15,17 @@ use std::sync::Mutex;
 const MAX_ROOMS: usize = 16_384;
 
 /// The newest seq seen, per room.
-#[derive(Default)]
 pub(super) struct Heads {
     rooms: Mutex<HashMap<String, i64>>,
+}
+
+impl Default for Heads {
+    /// Sized for every room it may remember: the stream notes a room it has
+    /// not seen for most events of a busy replica, and a table that grows
+    /// would move every entry each time it doubles.
+    fn default() -> Self {
+        Heads { rooms: Mutex::new(HashMap::with_capacity_and_hasher(MAX_ROOMS, Default::default())) }
+    }
 }
 
 impl Heads {
