@@ -3,6 +3,7 @@
 //! listener; joins and leaves take the write lock.
 
 use foldhash::{HashMap, HashMapExt};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -37,6 +38,11 @@ pub struct Registry {
     /// the replica memory of its own (`limits.max_joined_rooms`).
     memberships: AtomicUsize,
     max_memberships: Option<usize>,
+    /// The rooms with listeners, by a hash of their name's bytes (counted,
+    /// as names may share one): an event of a room not here is skipped on
+    /// its name's bytes, before they are checked to be UTF-8.
+    room_hashes: RwLock<HashMap<u64, usize>>,
+    hasher: foldhash::fast::RandomState,
 }
 
 /// What a join did to the registry.
@@ -97,10 +103,9 @@ impl Registry {
             return Subscribed::Full;
         }
         let mut rooms = self.rooms.write().expect("registry poisoned");
-        let entry = rooms.entry(room.to_string()).or_insert_with(|| Room {
-            members: Members::new(),
-            users: HashMap::new(),
-            relayed_seq: AtomicI64::new(NO_SEQ),
+        let entry = rooms.entry(room.to_string()).or_insert_with(|| {
+            *self.hashes().entry(self.hasher.hash_one(room.as_bytes())).or_default() += 1;
+            Room { members: Members::new(), users: HashMap::new(), relayed_seq: AtomicI64::new(NO_SEQ) }
         });
         entry.members.insert(connection.id(), connection.clone());
         let count = entry.users.entry(connection.user().to_string()).or_default();
@@ -130,6 +135,14 @@ impl Registry {
             }
             if entry.members.is_empty() {
                 rooms.remove(room);
+                let mut hashes = self.hashes();
+                let hash = self.hasher.hash_one(room.as_bytes());
+                if let Some(count) = hashes.get_mut(&hash) {
+                    *count -= 1;
+                    if *count == 0 {
+                        hashes.remove(&hash);
+                    }
+                }
             }
         }
         ::metrics::gauge!(prometheus::ROOMS_JOINED).decrement(1.0);
@@ -204,6 +217,21 @@ impl Registry {
 
     pub fn has_room(&self, room: &str) -> bool {
         self.rooms.read().expect("registry poisoned").contains_key(room)
+    }
+
+    /// Whether a room named by these bytes has listeners here. Most events
+    /// are of rooms that do not: they are told apart by the name's hash,
+    /// and only a name that matches one is checked to be UTF-8 and looked up.
+    pub fn has_room_named(&self, room: &[u8]) -> bool {
+        let hash = self.hasher.hash_one(room);
+        if !self.room_hashes.read().expect("registry poisoned").contains_key(&hash) {
+            return false;
+        }
+        std::str::from_utf8(room).is_ok_and(|room| self.has_room(room))
+    }
+
+    fn hashes(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, usize>> {
+        self.room_hashes.write().expect("registry poisoned")
     }
 
     pub fn has_user(&self, user: &str) -> bool {

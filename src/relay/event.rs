@@ -131,6 +131,13 @@ impl<'a> Event<'a> {
 /// A document's `room` and integer `seq`, read in one pass from its bytes:
 /// what a room event is routed on.
 pub fn room_and_seq(document: &[u8]) -> Option<(&str, i64)> {
+    let (room, seq) = room_bytes_and_seq(document)?;
+    Some((std::str::from_utf8(room).ok()?, seq))
+}
+
+/// The same, with the room's name as bytes not yet checked to be UTF-8:
+/// enough to skip a room nobody here listens to, which most events are.
+pub fn room_bytes_and_seq(document: &[u8]) -> Option<(&[u8], i64)> {
     // Matched against constant keys, which compile to a compare or two,
     // where `scan`'s keys only known at run time cost a call each.
     let (mut room, mut seq) = (None, None);
@@ -144,7 +151,7 @@ pub fn room_and_seq(document: &[u8]) -> Option<(&str, i64)> {
             break;
         }
     }
-    Some((room?.str()?, seq?.integer()?))
+    Some((room?.str_bytes()?, seq?.integer()?))
 }
 
 /// One element of a BSON document or array.
@@ -208,10 +215,6 @@ pub struct Value<'a> {
 }
 
 impl<'a> Value<'a> {
-    pub fn str(self) -> Option<&'a str> {
-        std::str::from_utf8(self.str_bytes()?).ok()
-    }
-
     /// A string's bytes, not yet checked to be UTF-8: its length with the
     /// terminating NUL comes first.
     fn str_bytes(self) -> Option<&'a [u8]> {
@@ -388,6 +391,6 @@ mod tests {
             let _ = scan(&bytes[..cut], [b"room", b"seq", b"body"]);
         }
         let [room] = scan(&bytes[..bytes.len() - 8], [b"room"]);
-        assert_eq!(room.and_then(Value::str), Some("r"));
+        assert_eq!(room.and_then(Value::str_bytes), Some(&b"r"[..]));
     }
 }

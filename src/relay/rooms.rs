@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bson::Bson;
 
-use super::event::{room_and_seq, Event, Operation};
+use super::event::{room_and_seq, room_bytes_and_seq, Event, Operation};
 use super::removals::RemovedSeqs;
 use crate::collections::id_string;
 use crate::fanout::{Change, Registry, RoomEvent};
@@ -54,7 +54,7 @@ impl RoomRelay {
                 return;
             }
         };
-        let Some((room, seq)) = room_and_seq(raw) else {
+        let Some((room, seq)) = room_bytes_and_seq(raw) else {
             if operation == Operation::Replace {
                 // Replaced by a document that is in no room any more: gone from its room.
                 return self.removed(event, received);
@@ -63,7 +63,7 @@ impl RoomRelay {
             return;
         };
         self.store.observe_seq(room, seq);
-        if !self.registry.has_room(room) {
+        if !self.registry.has_room_named(room) {
             return;
         }
         let change = if operation == Operation::Insert { Change::Insert } else { Change::Update };

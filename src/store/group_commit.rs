@@ -117,7 +117,7 @@ impl GroupCommit {
 
     /// Records a seq the change stream reported, so the next send to that room
     /// usually needs no lookup.
-    pub fn observe(&self, room: &str, seq: i64) {
+    pub fn observe(&self, room: &[u8], seq: i64) {
         self.writers.observe(room, seq);
     }
 
@@ -337,29 +337,33 @@ impl RoomWriter {
     }
 }
 
+type WritersByRoom = HashMap<Box<[u8]>, Arc<RoomWriter>>;
+
 /// The room writers of this process, by room.
 #[derive(Clone, Default)]
 struct RoomWriters {
-    rooms: Arc<Mutex<HashMap<String, Arc<RoomWriter>>>>,
+    /// Keyed by the name's bytes, so that the change stream can look a room
+    /// up before its name is checked to be UTF-8.
+    rooms: Arc<Mutex<WritersByRoom>>,
 }
 
 impl RoomWriters {
     fn writer(&self, room: &str) -> Arc<RoomWriter> {
         let mut rooms = self.rooms.lock().expect("seq writers poisoned");
-        if let Some(writer) = rooms.get(room) {
+        if let Some(writer) = rooms.get(room.as_bytes()) {
             return writer.clone();
         }
         if rooms.len() >= MAX_IDLE_WRITERS {
             rooms.retain(|_, w| Arc::strong_count(w) > 1);
         }
         let writer = Arc::new(RoomWriter::new());
-        rooms.insert(room.to_string(), writer.clone());
+        rooms.insert(room.as_bytes().into(), writer.clone());
         writer
     }
 
     /// Raises the hint of a room this process writes to; other rooms are ignored
     /// so the map grows with rooms written here, not with all rooms.
-    fn observe(&self, room: &str, seq: i64) {
+    fn observe(&self, room: &[u8], seq: i64) {
         let rooms = self.rooms.lock().expect("seq writers poisoned");
         if let Some(writer) = rooms.get(room) {
             writer.raise(seq);

@@ -16,7 +16,8 @@ const MAX_ROOMS: usize = 16_384;
 
 /// The newest seq seen, per room.
 pub(super) struct Heads {
-    rooms: Mutex<HashMap<String, i64>>,
+    /// Keyed by the name's bytes, as the change stream has them.
+    rooms: Mutex<HashMap<Box<[u8]>, i64>>,
 }
 
 impl Default for Heads {
@@ -30,7 +31,7 @@ impl Default for Heads {
 
 impl Heads {
     /// The change stream showed `seq` in `room`.
-    pub fn observe(&self, room: &str, seq: i64) {
+    pub fn observe(&self, room: &[u8], seq: i64) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(head) = rooms.get_mut(room) {
             *head = (*head).max(seq);
@@ -39,12 +40,12 @@ impl Heads {
         if rooms.len() >= MAX_ROOMS {
             rooms.clear();
         }
-        rooms.insert(room.to_string(), seq);
+        rooms.insert(room.into(), seq);
     }
 
     /// A seq the room's newest is known to be at or above, if one is known.
     pub fn at_least(&self, room: &str) -> Option<i64> {
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(room).copied()
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(room.as_bytes()).copied()
     }
 }
 
@@ -55,12 +56,12 @@ mod tests {
     #[test]
     fn a_head_only_rises_and_the_map_stays_bounded() {
         let heads = Heads::default();
-        heads.observe("r", 5);
-        heads.observe("r", 3);
+        heads.observe(b"r", 5);
+        heads.observe(b"r", 3);
         assert_eq!(heads.at_least("r"), Some(5));
         assert_eq!(heads.at_least("s"), None);
         for i in 0..MAX_ROOMS + 10 {
-            heads.observe(&format!("room{i}"), 1);
+            heads.observe(format!("room{i}").as_bytes(), 1);
         }
         assert!(heads.rooms.lock().unwrap().len() <= MAX_ROOMS);
     }

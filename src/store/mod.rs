@@ -134,7 +134,7 @@ impl Store {
 
     /// Records a seq the change stream reported, so the next send to that room
     /// usually needs no lookup.
-    pub fn observe_seq(&self, room: &str, seq: i64) {
+    pub fn observe_seq(&self, room: &[u8], seq: i64) {
         self.heads.observe(room, seq);
         self.commits.observe(room, seq);
     }
