@@ -68,11 +68,6 @@ impl Registry {
         Registry { max_memberships: Some(max), ..self }
     }
 
-    /// Rooms joined now, over all connections.
-    pub fn memberships(&self) -> usize {
-        self.memberships.load(Ordering::Acquire)
-    }
-
     /// Counts one more joined room, if the replica may hold it.
     fn take_membership(&self) -> bool {
         let max = self.max_memberships.unwrap_or(usize::MAX);
