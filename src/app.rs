@@ -163,6 +163,8 @@ impl Application {
             keep_alive_timeout: self.context.server.keep_alive_timeout,
             answer_timeout: self.context.server.write_timeout,
             connections: self.gate.connections.clone(),
+            // Past both of the relay's own deadlines, which close with a code.
+            user_timeout: Some(self.context.server.idle_timeout + self.context.server.write_timeout),
         };
         if let Some(listener) = self.metrics_listener {
             let metrics = routes::metrics_routes(self.gate.clone());

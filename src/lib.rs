@@ -5,10 +5,10 @@
 //!
 //! The event path: `relay` (change stream, event, dispatch) → `protocol`
 //! (one shared frame) → `fanout` (registry, listeners) → `session`
-//! (connection queue, outbox, writer) → `websocket` (socket). The send
-//! path: `websocket` → `session` (reader, validated by `protocol`) →
-//! `store` (group commit) → `session` (ack). `http` serves the public port
-//! and opens sessions.
+//! (connection queue, outbox, writer) → `websocket` (socket) or `sse`
+//! (event stream). The send path: `websocket` or `sse` (POSTs) → `session`
+//! (reader, validated by `protocol`) → `store` (group commit) → `session`
+//! (ack). `http` serves the public port and opens sessions.
 
 pub mod app;
 pub mod auth;
@@ -25,6 +25,7 @@ pub mod relay;
 pub mod session;
 pub mod settings;
 pub mod shutdown;
+pub mod sse;
 pub mod store;
 pub mod telemetry;
 pub mod websocket;

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const CONNECTIONS_OPEN: &str = "roomcast_connections_open";
+pub const SSE_STREAMS: &str = "roomcast_sse_streams_open";
 pub const ROOMS_JOINED: &str = "roomcast_rooms_joined";
 pub const FRAMES_IN: &str = "roomcast_frames_in_total";
 pub const FRAMES_OUT: &str = "roomcast_frames_out_total";
@@ -110,7 +111,8 @@ pub async fn keep_up(handle: PrometheusHandle, shutdown: tokio_util::sync::Cance
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_gauge!(CONNECTIONS_OPEN, "Open WebSocket connections.");
+    describe_gauge!(CONNECTIONS_OPEN, "Open sessions, over WebSocket or SSE.");
+    describe_gauge!(SSE_STREAMS, "Open SSE streams (GET /sse), against limits.max_sse_streams.");
     describe_gauge!(ROOMS_JOINED, "Room subscriptions, summed over connections.");
     describe_counter!(FRAMES_IN, "Frames received from clients, by type.");
     describe_counter!(FRAMES_OUT, "Frames written to clients, by type.");

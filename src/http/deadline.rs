@@ -29,6 +29,8 @@ pub struct HttpDeadline {
 struct Waiting {
     /// Requests received and not yet answered.
     answering: usize,
+    /// Answers streaming for a live session: no deadline runs meanwhile.
+    streaming: usize,
     /// Whether any request arrived: the next wait is a keep-alive's.
     answered_one: bool,
     /// When the connection last had no request to answer, or, while it
@@ -54,7 +56,7 @@ pub struct Answering(Arc<HttpDeadline>);
 impl HttpDeadline {
     /// A deadline for a connection accepted now.
     pub fn new(header_timeout: Duration, keep_alive_timeout: Duration, answer_timeout: Duration) -> Arc<Self> {
-        let waiting = Waiting { answering: 0, answered_one: false, since: Instant::now() };
+        let waiting = Waiting { answering: 0, streaming: 0, answered_one: false, since: Instant::now() };
         let state = watch::Sender::new(waiting);
         Arc::new(HttpDeadline { state, header_timeout, keep_alive_timeout, answer_timeout })
     }
@@ -72,6 +74,13 @@ impl HttpDeadline {
         Answering(self.clone())
     }
 
+    /// An answer streams for a live session: no deadline runs until the
+    /// guard is dropped, and the answer's own starts again then.
+    pub fn streaming(self: &Arc<Self>) -> Streaming {
+        self.state.send_modify(|waiting| waiting.streaming += 1);
+        Streaming(self.clone())
+    }
+
     /// Whether a request is being answered now.
     pub fn is_answering(&self) -> bool {
         self.state.borrow().answering > 0
@@ -82,6 +91,11 @@ impl HttpDeadline {
         let mut changes = self.state.subscribe();
         loop {
             let waiting = *changes.borrow_and_update();
+            if waiting.streaming > 0 {
+                // The sender lives in `self`, so the channel cannot close here.
+                let _ = changes.changed().await;
+                continue;
+            }
             let (limit, why) = if waiting.answering > 0 {
                 (self.answer_timeout, Expired::Answer)
             } else if waiting.answered_one {
@@ -95,6 +109,18 @@ impl HttpDeadline {
                 _ = changes.changed() => {}
             }
         }
+    }
+}
+
+/// An answer streaming for a live session; see `HttpDeadline::streaming`.
+pub struct Streaming(Arc<HttpDeadline>);
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.state.send_modify(|waiting| {
+            waiting.streaming -= 1;
+            waiting.since = Instant::now();
+        });
     }
 }
 
@@ -134,6 +160,19 @@ mod tests {
         drop(answering);
         assert_eq!(deadline.expired().await, Expired::KeepAlive);
         assert_eq!(answered_at.elapsed(), KEEP_ALIVE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_answer_has_no_deadline_until_its_session_ends() {
+        let deadline = HttpDeadline::new(HEADER, KEEP_ALIVE, ANSWER);
+        let _answering = deadline.answering();
+        let streaming = deadline.streaming();
+        let expired = tokio::time::timeout(ANSWER * 10, deadline.expired()).await;
+        assert!(expired.is_err(), "a live stream has no deadline");
+        let ended_at = Instant::now();
+        drop(streaming);
+        assert_eq!(deadline.expired().await, Expired::Answer);
+        assert_eq!(ended_at.elapsed(), ANSWER, "the rest of the stream has the answer's timeout");
     }
 
     #[tokio::test(start_paused = true)]

@@ -80,7 +80,8 @@ pub fn with_client_request(gate: Arc<Gate>) -> impl Filter<Extract = (ClientRequ
         })
 }
 
-fn check(gate: &Gate, request: ClientRequest) -> Result<Handshake, Rejection> {
+/// The checks of a handshake, in order; the opening it starts from.
+pub fn check(gate: &Gate, request: ClientRequest) -> Result<Handshake, Rejection> {
     let identity = identify(gate, &request)?;
     let context = &gate.sessions;
     if context.registry.user_connection_count(&identity.user) >= context.limits.max_connections_per_user {
@@ -107,6 +108,14 @@ pub fn identify(gate: &Gate, request: &ClientRequest) -> Result<Identity, Reject
             return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limited", message));
         }
     }
+    check_origin(gate, request)?;
+    gate.authenticator
+        .authenticate(&request.credentials())
+        .map_err(|error| refuse(StatusCode::UNAUTHORIZED, "unauthorized", error.reason(), error.to_string()))
+}
+
+/// The origin check of `server.allowed_origins` (403).
+pub fn check_origin(gate: &Gate, request: &ClientRequest) -> Result<(), Rejection> {
     let allowed = &gate.sessions.server.allowed_origins;
     if let Some(origin) = &request.origin {
         if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
@@ -114,19 +123,21 @@ pub fn identify(gate: &Gate, request: &ClientRequest) -> Result<Identity, Reject
             return Err(refuse(StatusCode::FORBIDDEN, "origin_not_allowed", "origin_not_allowed", message));
         }
     }
-    let param = |name: &str| request.param(name).map(str::to_string);
-    let credentials = Credentials {
-        header_token: request.authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).map(str::to_string),
-        protocol_token: request.protocols.as_deref().and_then(Credentials::token_from_protocols),
-        query_token: param("token"),
-        query_user: param("user"),
-    };
-    gate.authenticator
-        .authenticate(&credentials)
-        .map_err(|error| refuse(StatusCode::UNAUTHORIZED, "unauthorized", error.reason(), error.to_string()))
+    Ok(())
 }
 
 impl ClientRequest {
+    /// Whatever the request presents to prove who it is.
+    pub fn credentials(&self) -> Credentials {
+        let param = |name: &str| self.param(name).map(str::to_string);
+        Credentials {
+            header_token: self.authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).map(str::to_string),
+            protocol_token: self.protocols.as_deref().and_then(Credentials::token_from_protocols),
+            query_token: param("token"),
+            query_user: param("user"),
+        }
+    }
+
     /// A query parameter's value.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())

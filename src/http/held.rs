@@ -3,7 +3,10 @@
 //! bytes of a page, borrowed through the user's share of the pool). A route
 //! puts the latter in the response's extensions (`HeldUntilSent`); the
 //! server moves both into the response body (`AnswerBody`), which hyper
-//! drops once the body is written or the connection is gone.
+//! drops once the body is written or the connection is gone. An answer
+//! that streams for a session's life (`GET /sse`) carries a `StreamHold`
+//! instead: the server puts the connection's deadline guard in it, and the
+//! session drops that guard when it ends.
 
 use std::any::Any;
 use std::pin::Pin;
@@ -29,6 +32,32 @@ impl HeldUntilSent {
     /// What is held, taken out once.
     pub fn take(&self) -> Option<Held> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+/// What a streaming answer holds off until its session ends: the server
+/// puts guards in (`hold`), the session drops them (`release`), whichever
+/// comes first.
+#[derive(Clone, Default)]
+pub struct StreamHold(Arc<Mutex<Option<Vec<Held>>>>);
+
+impl StreamHold {
+    pub fn new() -> Self {
+        StreamHold(Arc::new(Mutex::new(Some(Vec::new()))))
+    }
+
+    /// Keeps `guard` until `release`; drops it at once if that came first.
+    pub fn hold(&self, guard: impl Any + Send + Sync) {
+        let mut held = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(guards) = held.as_mut() {
+            guards.push(Box::new(guard));
+        }
+    }
+
+    /// Drops what is held, and anything held from now on.
+    pub fn release(&self) {
+        let guards = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        drop(guards);
     }
 }
 

@@ -3,7 +3,8 @@
 //! address, answers `held` until sent) and runs the routes (`routes`).
 //! Every request that names a user is identified the same way
 //! (`handshake`, which knows the client by the rule of `client_addr`):
-//! `/ws` hands the socket to the WebSocket transport, and
+//! `/ws` hands the socket to the WebSocket transport, `/sse` and its POSTs
+//! carry a session over the SSE transport (`sse`), and
 //! `GET /v1/rooms/{room}/messages` answers a page of `history`.
 
 mod client_addr;
@@ -14,6 +15,7 @@ mod held;
 mod history;
 pub mod routes;
 pub mod server;
+mod sse;
 
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ pub struct Gate {
     pub trusted_proxies: TrustedProxies,
     /// The connections not upgraded yet, per address.
     pub connections: Arc<HttpConnections>,
+    /// The open SSE streams, by session id.
+    pub streams: Arc<crate::sse::Streams>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -53,6 +57,7 @@ impl Gate {
             )),
             connections: HttpConnections::new(limits.http_connections_per_ip, trusted_proxies.clone()),
             trusted_proxies,
+            streams: crate::sse::Streams::new(limits.max_sse_streams),
             metrics: crate::prometheus::install(),
         })
     }

@@ -17,8 +17,16 @@ use crate::websocket::upgrade::{self, NotAnUpgrade, Upgrade};
 /// Every HTTP endpoint the public port answers, as docs/protocol.md's input
 /// table names them: a test holds the table to this list, and the list to
 /// the routes below.
-pub const ENDPOINTS: [&str; 6] =
-    ["GET /ws", "GET /v1/rooms/{room}/messages", "GET /healthz", "GET /readyz", "GET /metrics", "GET /{file}"];
+pub const ENDPOINTS: [&str; 8] = [
+    "GET /ws",
+    "GET /sse",
+    "POST /sse/{session}",
+    "GET /v1/rooms/{room}/messages",
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /{file}",
+];
 
 /// Every route the server answers.
 pub fn routes(gate: Arc<Gate>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
@@ -54,8 +62,9 @@ pub fn routes(gate: Arc<Gate>) -> impl Filter<Extract = (impl Reply,), Error = I
         Some(dir) => warp::fs::dir(dir).boxed(),
         None => warp::any().and_then(|| async { Err::<warp::fs::File, _>(warp::reject::not_found()) }).boxed(),
     });
-    let history = super::history::route(gate);
-    websocket.or(history).or(healthz).or(readyz).or(metrics).or(pages).recover(rejection_to_json)
+    let history = super::history::route(gate.clone());
+    let sse = super::sse::routes(gate);
+    websocket.or(sse).or(history).or(healthz).or(readyz).or(metrics).or(pages).recover(rejection_to_json)
 }
 
 /// `GET /metrics` alone, for `server.metrics_port`.

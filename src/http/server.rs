@@ -26,7 +26,7 @@ use warp::{Filter, Reply};
 
 use super::connections::HttpConnections;
 use super::deadline::{Expired, HttpDeadline};
-use super::held::{AnswerBody, HeldUntilSent};
+use super::held::{AnswerBody, HeldUntilSent, StreamHold};
 use crate::prometheus;
 use crate::websocket::upgrade::PendingUpgrade;
 
@@ -55,6 +55,11 @@ pub struct HttpBounds {
     pub answer_timeout: Duration,
     /// How many each address may hold (`limits.http_connections_per_ip`).
     pub connections: Arc<HttpConnections>,
+    /// How long the kernel waits for a peer to acknowledge what it was
+    /// sent, or to open its window, before it ends the connection
+    /// (`server.idle_timeout` plus `server.write_timeout`: the relay's own
+    /// timeouts, which close with a code, come first).
+    pub user_timeout: Option<Duration>,
 }
 
 /// Serves `routes` on `listener` until `stop` completes, then stops accepting
@@ -106,14 +111,25 @@ pub async fn serve<F>(
         // Frames are small and latency-bound: Nagle's algorithm against delayed
         // ACKs would stall back-to-back small writes by about 40 ms.
         let _ = stream.set_nodelay(true);
+        if let Some(timeout) = bounds.user_timeout {
+            // A peer that acknowledges nothing for this long is gone: the
+            // kernel ends the connection, which is how a stream without
+            // pongs (`GET /sse`) learns that its client vanished.
+            let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(timeout));
+        }
         let routes = routes.clone();
         let bounds = bounds.clone();
         let stopping = stopping.clone();
+        // Shared with the requests: a stream that becomes a session leaves the count.
+        let counted = Arc::new(std::sync::Mutex::new(Some(counted)));
         connections.spawn(async move {
             let deadline = HttpDeadline::new(bounds.header_timeout, bounds.keep_alive_timeout, bounds.answer_timeout);
             let requests = deadline.clone();
+            let in_count = counted.clone();
             let service = hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
                 let answering = requests.answering();
+                let streams = requests.clone();
+                let in_count = in_count.clone();
                 let upgrade = hyper::upgrade::on(&mut request);
                 request.extensions_mut().insert(PendingUpgrade::new(upgrade));
                 request.extensions_mut().insert(PeerAddr(peer));
@@ -123,6 +139,12 @@ pub async fn serve<F>(
                     // written: the body keeps it, and what the route held.
                     let response = answer.await?;
                     let held = response.extensions().get::<HeldUntilSent>().and_then(HeldUntilSent::take);
+                    if let Some(hold) = response.extensions().get::<StreamHold>() {
+                        // A session now: timed by its own rules, and counted
+                        // among the replica's connections, not this address's.
+                        hold.hold(streams.streaming());
+                        drop(in_count.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
+                    }
                     Ok::<_, std::convert::Infallible>(response.map(|body| AnswerBody::new(body, answering, held)))
                 }
             });
@@ -160,7 +182,7 @@ pub async fn serve<F>(
             if let Some(Err(error)) = served {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }
-            // Upgraded or closed: either way it leaves the HTTP phase.
+            // Upgraded, streaming or closed: either way it leaves the HTTP phase.
             drop(counted);
         });
     }

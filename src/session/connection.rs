@@ -91,6 +91,12 @@ impl Reservation {
         self.bytes
     }
 
+    /// A reservation of the same connection charging nothing yet: what a
+    /// transport charges bytes it takes in for the connection with.
+    pub fn empty_like(&self) -> Reservation {
+        Reservation { connection: self.connection.clone(), bytes: 0 }
+    }
+
     /// Adds another reservation of the same connection to this one.
     pub fn absorb(&mut self, mut other: Reservation) {
         debug_assert!(Arc::ptr_eq(&self.connection, &other.connection));

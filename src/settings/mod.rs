@@ -259,6 +259,10 @@ pub struct LimitSettings {
     pub user_pool_bytes: usize,
     /// Open WebSocket connections per replica; more handshakes get 503.
     pub max_connections: usize,
+    /// Of those, how many may be SSE streams (`GET /sse`), which hold the
+    /// HTTP server's buffers too (docs/operations.md, "Memory"); 0 turns
+    /// SSE off.
+    pub max_sse_streams: usize,
     pub max_rooms_per_connection: usize,
     /// Rooms joined at once over all connections of a replica; each costs
     /// memory of its own (docs/operations.md, "Memory").

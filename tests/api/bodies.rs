@@ -6,6 +6,7 @@ use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, stored_seqs, unique_database};
 
 #[tokio::test]

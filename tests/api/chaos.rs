@@ -16,6 +16,7 @@ use futures::TryStreamExt;
 
 use crate::chatter::Chatter;
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::db::{DbOptions, DbServer};
 use crate::helpers::{mongo_at, spawn_app, unique_database, RelayProcess, RECOVER_FAST};
 

@@ -149,32 +149,6 @@ impl Client {
         }
     }
 
-    pub async fn join(&mut self, room: &str) -> Value {
-        self.send(json!({"type": "join", "room": room})).await;
-        self.wait_for(|f| f["type"] == "joined" && f["room"] == room).await
-    }
-
-    pub async fn join_since(&mut self, room: &str, since: i64) -> Value {
-        self.send(json!({"type": "join", "room": room, "since": since})).await;
-        self.wait_for(|f| f["type"] == "joined" && f["room"] == room).await
-    }
-
-    /// Sends a message and returns its ack.
-    pub async fn post(&mut self, room: &str, client_id: &str, body: Value) -> Value {
-        self.send(json!({"type": "send", "room": room, "client_id": client_id, "body": body})).await;
-        self.wait_for(|f| (f["type"] == "ack" || f["type"] == "error") && f_ref_client(f) == client_id).await
-    }
-
-    /// Waits for the message frame of a room with the given seq.
-    pub async fn message(&mut self, room: &str, seq: i64) -> Value {
-        self.wait_for(|f| f["type"] == "message" && f["room"] == room && f["seq"] == seq).await
-    }
-
-    /// Waits for the error frame that answers the last request.
-    pub async fn error(&mut self) -> Value {
-        self.wait_for(|f| f["type"] == "error").await
-    }
-
     /// Every message frame of a room seen so far, in arrival order.
     pub fn messages(&self, room: &str) -> Vec<&Value> {
         self.seen.iter().filter(|f| f["type"] == "message" && f["room"] == room).collect()
@@ -189,6 +163,53 @@ impl Client {
     pub async fn ping(&mut self) {
         self.send(json!({"type": "ping"})).await;
         self.wait_for(|f| f["type"] == "pong").await;
+    }
+}
+
+/// What a test says to the relay and waits to hear back, over whichever
+/// transport: the shared steps of a conversation, in terms of the two
+/// things each client does its own way.
+#[allow(async_fn_in_trait)] // used by the tests alone, never as `dyn`
+pub trait Conversation {
+    async fn send(&mut self, frame: Value);
+
+    /// The earliest frame that matches and no earlier call returned.
+    async fn wait_for(&mut self, matches: impl Fn(&Value) -> bool) -> Value;
+
+    async fn join(&mut self, room: &str) -> Value {
+        self.send(json!({"type": "join", "room": room})).await;
+        self.wait_for(|f| f["type"] == "joined" && f["room"] == room).await
+    }
+
+    async fn join_since(&mut self, room: &str, since: i64) -> Value {
+        self.send(json!({"type": "join", "room": room, "since": since})).await;
+        self.wait_for(|f| f["type"] == "joined" && f["room"] == room).await
+    }
+
+    /// Sends a message and returns its ack.
+    async fn post(&mut self, room: &str, client_id: &str, body: Value) -> Value {
+        self.send(json!({"type": "send", "room": room, "client_id": client_id, "body": body})).await;
+        self.wait_for(|f| (f["type"] == "ack" || f["type"] == "error") && f_ref_client(f) == client_id).await
+    }
+
+    /// Waits for the message frame of a room with the given seq.
+    async fn message(&mut self, room: &str, seq: i64) -> Value {
+        self.wait_for(|f| f["type"] == "message" && f["room"] == room && f["seq"] == seq).await
+    }
+
+    /// Waits for the error frame that answers the last request.
+    async fn error(&mut self) -> Value {
+        self.wait_for(|f| f["type"] == "error").await
+    }
+}
+
+impl Conversation for Client {
+    async fn send(&mut self, frame: Value) {
+        Client::send(self, frame).await
+    }
+
+    async fn wait_for(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
+        Client::wait_for(self, matches).await
     }
 }
 

@@ -2,6 +2,7 @@ use bson::doc;
 use futures::TryStreamExt;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, stored_seqs, unique_database};
 
 #[tokio::test]

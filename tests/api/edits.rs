@@ -2,6 +2,7 @@ use bson::doc;
 use bson::oid::ObjectId;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::helpers::spawn_app;
 
 #[tokio::test]

@@ -3,6 +3,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::client::Conversation;
 use crate::helpers::{http_get, spawn_app};
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::helpers::spawn_app;
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::client::Conversation;
 use crate::client::PATIENCE;
 use crate::helpers::{http_get, mongo, spawn_app, unique_database};
 use crate::operations::metric;

@@ -6,6 +6,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, unique_database, RelayProcess};
 
 #[tokio::test]

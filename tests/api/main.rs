@@ -6,6 +6,7 @@ mod chatter;
 mod client;
 mod db;
 mod helpers;
+mod sse_client;
 
 /// The project's root, where `config/` and `.dev/` are.
 pub fn project_dir() -> std::path::PathBuf {
@@ -39,5 +40,6 @@ mod security;
 mod sends;
 mod setup_script;
 mod slow;
+mod sse;
 mod timeouts;
 mod trust;

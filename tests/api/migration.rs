@@ -11,6 +11,7 @@ use mongodb::{Collection, IndexModel};
 use serde_json::json;
 use std::future::IntoFuture;
 
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, unique_database};
 
 /// Prepares `database` as an older roomcast left it: its two unique

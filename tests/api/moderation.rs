@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use serde_json::{json, Value};
 
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, stored_seqs, unique_database, TestApp};
 use crate::operations::metric;
 

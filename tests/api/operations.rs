@@ -5,6 +5,7 @@ use bson::doc;
 use futures::TryStreamExt;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::db::{DbOptions, DbServer};
 use crate::helpers::{http_get, mongo, spawn_app, unique_database, wait_for_http, RECOVER_FAST};
 

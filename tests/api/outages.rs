@@ -4,6 +4,7 @@
 use bson::doc;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::db::{DbOptions, DbServer};
 use crate::helpers::{spawn_app, wait_for_http, RECOVER_FAST};
 

@@ -20,6 +20,7 @@ use futures::TryStreamExt;
 use roomcast::settings::RoomPolicy;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::db::stops_scans_at_limits;
 use crate::helpers::{http_get_json, spawn_app};
 

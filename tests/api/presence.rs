@@ -9,6 +9,7 @@ use roomcast::settings::RoomPolicy;
 use serde_json::{json, Value};
 
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, unique_database, wait_for_total};
 use crate::operations::metric;
 

@@ -8,6 +8,7 @@ use roomcast::settings::{JwtAlgorithm, RoomPolicy};
 use serde_json::{json, Value};
 
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::helpers::{http_get_json, mongo, spawn_app, unique_database};
 use crate::security::{claims, jwt, sign};
 

@@ -4,6 +4,7 @@ use bson::doc;
 use serde_json::{json, Value};
 
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, unique_database};
 
 fn numbers(frames: Vec<&Value>) -> Vec<i64> {

@@ -1,6 +1,7 @@
 use bson::doc;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::helpers::{spawn_app, unique_database};
 
 #[tokio::test]

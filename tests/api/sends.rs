@@ -1,6 +1,7 @@
 use bson::doc;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::helpers::{spawn_app, stored_seqs, unique_database};
 use crate::operations::metric;
 

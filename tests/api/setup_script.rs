@@ -9,6 +9,7 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 use serde_json::json;
 
+use crate::client::Conversation;
 use crate::helpers::{mongo, spawn_app, unique_database};
 use crate::migration::listed_indexes;
 

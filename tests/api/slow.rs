@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::helpers::{spawn_app, wait_for_http};
 
 fn now_micros() -> i64 {

@@ -9,6 +9,7 @@ use roomcast::settings::{JwtAlgorithm, RoomPolicy};
 use serde_json::{json, Value};
 
 use crate::client::Client;
+use crate::client::Conversation;
 use crate::helpers::{http_get_json, spawn_app};
 use crate::security::{claims, jwt, sign};
 
