@@ -18,6 +18,9 @@ const $ = (id) => document.getElementById(id);
 const HISTORY = 100;
 const ROOM_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const USER_NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
+/** The library picks WebSocket, or SSE where WebSocket does not get through; `?transport=sse` forces one, to try it. */
+const TRANSPORT = ['auto', 'websocket', 'sse'].find((name) => name === new URLSearchParams(location.search).get('transport')) ?? 'auto';
+const TRANSPORT_LABELS = { websocket: 'via WebSocket', sse: 'via SSE' };
 
 let saved = storage.load();
 let client = null;
@@ -78,6 +81,7 @@ function signIn() {
   client = connect(new URL('/ws', location.href).href, {
     user: saved.mode === 'user' ? saved.user : undefined,
     token: saved.mode === 'token' ? saved.token : undefined,
+    transport: TRANSPORT,
     // A reload recovers the notifications that arrived in between.
     cursors: saved.cursors,
   });
@@ -176,6 +180,12 @@ const CLOSE_REASONS = {
 function setConnection({ state, attempt, delay, code }) {
   const box = $('connection');
   box.dataset.state = state;
+  // The client says which transport before it says `open`.
+  const transport = state === 'open' ? client?.transport : null;
+  box.dataset.transport = transport ?? '';
+  $('connection-transport').hidden = !transport;
+  $('connection-transport').textContent = TRANSPORT_LABELS[transport] ?? '';
+  $('connection-transport').title = transport === 'sse' ? 'Server-Sent Events: WebSocket does not get through this network' : '';
   clearInterval(countdown);
   $('retry-now').hidden = state !== 'waiting';
   const text = $('connection-text');

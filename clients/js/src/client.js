@@ -1,8 +1,9 @@
 // One logical connection to a roomcast relay that outlives any number of
-// sockets. After every disconnect it follows docs/protocol.md, "Reconnecting
-// without loss": reconnect with backoff and jitter, pass the last
-// notification cursor of each route, re-join each room from the highest seq
-// held, and resend every unacknowledged write with its original client_id.
+// connections, each over a WebSocket or SSE (see transports/). After every
+// disconnect it follows docs/protocol.md, "Reconnecting without loss":
+// reconnect with backoff and jitter, pass the last notification cursor of
+// each route, re-join each room from the highest seq held, and resend every
+// unacknowledged write with its original client_id.
 // The read side (markers, unread counts, pages of older messages and of
 // notifications) lives in reading.js and requests.js, who is present and
 // typing in presence.js, and replies.js tells which frame an error answers;
@@ -18,14 +19,12 @@ import { Reading } from './reading.js';
 import { Replies } from './replies.js';
 import { Requests } from './requests.js';
 import { RoomState } from './room.js';
-import { connectionUrl } from './url.js';
+import { dial, TransportChoice, transportMode } from './transports/index.js';
 
 export { RoomcastError };
-
-export const SUBPROTOCOL = 'roomcast.v1';
+export { SUBPROTOCOL } from './transports/websocket.js';
 
 const ROOM_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
-const OPEN = 1;
 /** Notification ids remembered to drop a replayed duplicate. */
 const SEEN_NOTIFICATIONS = 1000;
 
@@ -43,7 +42,12 @@ export class RoomcastClient extends Emitter {
   #address;
   #options;
   #WebSocket;
-  #socket = null;
+  #fetch;
+  /** Which transport each connection uses (see transports/choice.js). */
+  #choice;
+  /** The connection's transport: a WebSocketTransport or an SseTransport. */
+  #transport = null;
+  #transportName = null;
   #state = 'idle';
   #closed = false;
   #everOpened = false;
@@ -72,9 +76,11 @@ export class RoomcastClient extends Emitter {
       retry: { ...DEFAULTS.retry, ...options.retry },
     };
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
-    if (!this.#WebSocket) {
-      throw new TypeError('no WebSocket implementation: pass options.WebSocket (for example from the "ws" package)');
-    }
+    // Called as a function: a browser's fetch must not be called on another object.
+    const fetch = options.fetch ?? globalThis.fetch;
+    this.#fetch = fetch && ((...args) => fetch(...args));
+    const mode = transportMode(options.transport, { WebSocket: this.#WebSocket, fetch: this.#fetch });
+    this.#choice = new TransportChoice(mode, { fallback: options.fallback });
     for (const [route, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(route, cursor);
     const retry = this.#options.retry;
     const isOpen = () => this.#isOpen();
@@ -112,6 +118,11 @@ export class RoomcastClient extends Emitter {
   /** 'idle', 'connecting', 'open', 'waiting' (backoff before a retry) or 'closed'. */
   get state() {
     return this.#state;
+  }
+
+  /** 'websocket' or 'sse': the transport of the connection open now, or of the last one; null before the first opened. */
+  get transport() {
+    return this.#transportName;
   }
 
   /** The last notification cursor of each route; pass as `cursors` to a later client to recover. */
@@ -278,16 +289,8 @@ export class RoomcastClient extends Emitter {
     this.#closed = true;
     for (const timer of Object.values(this.#timers)) clearTimeout(timer);
     clearInterval(this.#timers.heartbeat);
-    const socket = this.#socket;
-    this.#socket = null;
-    if (socket) {
-      detach(socket);
-      try {
-        socket.close(1000);
-      } catch {
-        // Already closing.
-      }
-    }
+    this.#transport?.close(1000);
+    this.#transport = null;
     const closed = new RoomcastError('closed', 'the client was closed');
     for (const write of this.#outbox.all()) this.#failWrite(write, closed.code, closed.message);
     for (const entry of this.#rooms.values()) {
@@ -314,40 +317,40 @@ export class RoomcastClient extends Emitter {
       return;
     }
     if (this.#closed) return;
-    const url = connectionUrl(this.#address, { user: this.#options.user, cursors: this.#cursors });
-    // Browsers cannot set headers on a WebSocket: the token travels as a
-    // subprotocol, and the relay answers with roomcast.v1 alone.
-    const protocols = token ? [SUBPROTOCOL, `bearer.${token}`] : [SUBPROTOCOL];
-    let socket;
+    const kind = this.#choice.next();
+    let transport;
     try {
-      socket = new this.#WebSocket(url, protocols);
+      const { user, sseUrl, maxFrameBytes } = this.#options;
+      const platform = { WebSocket: this.#WebSocket, fetch: this.#fetch };
+      transport = dial(kind, { address: this.#address, token, user, cursors: this.#cursors, sseUrl, maxFrameBytes, ...platform });
     } catch (error) {
-      this.emit('error', new RoomcastError('connect_failed', `cannot open ${url}: ${error?.message ?? error}`));
-      this.#scheduleReconnect({});
+      this.emit('error', new RoomcastError('connect_failed', `cannot open a ${kind} connection: ${error?.message ?? error}`));
+      this.#scheduleReconnect({}, this.#choice.failed(kind));
       return;
     }
-    this.#socket = socket;
-    this.#timers.connect = setTimeout(() => this.#abandon(socket, 'connect timeout'), this.#options.connectTimeout);
-    socket.onopen = () => this.#opened(socket);
-    socket.onmessage = (event) => this.#received(socket, event.data);
-    socket.onclose = (event) => this.#dropped(socket, event.code, event.reason);
-    // Browsers follow an error with a close event, but not every
-    // implementation does (Node 20's fails a refused connection with an
-    // error alone), so the error ends the socket itself. Its close code is
-    // 1006 either way.
-    socket.onerror = () => this.#abandon(socket, 'connection error', 1006);
+    this.#transport = transport;
+    const timeout = this.#choice.connectTimeout(kind, this.#options.connectTimeout);
+    this.#timers.connect = setTimeout(() => this.#abandon(transport, 'connect timeout'), timeout);
+    transport.onopen = () => this.#opened(transport);
+    transport.onmessage = (text) => this.#received(transport, text);
+    transport.onclose = (code, reason) => this.#dropped(transport, code, reason);
   }
 
-  #opened(socket) {
-    if (socket !== this.#socket) return;
+  #opened(transport) {
+    if (transport !== this.#transport) return;
     clearTimeout(this.#timers.connect);
     this.#everOpened = true;
+    this.#choice.opened(transport.name);
+    if (this.#transportName !== transport.name) {
+      this.#transportName = transport.name;
+      this.emit('transport', transport.name);
+    }
     // Only a connection that stays up resets the backoff; one that a sick
     // server accepts and drops at once keeps backing off.
     this.#timers.stable = setTimeout(() => {
       this.#attempt = 0;
     }, this.#options.backoff.resetAfter);
-    this.#startHeartbeat(socket);
+    this.#startHeartbeat(transport);
     this.#setState('open', {});
     for (const entry of this.#rooms.values()) {
       if (entry.wanted) this.#sendJoin(entry, this.#joinSince(entry));
@@ -360,10 +363,11 @@ export class RoomcastClient extends Emitter {
     this.#requests.opened();
   }
 
-  #dropped(socket, code, reason) {
-    if (socket !== this.#socket) return;
-    detach(socket);
-    this.#socket = null;
+  #dropped(transport, code, reason) {
+    if (transport !== this.#transport) return;
+    this.#transport = null;
+    // Still 'connecting': the connection never opened.
+    const fallBack = this.#state !== 'open' && this.#choice.failed(transport.name);
     for (const name of ['connect', 'stable', 'deadline']) {
       clearTimeout(this.#timers[name]);
       this.#timers[name] = null;
@@ -388,36 +392,32 @@ export class RoomcastClient extends Emitter {
     if (code === 4001) {
       this.emit('error', new RoomcastError('token_expired', 'the token expired; reconnecting with a fresh one'));
     }
-    this.#scheduleReconnect({ code, reason });
+    this.#scheduleReconnect({ code, reason }, fallBack);
   }
 
-  /** Gives up on a socket that does not answer, without waiting for a close handshake. */
-  #abandon(socket, reason, code = undefined) {
-    if (socket !== this.#socket) return;
-    detach(socket);
-    try {
-      socket.close();
-    } catch {
-      // Not open yet, or already closing.
-    }
-    this.#dropped(socket, code, reason);
+  /** Gives up on a connection that does not answer, without waiting for a close handshake. */
+  #abandon(transport, reason) {
+    if (transport !== this.#transport) return;
+    transport.close();
+    this.#dropped(transport, undefined, reason);
   }
 
-  #scheduleReconnect({ code, reason }) {
-    const delay = backoffDelay(this.#attempt, this.#options.backoff);
-    this.#attempt += 1;
+  /** `now`: the other transport is tried at once, as part of the same attempt. */
+  #scheduleReconnect({ code, reason }, now = false) {
+    const delay = now ? 0 : backoffDelay(this.#attempt, this.#options.backoff);
+    if (!now) this.#attempt += 1;
     this.#setState('waiting', { attempt: this.#attempt, delay, code, reason });
     this.#timers.reconnect = setTimeout(() => this.#connect(), delay);
   }
 
-  #startHeartbeat(socket) {
+  #startHeartbeat(transport) {
     // The relay pings us, but a browser cannot see those pings: our own ping
     // is how a half-open connection (a dead network path) gets noticed.
     this.#timers.heartbeat = setInterval(() => {
       this.#replies.ping(() => {});
       // Any frame clears the deadline; one already running is not pushed back.
       this.#timers.deadline ??= setTimeout(
-        () => this.#abandon(socket, 'heartbeat timeout'),
+        () => this.#abandon(transport, 'heartbeat timeout'),
         this.#options.heartbeatTimeout,
       );
     }, this.#options.heartbeatInterval);
@@ -429,17 +429,17 @@ export class RoomcastClient extends Emitter {
   }
 
   #isOpen() {
-    return this.#socket !== null && this.#socket.readyState === OPEN && this.#state === 'open';
+    return this.#transport !== null && this.#transport.isOpen && this.#state === 'open';
   }
 
   #transmit(frame) {
-    this.#socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    this.#transport.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
   // ---- frames from the relay ----
 
-  #received(socket, data) {
-    if (socket !== this.#socket) return;
+  #received(transport, data) {
+    if (transport !== this.#transport) return;
     // Any frame proves the connection alive.
     clearTimeout(this.#timers.deadline);
     this.#timers.deadline = null;
@@ -622,7 +622,7 @@ export class RoomcastClient extends Emitter {
       history: new RoomState(name, { maxMessages: this.#options.maxMessagesPerRoom }),
       /** The application wants to be in the room. */
       wanted: true,
-      /** Joined on the current socket. */
+      /** Joined on the current connection. */
       joinedHere: false,
       everJoined: false,
       inFlight: false,
@@ -769,9 +769,4 @@ export class RoomcastClient extends Emitter {
 
 function invalidRoom(room) {
   return new RoomcastError('invalid_room', 'room names are 1 to 128 characters of A-Z a-z 0-9 . _ : -', { room });
-}
-
-function detach(socket) {
-  socket.onopen = socket.onmessage = socket.onclose = null;
-  socket.onerror = () => {};
 }

@@ -80,7 +80,7 @@ export interface StateChange {
   attempt?: number;
   /** 'waiting': milliseconds before the next attempt. */
   delay?: number;
-  /** 'waiting': the close code of the connection that ended (4001: token expired, 4008: slow consumer, 1001: server going away). */
+  /** 'waiting': the close code of the connection that ended (4001: token expired, 4008: slow consumer, 1001: server going away); over SSE, the relay's `close` frame's, or 1006 for a stream that ended without one. */
   code?: number;
   reason?: string;
 }
@@ -209,6 +209,20 @@ export interface Backoff {
   resetAfter?: number;
 }
 
+/** How a connection reaches the relay: 'auto' tries WebSocket and falls back to SSE. */
+export type TransportOption = 'auto' | 'websocket' | 'sse';
+
+/** The transport of a connection. */
+export type TransportName = 'websocket' | 'sse';
+
+/** When 'auto' gives up on WebSocket and tries SSE, at once: whichever bound is met first. */
+export interface Fallback {
+  /** WebSocket connections in a row that did not open. Default 2. */
+  tries?: number;
+  /** Ms spent waiting for them to open, backoff waits not counted; a WebSocket still opening then is given up. Default 5000. */
+  after?: number;
+}
+
 export interface ConnectOptions {
   /** A JWT, or a function returning one (called before every connection, so it can refresh). */
   token?: string | (() => string | Promise<string>);
@@ -218,6 +232,19 @@ export interface ConnectOptions {
   cursors?: Record<string, string>;
   /** A WebSocket constructor where there is no global one (for example `ws` on Node < 22). */
   WebSocket?: unknown;
+  /**
+   * 'auto' (the default): WebSocket, and SSE once WebSocket did not open
+   * within `fallback`; after SSE opened on a client whose WebSocket never
+   * did, SSE only; after a WebSocket opened once, WebSocket first again
+   * after every drop. 'websocket' or 'sse': that one only.
+   */
+  transport?: TransportOption;
+  /** When 'auto' falls back to SSE. Default `{tries: 2, after: 5000}`. */
+  fallback?: Fallback;
+  /** The SSE stream's URL (`GET`); by default the WebSocket URL with `/ws` replaced by `/sse`, over http(s). */
+  sseUrl?: string;
+  /** A fetch function for SSE where there is no global one. */
+  fetch?: (input: string, init?: object) => Promise<unknown>;
   backoff?: Backoff;
   /** Delays for retrying rate-limited or unavailable writes and joins. Default base 250, cap 5000. */
   retry?: { base?: number; cap?: number };
@@ -229,7 +256,7 @@ export interface ConnectOptions {
   heartbeatTimeout?: number;
   /** Oldest messages beyond this are forgotten. Default 5000. */
   maxMessagesPerRoom?: number;
-  /** Writes larger than this are refused locally, as the relay would close the connection. Default 81920, the relay's default limits.max_frame_bytes. */
+  /** Writes larger than this are refused locally, as the relay would close the connection; over SSE, also the largest body of a POST of frames. Default 81920, the relay's default limits.max_frame_bytes. */
   maxFrameBytes?: number;
   /** How long another user shows as typing after their last typing frame, ms. Default 5000 (TYPING_TIMEOUT). */
   typingTimeout?: number;
@@ -267,11 +294,15 @@ export interface Events {
   presence: (info: PresenceInfo) => void;
   /** The set of other users typing in a room changed (someone started, stopped by timeout, sent a message or left). */
   typing: (info: TypingInfo) => void;
+  /** A connection opened over another transport than the last one (the first connection included), just before `state` says `open`. */
+  transport: (name: TransportName) => void;
 }
 
 export declare class RoomcastClient {
   constructor(url: string, options?: ConnectOptions);
   readonly state: ConnectionState;
+  /** The transport of the connection open now, or of the last one; null before the first opened. */
+  readonly transport: TransportName | null;
   readonly cursors: Record<string, string>;
   on<E extends keyof Events>(event: E, handler: Events[E]): () => void;
   once<E extends keyof Events>(event: E, handler: Events[E]): () => void;
@@ -303,6 +334,8 @@ export declare class RoomcastClient {
 
 export declare const SUBPROTOCOL: 'roomcast.v1';
 export declare const DEFAULT_BACKOFF: Readonly<Required<Backoff>>;
+/** When 'auto' falls back to SSE: `{tries: 2, after: 5000}`. */
+export declare const DEFAULT_FALLBACK: Readonly<Required<Fallback>>;
 /** At most one `typing` frame per room this often, ms (2000, the relay's default limits.typing_interval). */
 export declare const TYPING_INTERVAL: number;
 /** How long another user shows as typing after their last typing frame by default, ms (5000). */

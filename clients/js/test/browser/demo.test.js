@@ -2,8 +2,9 @@
 // on a real database: two people chat, one reloads, notifications reach the
 // right page only, a relay restart loses nothing, reading a room in one tab
 // clears its badge in the others, older messages and notifications load a
-// page at a time, and each page shows who is in the room and who is typing.
-// Screenshots of each stage go to test/artifacts/.
+// page at a time, each page shows who is in the room and who is typing, and
+// behind a proxy that blocks WebSocket the page chats over SSE. Screenshots
+// of each stage go to test/artifacts/.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import { connect } from '../../src/index.js';
 import { startDatabase } from '../support/database.js';
 import { JWT_ENV, token } from '../support/jwt.js';
 import { artifactsDir } from '../support/paths.js';
+import { HttpProxy } from '../support/proxy.js';
 import { Relay } from '../support/relay.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -48,16 +50,18 @@ function newBrowser() {
 }
 
 /** Another tab of the same browser: it shares localStorage, so it signs in as the same person. */
-async function openTab(context, user) {
+async function openTab(context, user, url = relay.httpUrl) {
   const page = await context.newPage();
   page.on('pageerror', (error) => pageErrors.push(`${user}: ${error.message}`));
   page.on('console', (message) => {
-    // Chromium logs every refused connection while the relay is down.
-    if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) {
+    // Chromium logs every refused connection while the relay is down: the
+    // WebSockets, and the SSE streams the client tries after two of them.
+    const refused = /WebSocket connection to .* failed|net::ERR_CONNECTION_REFUSED/;
+    if (message.type() === 'error' && !refused.test(message.text())) {
       pageErrors.push(`${user}: ${message.text()}`);
     }
   });
-  await page.goto(relay.httpUrl);
+  await page.goto(url);
   return page;
 }
 
@@ -185,6 +189,10 @@ step('two people chat in a room', { timeout: 60_000 }, async () => {
   await signIn(pages.alice, 'alice');
   pages.bob = await openPage('bob');
   await signIn(pages.bob, 'bob');
+  for (const page of [pages.alice, pages.bob]) {
+    await page.locator('#connection[data-transport="websocket"]').waitFor(WAIT);
+    assert.equal(await page.locator('#connection-transport').textContent(), 'via WebSocket');
+  }
 
   await send(pages.alice, 'Hello bob!');
   await message(pages.bob, 'Hello bob!').waitFor(WAIT);
@@ -465,6 +473,36 @@ step('a room too large to list shows how many people are in it', { timeout: 60_0
     for (const context of contexts) await context.close();
     await crowded.close();
   }
+});
+
+step('behind a proxy that blocks WebSocket, the page chats over SSE and says so', { timeout: 60_000 }, async () => {
+  const { alice } = pages;
+  // As a corporate proxy does: plain HTTP passes, WebSocket upgrades are refused.
+  const proxy = await HttpProxy.start(relay, { upgrades: 'refuse' });
+  const context = await newBrowser();
+  try {
+    const ivan = await openTab(context, 'ivan', proxy.httpUrl);
+    await signIn(ivan, 'ivan');
+    await ivan.locator('#connection[data-transport="sse"]').waitFor(WAIT);
+    assert.equal(await ivan.locator('#connection-transport').textContent(), 'via SSE');
+    assert.equal(proxy.upgradesAsked, 2, 'two WebSocket tries, then SSE');
+
+    // Presence goes both ways between the two transports.
+    await ivan.locator('#member-list li[data-user="alice"]').waitFor(WAIT);
+    await alice.locator('#member-list li[data-user="ivan"]').waitFor(WAIT);
+    await send(ivan, 'Hello from behind a strict proxy');
+    await message(alice, 'Hello from behind a strict proxy').waitFor(WAIT);
+    await send(alice, 'Welcome, ivan: SSE works too.');
+    await message(ivan, 'SSE works too.').waitFor(WAIT);
+    await typeUntil(alice, 'Typing to ivan', ivan.locator('#typing', { hasText: 'alice is typing…' }));
+    await alice.getByLabel('Message', { exact: true }).fill('');
+    assert.ok(proxy.requests.some(({ method, path }) => method === 'POST' && path.startsWith('/sse/')), 'frames went up in POSTs');
+    await shoot(ivan, '6-sse');
+  } finally {
+    await context.close();
+    await proxy.close();
+  }
+  await alice.locator('#member-list li[data-user="ivan"]').waitFor({ state: 'detached', ...WAIT });
 });
 
 step('the chat page passes automated accessibility checks', {}, async () => {

@@ -28,9 +28,14 @@ export function useRelays() {
       relays.push(relay);
       return relay;
     },
-    /** A library client of `user` on `relay` (local mode), closed after the test. */
+    /**
+     * A library client of `user` on `relay` (local mode), closed after the
+     * test. One given a WebSocket (a Network's) uses nothing else unless
+     * told: its SSE fallback would go around the faults the Network makes.
+     */
     client(relay, user, options = {}) {
-      const client = connect(relay.wsUrl(user), options);
+      const transport = options.WebSocket ? 'websocket' : undefined;
+      const client = connect(relay.wsUrl(user), { transport, ...options });
       clients.push(client);
       return client;
     },
