@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const CONNECTIONS_OPEN: &str = "roomcast_connections_open";
+pub const RECOVERY_SCANS: &str = "roomcast_recovery_scans_total";
+pub const RECOVERY_SCANS_RUNNING: &str = "roomcast_recovery_scans_running";
+pub const RECOVERY_SCANS_PEAK: &str = "roomcast_recovery_scans_peak";
 pub const SSE_STREAMS: &str = "roomcast_sse_streams_open";
 pub const ROOMS_JOINED: &str = "roomcast_rooms_joined";
 pub const FRAMES_IN: &str = "roomcast_frames_in_total";
@@ -112,6 +115,12 @@ pub async fn keep_up(handle: PrometheusHandle, shutdown: tokio_util::sync::Cance
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(CONNECTIONS_OPEN, "Open sessions, over WebSocket or SSE.");
+    describe_counter!(
+        RECOVERY_SCANS,
+        "Notification recoveries read from MongoDB's history, by result: recovered, busy, too_old, too_large, history_lost, timed_out, failed."
+    );
+    describe_gauge!(RECOVERY_SCANS_RUNNING, "Recoveries reading MongoDB's history now, against recovery.max_scans.");
+    describe_gauge!(RECOVERY_SCANS_PEAK, "The most recoveries that read MongoDB's history at once since the start.");
     describe_gauge!(SSE_STREAMS, "Open SSE streams (GET /sse), against limits.max_sse_streams.");
     describe_gauge!(ROOMS_JOINED, "Room subscriptions, summed over connections.");
     describe_counter!(FRAMES_IN, "Frames received from clients, by type.");

@@ -89,6 +89,9 @@ pub struct Replay {
     /// The newest position the ring held: anything at or below it that still
     /// arrives live was part of this replay or not for this user.
     pub high_water: Position,
+    /// Whether the ring knows where its stream is: before the route's
+    /// stream started, nothing tells what a replay must cover.
+    pub started: bool,
 }
 
 /// The recent notifications of one user route.
@@ -150,7 +153,7 @@ impl Ring {
         let frames = covered.then(|| {
             state.entries.iter().filter(|e| e.position > after && e.user == user).map(|e| e.frame.clone()).collect()
         });
-        Replay { frames, high_water }
+        Replay { frames, high_water, started: state.floor.is_some() }
     }
 }
 

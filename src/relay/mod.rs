@@ -10,6 +10,7 @@ mod event;
 mod markers;
 mod members;
 mod presence;
+mod recall;
 mod removals;
 mod rooms;
 mod route;
@@ -31,6 +32,7 @@ use crate::recovery::Ring;
 use crate::settings::{RoomPolicy, Settings};
 use crate::store::Store;
 
+pub use recall::{Recall, Unrecovered};
 pub use route::{Audience, Route};
 
 /// The running routes of one process.

@@ -155,6 +155,26 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The pipeline that reads one user's events of a user route back from
+    /// the route's history: the route's own `$match`, narrowed to the user.
+    /// Events of transactions pass too, and so does any event after
+    /// `until`: the first tells where each of the user's events stands
+    /// among its transaction's (as the route's stream numbers them), the
+    /// second that the history was read up to `until`.
+    pub fn history_pipeline(&self, user: bson::Bson, until: bson::Timestamp) -> Option<Vec<Document>> {
+        let Audience::User { key, .. } = &self.audience else { return None };
+        let mut relayed = vec![doc! { "operationType": { "$in": &self.operations } }];
+        relayed.extend(self.filter.clone());
+        relayed.push(doc! { "$or": [
+            { format!("fullDocument.{key}"): user },
+            { "txnNumber": { "$exists": true } },
+            { "clusterTime": { "$gt": until } },
+        ] });
+        Some(vec![doc! { "$match": { "$and": relayed } }])
+    }
+}
+
 /// Keeps of the document before the change only what routes a delete or a
 /// replace and what a removed message's frame shows, and nothing on other
 /// events: an update event would otherwise carry the document twice (as it

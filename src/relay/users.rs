@@ -77,30 +77,12 @@ impl UserRelay {
 
     /// The document's frame, or its stub when it is too large to relay.
     fn frame(&self, raw: &RawDocument, cursor: &str) -> Option<Frame> {
-        let stub = |frame: Frame| {
+        let (frame, stub) = notification_frame(&self.route, raw, cursor, self.max_document_bytes)?;
+        if stub {
             self.too_large.increment(1);
             tracing::warn!(route = %self.route, cursor, "notification too large to relay; relayed as a stub");
-            Some(frame)
-        };
-        if raw.as_bytes().len() > self.max_document_bytes {
-            let id = raw.get("_id").ok().flatten().and_then(|id| bson::Bson::try_from(id.to_raw_bson()).ok());
-            return stub(protocol::notification_stub(
-                &self.route,
-                Some(cursor),
-                &id.as_ref().map(id_string).unwrap_or_default(),
-            ));
         }
-        let document = match Document::try_from(raw) {
-            Ok(document) => document,
-            Err(error) => {
-                tracing::warn!(route = %self.route, %error, "document is not valid BSON; not relayed");
-                return None;
-            }
-        };
-        match protocol::notification(&self.route, Some(cursor), document, self.max_document_bytes) {
-            (frame, true) => stub(frame),
-            (frame, false) => Some(frame),
-        }
+        Some(frame)
     }
 
     /// The stream starts over at `start`: the ring knows nothing before it,
@@ -115,8 +97,32 @@ impl UserRelay {
     }
 }
 
+/// A route's document as its `notification` frame, and whether that is a
+/// stub (the document is too large to relay); `None` for a document that
+/// is not valid BSON.
+pub fn notification_frame(
+    route: &str,
+    raw: &RawDocument,
+    cursor: &str,
+    max_document_bytes: usize,
+) -> Option<(Frame, bool)> {
+    if raw.as_bytes().len() > max_document_bytes {
+        let id = raw.get("_id").ok().flatten().and_then(|id| bson::Bson::try_from(id.to_raw_bson()).ok());
+        let id = id.as_ref().map(id_string).unwrap_or_default();
+        return Some((protocol::notification_stub(route, Some(cursor), &id), true));
+    }
+    let document = match Document::try_from(raw) {
+        Ok(document) => document,
+        Err(error) => {
+            tracing::warn!(route, %error, "document is not valid BSON; not relayed");
+            return None;
+        }
+    };
+    Some(protocol::notification(route, Some(cursor), document, max_document_bytes))
+}
+
 /// The user a document is for: its key, if it has the route's key type.
-fn user_of(raw: &RawDocument, key: &str, key_type: KeyType) -> Option<String> {
+pub fn user_of(raw: &RawDocument, key: &str, key_type: KeyType) -> Option<String> {
     match (raw.get(key).ok()??, key_type) {
         (RawBsonRef::String(user), KeyType::String) => Some(user.to_string()),
         (RawBsonRef::ObjectId(user), KeyType::ObjectId) => Some(user.to_hex()),

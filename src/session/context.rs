@@ -17,7 +17,7 @@ use crate::presence::Tracker;
 use crate::protocol::BodyLimits;
 use crate::recovery::Ring;
 use crate::relay::{Audience, Route};
-use crate::settings::{AuthSettings, KeyType, LimitSettings, ServerSettings, Settings};
+use crate::settings::{AuthSettings, KeyType, LimitSettings, RecoverySettings, ServerSettings, Settings};
 use crate::store::Store;
 
 /// What the relay shares with the sessions: the routes' recovery rings and health.
@@ -50,6 +50,11 @@ pub struct Context {
     pub user_routes: HashMap<String, Route>,
     /// The presence of rooms with local listeners.
     pub tracker: Arc<Tracker>,
+    pub recovery: RecoverySettings,
+    /// Recoveries reading MongoDB's history now, against `recovery.max_scans`.
+    pub scans: tokio::sync::Semaphore,
+    /// The most of them at once so far.
+    pub scans_peak: AtomicUsize,
     mongo_timeout: std::time::Duration,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
@@ -121,6 +126,9 @@ impl Context {
             routes: relay.routes,
             user_routes: relay.user_routes,
             tracker: relay.tracker,
+            recovery: settings.recovery.clone(),
+            scans: tokio::sync::Semaphore::new(settings.recovery.max_scans),
+            scans_peak: AtomicUsize::new(0),
             mongo_timeout: settings.mongo.timeout,
             shutdown,
             sessions: TaskTracker::new(),

@@ -1,14 +1,19 @@
 //! Notification recovery at connect time: each `since_cursor` names a user
 //! route and a position in its stream. The routes to recover are held
-//! before the connection is registered for its user, and released once the
-//! route's ring was read, as a join does for a room. A recovery is charged
-//! to the connection like a replay; one that does not fit says
+//! before the connection is registered for its user, and released once
+//! what was missed is read, as a join does for a room: from the route's
+//! ring, or, for a cursor the ring does not cover, from MongoDB's own
+//! history (`relay::Recall`), within `recovery.max_scans` at once and
+//! `recovery.max_scan_span` back. A recovery is charged to the connection
+//! like a replay; one that does not fit, or that neither can answer, says
 //! `recovered: false`.
 
 use super::outbound::Outbound;
 use super::Session;
+use crate::prometheus;
 use crate::protocol::{self, ErrorCode, Frame, Refusal, ServerFrame};
-use crate::recovery::Position;
+use crate::recovery::{Position, Replay};
+use crate::relay::{Recall, Unrecovered};
 
 impl Session {
     /// Registers the connection for its user's notifications, recovering what
@@ -39,12 +44,18 @@ impl Session {
         }
         for (route, after) in recoveries {
             let replay = self.context.rings[&route].replay(&self.connection.user, after);
+            let high_water = replay.high_water;
+            let missed = match replay.frames {
+                Some(frames) => Some(frames),
+                // Boxed: it runs once, and its state would sit in every task.
+                None => Box::pin(self.recall(&route, after, &replay)).await,
+            };
             // Charged like a join's replay, within limits.max_replay_bytes and
             // without waiting; a recovery that does not fit is refused whole,
             // never cut silently.
             let mut reservation = self.connection.empty_reservation();
             let max = self.context.limits.max_replay_bytes;
-            let missed = replay.frames.filter(|frames| {
+            let missed = missed.filter(|frames| {
                 let bytes: usize = frames.iter().map(Frame::len).sum();
                 bytes <= max && reservation.try_grow(bytes)
             });
@@ -52,8 +63,69 @@ impl Session {
             let Some(for_answer) = self.connection.reserve(answer.len()).await else { return };
             reservation.absorb(for_answer);
             let frames = std::iter::once(answer).chain(missed.unwrap_or_default()).collect();
-            let item = Outbound::RecoveryReady { route, frames, high_water: replay.high_water };
+            let item = Outbound::RecoveryReady { route, frames, high_water };
             self.connection.queue_reserved(item, reservation).await;
         }
+    }
+
+    /// What the ring does not hold, read from MongoDB's history: `None`
+    /// when the cursor is older than `recovery.max_scan_span`, the replica
+    /// reads `recovery.max_scans` histories already, or the history cannot
+    /// answer in `recovery.scan_timeout` or within the replay's bytes.
+    async fn recall(&self, route: &str, after: Position, replay: &Replay) -> Option<Vec<Frame>> {
+        let settings = &self.context.recovery;
+        let outcome = |result: &'static str| {
+            ::metrics::counter!(prometheus::RECOVERY_SCANS, "result" => result).increment(1);
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let age = now.saturating_sub(std::time::Duration::from_secs(after.time.into()));
+        if !replay.started || age >= settings.max_scan_span {
+            outcome("too_old");
+            return None;
+        }
+        let Ok(_permit) = self.context.scans.try_acquire() else {
+            outcome("busy");
+            return None;
+        };
+        let running = self.context.recovery.max_scans - self.context.scans.available_permits();
+        ::metrics::gauge!(prometheus::RECOVERY_SCANS_RUNNING).set(running as f64);
+        let peak = self.context.scans_peak.fetch_max(running, std::sync::atomic::Ordering::Relaxed).max(running);
+        ::metrics::gauge!(prometheus::RECOVERY_SCANS_PEAK).set(peak as f64);
+        let recall = Recall {
+            route: self.context.user_routes.get(route)?,
+            user: &self.connection.user,
+            after,
+            until: replay.high_water,
+            max_bytes: self.context.limits.max_replay_bytes,
+            max_document_bytes: self.context.limits.max_document_bytes,
+        };
+        let read = tokio::time::timeout(settings.scan_timeout, recall.read(self.context.store.database())).await;
+        let result = match read {
+            Ok(Ok(frames)) => {
+                outcome("recovered");
+                Some(frames)
+            }
+            Ok(Err(Unrecovered::HistoryLost)) => {
+                outcome("history_lost");
+                None
+            }
+            Ok(Err(Unrecovered::TooLarge)) => {
+                outcome("too_large");
+                None
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(route, %error, "cannot recover notifications from the history");
+                outcome("failed");
+                None
+            }
+            Err(_) => {
+                outcome("timed_out");
+                None
+            }
+        };
+        drop(_permit);
+        let running = self.context.recovery.max_scans - self.context.scans.available_permits();
+        ::metrics::gauge!(prometheus::RECOVERY_SCANS_RUNNING).set(running as f64);
+        result
     }
 }

@@ -306,6 +306,17 @@ pub struct RecoverySettings {
     pub max_events: usize,
     /// Most bytes of frames kept per user route, whatever the window.
     pub max_bytes: usize,
+    /// Past the ring, a cursor is recovered from MongoDB's own history (a
+    /// change stream from the cursor's time): at most this many such
+    /// scans at once per replica; more answer `recovered: false`.
+    pub max_scans: usize,
+    /// The oldest cursor a scan goes back to, from now; older ones answer
+    /// `recovered: false` without a scan.
+    #[serde(with = "humantime_serde")]
+    pub max_scan_span: Duration,
+    /// How long one scan may take in all.
+    #[serde(with = "humantime_serde")]
+    pub scan_timeout: Duration,
 }
 
 /// `presence`: how replicas tell each other they are alive.

@@ -16,7 +16,7 @@ use crate::protocol::{CloseReason, Frame};
 use crate::session::{Batch, FrameWriter, WriteError};
 
 /// The most bytes of one piece.
-pub const PIECE: usize = 16 * 1024;
+pub const PIECE: usize = 8 * 1024;
 
 pub struct StreamWriter<'a> {
     link: &'a Link,

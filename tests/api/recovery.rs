@@ -49,9 +49,10 @@ async fn a_reconnect_inside_the_window_recovers_every_missed_notification_once()
 }
 
 #[tokio::test]
-async fn outside_the_window_the_reply_says_recovered_false() {
+async fn a_cursor_the_ring_no_longer_holds_is_recovered_from_the_databases_history() {
     for adjust in [
         (|s: &mut roomcast::Settings| s.recovery.max_events = 2) as fn(&mut roomcast::Settings),
+        // Older than recovery.window: the ring keeps nothing at all.
         |s: &mut roomcast::Settings| s.recovery.window = std::time::Duration::ZERO,
     ] {
         let app = spawn_app().with(adjust).await;
@@ -61,11 +62,110 @@ async fn outside_the_window_the_reply_says_recovered_false() {
         watcher.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 4).await;
         let mut back = Client::connect_query(app.port, &format!("user=bob&since_cursor={}", encode(&cursor))).await;
         let recovery = back.wait_for(|f| f["type"] == "recovery").await;
+        assert_eq!(recovery["recovered"], true);
+        app.notifications().insert_one(doc! {"user": "bob", "n": 5}).await.unwrap();
+        back.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 5).await;
+        assert_eq!(numbers(back.notifications()), [2, 3, 4, 5], "exactly what was missed, then live, once each");
+        // Each recovered frame carries the cursor it had live.
+        let live: Vec<&Value> =
+            watcher.notifications().into_iter().filter(|f| f["data"]["n"].as_i64() >= Some(2)).collect();
+        let recovered: Vec<&Value> = back.notifications().into_iter().take(3).collect();
+        for (live, recovered) in live.iter().zip(&recovered) {
+            assert_eq!(live["cursor"], recovered["cursor"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_from_before_a_relay_restart_is_recovered_exactly_by_the_restarted_relay() {
+    let database = unique_database();
+    let mut before = spawn_app().database(&database).process().await;
+    let mut bob = before.client("bob").await;
+    bob.ping().await;
+    let notifications = mongo(&database).await.collection::<bson::Document>("notifications");
+    notifications.insert_one(doc! {"user": "bob", "n": 1}).await.unwrap();
+    let cursor = bob.wait_for(|f| f["type"] == "notification").await["cursor"].clone();
+    drop(bob);
+    before.terminate().await;
+    // Missed while no relay ran at all.
+    for (user, n) in [("bob", 2), ("amy", 9), ("bob", 3)] {
+        notifications.insert_one(doc! {"user": user, "n": n}).await.unwrap();
+    }
+    let after = spawn_app().database(&database).process().await;
+    let query = format!("user=bob&since_cursor={}", encode(&cursor));
+    let mut back = Client::connect_query(after.port, &query).await;
+    let recovery = back.wait_for(|f| f["type"] == "recovery").await;
+    assert_eq!(recovery, json!({"type": "recovery", "route": "notifications", "recovered": true}));
+    notifications.insert_one(doc! {"user": "bob", "n": 4}).await.unwrap();
+    back.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 4).await;
+    assert_eq!(numbers(back.notifications()), [2, 3, 4]);
+}
+
+#[tokio::test]
+async fn past_the_scan_span_or_with_every_scan_taken_the_reply_says_recovered_false() {
+    for adjust in [
+        (|s: &mut roomcast::Settings| s.recovery.max_scans = 0) as fn(&mut roomcast::Settings),
+        |s: &mut roomcast::Settings| s.recovery.max_scan_span = std::time::Duration::ZERO,
+    ] {
+        let app = spawn_app()
+            .with(move |s| {
+                adjust(s);
+                s.recovery.window = std::time::Duration::ZERO;
+            })
+            .await;
+        let (cursor, _watcher) = miss_two(app.port, &app.notifications()).await;
+        let mut back = Client::connect_query(app.port, &format!("user=bob&since_cursor={}", encode(&cursor))).await;
+        let recovery = back.wait_for(|f| f["type"] == "recovery").await;
         assert_eq!(recovery["recovered"], false);
         app.notifications().insert_one(doc! {"user": "bob", "n": 5}).await.unwrap();
         back.wait_for(|f| f["type"] == "notification" && f["data"]["n"] == 5).await;
         assert_eq!(numbers(back.notifications()), [5], "no silent partial recovery");
     }
+}
+
+#[tokio::test]
+async fn two_hundred_reconnects_at_once_read_the_history_within_the_scan_bound() {
+    let database = unique_database();
+    let relay = spawn_app()
+        .database(&database)
+        .set_all(&[("recovery.window", "0s"), ("recovery.max_scans", "4"), ("limits.max_connections_per_user", "300")])
+        .process()
+        .await;
+    let (cursor, _watcher) = miss_two(relay.port, &mongo(&database).await.collection("notifications")).await;
+    let query = format!("user=bob&since_cursor={}", encode(&cursor));
+    let reconnects = (0..200).map(|_| {
+        let query = query.clone();
+        let port = relay.port;
+        tokio::spawn(async move {
+            let mut client = Client::connect_query(port, &query).await;
+            let recovered = client.wait_for(|f| f["type"] == "recovery").await["recovered"] == true;
+            client.ping().await;
+            (recovered, numbers(client.notifications()))
+        })
+    });
+    let answers = futures::future::join_all(reconnects).await;
+    let mut recovered = 0;
+    for answer in answers {
+        let (ok, numbers) = answer.unwrap();
+        if ok {
+            recovered += 1;
+            assert_eq!(numbers, [2, 3], "a recovery is exact");
+        } else {
+            assert!(numbers.is_empty(), "or refused whole: {numbers:?}");
+        }
+    }
+    let metrics = relay.metrics().await;
+    let peak = metric(&metrics, "roomcast_recovery_scans_peak");
+    assert!(peak <= 4.0, "at most recovery.max_scans at once: {peak}");
+    let scans = |result: &str| metric(&metrics, &format!(r#"roomcast_recovery_scans_total{{result="{result}"}}"#));
+    assert_eq!(scans("recovered"), recovered as f64);
+    assert_eq!(scans("recovered") + scans("busy"), 200.0, "every reconnect was answered, none queued");
+    eprintln!("200 reconnects: {recovered} recovered from the history, {} refused as busy", scans("busy"));
+}
+
+/// A metric's value in Prometheus text, 0 when absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
 }
 
 #[tokio::test]
