@@ -1,22 +1,26 @@
 // The roomcast demo: a chat page on the roomcast-client library, with no
 // build step. The library does the hard part (reconnects, rejoins from the
 // last seq, resends with the same client_id, recovers notifications); this
-// file turns its events into a page: signing in, the room list, and the
-// wiring of conversation.js (the room shown), members.js (who is in it),
-// typing.js (who is typing there) and notifications.js.
+// file turns its events into a page: signing in, joining and leaving
+// rooms, and the wiring of rooms.js (the room list), conversation.js (the
+// room shown), members.js (who is in it), typing.js (who is typing there),
+// notifications.js, views.js (one section at a time on a phone) and
+// tabs.js (the same person's other tabs).
 
 import { connect } from './roomcast-client/index.js';
 import { conversation } from './conversation.js';
 import { membersPanel } from './members.js';
 import { notificationsPanel } from './notifications.js';
+import { roomList, roomNameProblem } from './rooms.js';
 import * as storage from './storage.js';
-import { element, failureToast, toast } from './render.js';
+import { failureToast, toast } from './render.js';
+import { otherTabs } from './tabs.js';
 import { typingLine } from './typing.js';
+import { sectionViews } from './views.js';
 
 const $ = (id) => document.getElementById(id);
 /** Messages fetched when a room is joined (or re-joined after a reload). */
 const HISTORY = 100;
-const ROOM_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const USER_NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
 /** The library picks WebSocket, or SSE where WebSocket does not get through; `?transport=sse` forces one, to try it. */
 const TRANSPORT = ['auto', 'websocket', 'sse'].find((name) => name === new URLSearchParams(location.search).get('transport')) ?? 'auto';
@@ -25,6 +29,8 @@ const TRANSPORT_LABELS = { websocket: 'via WebSocket', sse: 'via SSE' };
 let saved = storage.load();
 let client = null;
 let me = null;
+/** Tells the same person's other tabs about the rooms joined and left here. */
+let tabs = null;
 /** room → a warning about its history, shown above its messages. */
 const roomNotes = new Map();
 let countdown = null;
@@ -36,10 +42,24 @@ const shown = conversation({
 });
 const members = membersPanel({ client: () => client, me: () => me, room: () => saved.current });
 const typing = typingLine({ client: () => client, room: () => saved.current });
+const views = sectionViews();
 const notifications = notificationsPanel({
   client: () => client,
   saved: () => saved,
   save: () => storage.save(saved),
+});
+const rooms = roomList({
+  client: () => client,
+  saved: () => saved,
+  select: (room) => {
+    selectRoom(room);
+    views.showConversation();
+  },
+  leave: (room) => {
+    leaveRoom(room);
+    tabs?.left(room);
+  },
+  unreadElsewhere: views.roomsUnread,
 });
 
 // ---- signing in and out ----
@@ -86,9 +106,15 @@ function signIn() {
     cursors: saved.cursors,
   });
   wire(client);
+  tabs = otherTabs(me ?? 'token user', {
+    joined: (room) => saved.rooms.includes(room) || joinRoom(room, { select: false }),
+    left: (room) => saved.rooms.includes(room) && leaveRoom(room),
+  });
   for (const room of saved.rooms) joinRoom(room, { select: false });
   selectRoom(saved.current ?? saved.rooms[0] ?? null);
+  views.show('conversation');
   notifications.render();
+  notifications.checkOlder();
   // The rooms read on other devices (or in other tabs) are this page's too,
   // unless you left them here.
   client
@@ -109,6 +135,8 @@ function signIn() {
 function signOut() {
   client?.close();
   client = null;
+  tabs?.close();
+  tabs = null;
   storage.forget();
   saved = storage.load();
   roomNotes.clear();
@@ -127,11 +155,10 @@ function wire(client) {
   // Who is here and who is typing, for the room shown.
   client.on('presence', ({ room }) => room === saved.current && members.render());
   client.on('typing', ({ room }) => room === saved.current && typing.render());
-  client.on('message', (message) => {
-    if (message.room === saved.current) shown.renderMessage(message);
-  });
+  // Every room's: a body that changes in a room not shown is marked when it is.
+  client.on('message', (message, { previous }) => shown.renderMessage(message, { previous }));
   // Unread counts follow the read markers the relay keeps for every device.
-  client.on('unread', ({ room }) => renderBadge(room));
+  client.on('unread', ({ room }) => rooms.renderBadge(room));
   client.on('joined', ({ room, rejoin, historyLost, reset }) => {
     if (historyLost) roomNotes.set(room, 'Some older messages are not shown: more were sent while you were away than the relay replays.');
     if (reset) roomNotes.set(room, 'This room’s history changed on the server, so it was reloaded.');
@@ -145,6 +172,7 @@ function wire(client) {
   client.on('notification', (notification) => {
     saved.cursors = client.cursors;
     notifications.received(notification);
+    views.notificationArrived();
   });
   // Notifications the relay could not replay are still in the collection.
   client.on('recovery', ({ recovered }) => {
@@ -220,7 +248,7 @@ function joinRoom(room, { select = true } = {}) {
     },
   );
   if (select) selectRoom(room);
-  else renderRooms();
+  else rooms.render();
 }
 
 function dropRoom(room) {
@@ -246,43 +274,10 @@ function selectRoom(room) {
   $('draft').placeholder = room ? `Message #${room}` : 'Join a room first';
   $('composer').querySelector('button').disabled = !room;
   $('draft').disabled = !room;
-  renderRooms();
+  rooms.render();
   shown.render();
   members.render();
   typing.render({ quietly: true });
-}
-
-/** The unread count of a room other than the one shown, from the user's read marker. */
-function badge(room) {
-  const unread = room === saved.current ? 0 : client.room(room).unread;
-  return unread ? element('span', { class: 'unread', 'aria-label': `${unread} unread` }, String(unread)) : null;
-}
-
-/** Updates one room's badge in place, so focus in the list stays where it is. */
-function renderBadge(room) {
-  const button = $('room-list').querySelector(`li[data-room="${CSS.escape(room)}"] .room`);
-  if (!button) return;
-  button.querySelector('.unread')?.remove();
-  const node = badge(room);
-  if (node) button.append(node);
-}
-
-function renderRooms() {
-  const items = saved.rooms.map((room) => {
-    return element(
-      'li',
-      { class: room === saved.current ? 'current' : '', dataset: { room } },
-      element(
-        'button',
-        { type: 'button', class: 'room', 'aria-current': room === saved.current ? 'page' : null, onclick: () => selectRoom(room) },
-        element('span', { class: 'hash', 'aria-hidden': 'true' }, '#'),
-        element('span', { class: 'room-name' }, room),
-        badge(room),
-      ),
-      element('button', { type: 'button', class: 'leave', 'aria-label': `Leave ${room}`, title: `Leave ${room}`, onclick: () => leaveRoom(room) }, '×'),
-    );
-  });
-  $('room-list').replaceChildren(...items);
 }
 
 function submit({ kind, room, clientId, id, body }) {
@@ -311,8 +306,9 @@ $('signin-form').addEventListener('submit', (event) => {
     $('token').focus();
     return;
   }
-  if (room && !ROOM_NAME.test(room)) {
-    error.textContent = 'Room names are letters, digits and . _ : - only.';
+  const problem = room ? roomNameProblem(room) : null;
+  if (problem) {
+    error.textContent = problem;
     $('first-room').focus();
     return;
   }
@@ -330,22 +326,40 @@ for (const radio of document.querySelectorAll('input[name=mode]')) {
 }
 
 $('sign-out').addEventListener('click', signOut);
+// On a phone the message box is in the Chat section, which may not be the one shown.
+document.querySelector('.skip-link').addEventListener('click', () => views.show('conversation'));
 $('retry-now').addEventListener('click', () => client?.reconnectNow());
 // Back online: no reason to wait for the backoff.
 window.addEventListener('online', () => client?.reconnectNow());
 
+/** Shows (or, with null, clears) what is wrong with the name typed in the join form, next to it. */
+function joinError(problem) {
+  $('room-name-error').textContent = problem ?? '';
+  if (problem) $('room-name').setAttribute('aria-invalid', 'true');
+  else $('room-name').removeAttribute('aria-invalid');
+}
+
 $('join-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const room = $('room-name').value.trim();
-  if (!ROOM_NAME.test(room)) {
-    toast($('toasts'), 'Room names are 1 to 128 letters, digits and . _ : - only.');
+  const problem = roomNameProblem(room);
+  joinError(problem);
+  if (problem) {
+    $('room-name').focus();
     return;
   }
   $('room-name').value = '';
-  if (saved.rooms.includes(room)) selectRoom(room);
-  else joinRoom(room);
+  if (saved.rooms.includes(room)) {
+    selectRoom(room);
+  } else {
+    joinRoom(room);
+    tabs?.joined(room);
+  }
+  views.showConversation();
   $('draft').focus();
 });
+// Typing again clears a complaint about what was there.
+$('room-name').addEventListener('input', () => joinError(null));
 
 $('composer').addEventListener('submit', (event) => {
   event.preventDefault();

@@ -2,9 +2,13 @@
 // readers announce only what is new), the writes not acknowledged yet,
 // older messages a page at a time when the reader scrolls to the top, and
 // marking the room read once its newest message is on screen, which the
-// relay passes on to every tab and device of the user.
+// relay passes on to every tab and device of the user. The list's first
+// item is the edge of the history ("Load older messages", or "This is the
+// start of #room"), so it scrolls away with the messages; day separators
+// (days.js) go before each day's first message.
 
-import { bodyText, editForm, failureToast, messageItem, pendingItem, prependKeepingScroll, toast } from './render.js';
+import { atEachMidnight, syncDays } from './days.js';
+import { bodyText, deleteConfirmation, editForm, failureToast, messageItem, pendingItem, prependKeepingScroll, toast } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 /** Older messages fetched per page. */
@@ -23,13 +27,20 @@ export function conversation(page) {
   /** The room whose older messages are being fetched. */
   let loadingOlder = null;
   const list = $('messages');
+  const edge = $('history-edge');
+  /**
+   * room → the seqs whose body changed while this page held them. A
+   * moderation tool that replaces a document may leave no edited_at, and
+   * the reader should still see that the text is not what it was.
+   */
+  const changed = new Map();
 
   function messageNode(message) {
-    const client = page.client();
     return messageItem(message, {
       mine: message.author === page.me(),
+      changed: changed.get(message.room)?.has(message.seq) ?? false,
       onEdit: () => startEdit(message),
-      onDelete: () => client.delete(message.room, message.id).catch((error) => toast($('toasts'), error.message)),
+      onDelete: () => confirmDelete(message),
     });
   }
 
@@ -38,15 +49,24 @@ export function conversation(page) {
     const note = room ? page.note(room) : undefined;
     $('room-note').hidden = !note;
     $('room-note').textContent = note ?? '';
-    list.replaceChildren(...(room ? page.client().messages(room).map(messageNode) : []));
+    list.replaceChildren(edge, ...(room ? page.client().messages(room).map(messageNode) : []));
     renderPending();
     renderHistoryEdge();
     list.scrollTop = list.scrollHeight;
     markSeenRead();
   }
 
-  /** Inserts or replaces one message, keeping seq order. */
-  function renderMessage(message) {
+  /** Notes a message whose body is not the one shown before (`previous`: the version it replaces). */
+  function noteChange(message, previous) {
+    if (!previous || message.deleted || JSON.stringify(message.body) === JSON.stringify(previous.body)) return;
+    if (!changed.has(message.room)) changed.set(message.room, new Set());
+    changed.get(message.room).add(message.seq);
+  }
+
+  /** Inserts or replaces one message, keeping seq order; `previous` is the version it replaces, if any. */
+  function renderMessage(message, { previous } = {}) {
+    noteChange(message, previous);
+    if (message.room !== page.room()) return;
     const nearEnd = isNearEnd();
     const node = messageNode(message);
     const existing = list.querySelector(`li[data-seq="${message.seq}"]`);
@@ -56,6 +76,7 @@ export function conversation(page) {
       const after = [...list.querySelectorAll('li[data-seq]')].find((item) => Number(item.dataset.seq) > message.seq);
       list.insertBefore(node, after ?? list.querySelector('li.pending'));
     }
+    syncDays(list);
     updateEmpty();
     if (nearEnd || message.author === page.me()) list.scrollTop = list.scrollHeight;
     markSeenRead();
@@ -69,12 +90,13 @@ export function conversation(page) {
         if (write.kind === 'send') list.append(pendingItem(write, page.me()));
       }
     }
+    syncDays(list);
     updateEmpty();
   }
 
   function updateEmpty() {
     const room = page.room();
-    $('messages-empty').hidden = list.children.length > 0 || !room || page.client().room(room).hasOlder;
+    $('messages-empty').hidden = list.querySelector('li.message') !== null || !room || page.client().room(room).hasOlder;
   }
 
   function isNearEnd() {
@@ -97,6 +119,7 @@ export function conversation(page) {
   function renderHistoryEdge() {
     const room = page.room();
     const more = room !== null && page.client().room(room).hasOlder;
+    edge.hidden = room === null;
     $('load-older').hidden = !more;
     $('load-older').disabled = loadingOlder === room;
     $('history-start').hidden = more || room === null;
@@ -115,7 +138,8 @@ export function conversation(page) {
       const { messages } = await client.room(room).loadOlder({ limit: PAGE });
       if (room !== page.room()) return;
       const fresh = messages.filter((message) => !list.querySelector(`li[data-seq="${message.seq}"]`));
-      prependKeepingScroll(list, fresh.map(messageNode), list.querySelector('li[data-seq], li.pending'));
+      // Below the edge, above the first day separator or message.
+      prependKeepingScroll(list, fresh.map(messageNode), edge.nextElementSibling, () => syncDays(list));
       updateEmpty();
       $('history-status').textContent = fresh.length ? `${fresh.length} older messages loaded.` : '';
     } catch (error) {
@@ -125,6 +149,32 @@ export function conversation(page) {
       if (loadingOlder === room) loadingOlder = null;
       renderHistoryEdge();
     }
+  }
+
+  /** Deleting is for everyone and cannot be undone: ask first, in place of the message's actions. */
+  function confirmDelete(message) {
+    const node = list.querySelector(`li[data-seq="${message.seq}"]`);
+    const actions = node?.querySelector('.actions');
+    if (!actions || node.querySelector('.confirm')) return;
+    const { row, cancel } = deleteConfirmation({
+      onConfirm: () => {
+        row.querySelectorAll('button').forEach((button) => (button.disabled = true));
+        // The deletion comes back from the relay and replaces the whole item.
+        page.client().delete(message.room, message.id).catch((error) => {
+          toast($('toasts'), error.message);
+          row.remove();
+          actions.hidden = false;
+        });
+      },
+      onCancel: () => {
+        row.remove();
+        actions.hidden = false;
+        actions.querySelector('.danger')?.focus();
+      },
+    });
+    actions.hidden = true;
+    node.append(row);
+    cancel.focus();
   }
 
   function startEdit(message) {
@@ -152,16 +202,24 @@ export function conversation(page) {
 
   $('load-older').addEventListener('click', loadOlder);
   list.addEventListener('scroll', () => {
-    if (list.scrollTop < NEAR_TOP) loadOlder();
+    // Only a list that overflows was scrolled by the reader: emptied for
+    // another room, it scrolls to 0 by itself before that room's messages come.
+    if (list.scrollTop < NEAR_TOP && list.scrollHeight > list.clientHeight) loadOlder();
     markSeenRead();
   });
   // Back to the tab: the newest messages are on screen now.
   document.addEventListener('visibilitychange', markSeenRead);
+  atEachMidnight(() => syncDays(list));
 
   function renderEdges() {
     renderHistoryEdge();
     updateEmpty();
   }
 
-  return { render, renderMessage, renderPending, renderEdges, clear: () => list.replaceChildren() };
+  function clear() {
+    changed.clear();
+    list.replaceChildren(edge);
+  }
+
+  return { render, renderMessage, renderPending, renderEdges, clear };
 }

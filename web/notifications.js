@@ -2,6 +2,9 @@
 // at a time from the relay, and, when the relay could not recover what
 // arrived while the page was away (a restart, a long absence, a lost
 // history), the newest page fetched again from the collection itself.
+// "Load older notifications" is offered only once the relay said some
+// exist: on sign-in the page asks for one, so a person with none is not
+// offered a button that finds nothing.
 
 import { element, failureToast, notificationItem } from './render.js';
 
@@ -17,16 +20,18 @@ export function mergeNotifications(held, items) {
 
 /** `page` gives client(), saved() (the state kept across reloads) and save(). */
 export function notificationsPanel(page) {
-  /** Set once a page said nothing older exists. */
-  let done = false;
+  /** Whether notifications older than the oldest shown exist: undefined until the relay said. */
+  let older;
 
   function render() {
     const items = page.saved().notifications.map(notificationItem);
     $('notification-list').replaceChildren(...items);
     $('notifications-empty').hidden = items.length > 0;
     $('notification-count').textContent = items.length ? `(${items.length})` : '';
-    $('older-notifications').hidden = done;
-    $('notifications-end').hidden = !done || items.length === 0;
+    $('older-notifications').hidden = older !== true;
+    $('notifications-end').hidden = older !== false || items.length === 0;
+    // Says whether the relay was asked yet, which the button alone cannot (tests wait on it).
+    $('notifications').dataset.older = older === undefined ? 'unknown' : older ? 'yes' : 'no';
   }
 
   function add(items) {
@@ -54,13 +59,26 @@ export function notificationsPanel(page) {
     button.disabled = true;
     try {
       const { items, more } = await page.client().notificationsPage({ before: page.saved().notifications.at(-1)?.id, limit: PAGE });
-      done = !more;
+      older = more;
       add(items);
     } catch (error) {
       failureToast($('toasts'), 'Cannot load older notifications')(error);
     } finally {
       button.disabled = false;
     }
+  }
+
+  /** Asks the relay whether any notification is older than the oldest shown (one item is enough to know). */
+  async function checkOlder() {
+    try {
+      const { items } = await page.client().notificationsPage({ before: page.saved().notifications.at(-1)?.id, limit: 1 });
+      older = items.length > 0;
+    } catch (error) {
+      if (error.code === 'closed') return;
+      // Not known: offer the button, which says what it finds.
+      older = true;
+    }
+    render();
   }
 
   /** After notifications could not be recovered live: the newest page, which holds what was missed. */
@@ -74,12 +92,12 @@ export function notificationsPanel(page) {
   }
 
   function reset() {
-    done = false;
+    older = undefined;
     $('notification-list').replaceChildren();
     $('notification-notice').hidden = true;
   }
 
   $('older-notifications').addEventListener('click', loadOlder);
 
-  return { render, received: (notification) => add([notification]), refetch, reset };
+  return { render, checkOlder, received: (notification) => add([notification]), refetch, reset };
 }

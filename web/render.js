@@ -1,6 +1,8 @@
 // DOM rendering for the demo. Lists are updated in place, keyed by seq or
 // id, so screen readers announce only what is new.
 
+import { dayKey } from './days.js';
+
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
@@ -31,20 +33,43 @@ function timeElement(iso) {
   return element('time', { datetime: iso, title: dateFormat.format(date) }, timeFormat.format(date));
 }
 
+/** The start of a text, on one line, to name a message by what the reader sees of it. */
+function snippet(text, length = 40) {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > length ? `${line.slice(0, length - 1).trimEnd()}…` : line;
+}
+
+/**
+ * How the Edit and Delete buttons name their message to a screen reader:
+ * by the start of its text, or for a stub (no text) by its time.
+ */
+function messageName(message) {
+  const text = message.too_large ? '' : snippet(bodyText(message.body));
+  if (text) return `“${text}”`;
+  return message.sent_at ? `your message of ${timeFormat.format(new Date(message.sent_at))}` : 'your message';
+}
+
+/** The marker of a message whose text changed: edited by its author (edited_at), or replaced by another program (`changed`). */
+function editedMarker(message, changed) {
+  if (message.deleted || !(message.edited_at || changed)) return null;
+  const title = message.edited_at ? `edited ${dateFormat.format(new Date(message.edited_at))}` : 'changed since it was first shown';
+  return element('span', { class: 'edited', title }, '(edited)');
+}
+
 /**
  * The <li> of a stored message; `actions` are shown on your own, not
  * deleted, messages (no Edit on a stub: there is no body to start from).
+ * `changed`: its body changed while shown, even with no edited_at.
  */
-export function messageItem(message, { mine, onEdit, onDelete }) {
+export function messageItem(message, { mine, changed = false, onEdit, onDelete }) {
+  const name = messageName(message);
   const actions =
     mine && !message.deleted
       ? element(
           'div',
           { class: 'actions' },
-          message.too_large
-            ? null
-            : element('button', { type: 'button', class: 'link', onclick: onEdit, 'aria-label': `Edit message ${message.seq}` }, 'Edit'),
-          element('button', { type: 'button', class: 'link danger', onclick: onDelete, 'aria-label': `Delete message ${message.seq}` }, 'Delete'),
+          message.too_large ? null : element('button', { type: 'button', class: 'link', onclick: onEdit, 'aria-label': `Edit ${name}` }, 'Edit'),
+          element('button', { type: 'button', class: 'link danger', onclick: onDelete, 'aria-label': `Delete ${name}` }, 'Delete'),
         )
       : null;
   const meta = element(
@@ -52,7 +77,7 @@ export function messageItem(message, { mine, onEdit, onDelete }) {
     { class: 'meta' },
     element('span', { class: 'author' }, message.author),
     timeElement(message.sent_at),
-    message.edited_at && !message.deleted ? element('span', { class: 'edited', title: `edited ${dateFormat.format(new Date(message.edited_at))}` }, 'edited') : null,
+    editedMarker(message, changed),
     actions,
   );
   const body = message.deleted
@@ -62,7 +87,11 @@ export function messageItem(message, { mine, onEdit, onDelete }) {
       : element('p', { class: 'body' }, bodyText(message.body));
   return element(
     'li',
-    { class: `message${mine ? ' mine' : ''}${message.deleted ? ' is-deleted' : ''}`, dataset: { seq: message.seq, id: message.id } },
+    {
+      class: `message${mine ? ' mine' : ''}${message.deleted ? ' is-deleted' : ''}`,
+      // The day it was sent, for the day separators (days.js).
+      dataset: { seq: message.seq, id: message.id, ...(message.sent_at ? { day: dayKey(new Date(message.sent_at)) } : {}) },
+    },
     meta,
     body,
   );
@@ -73,7 +102,8 @@ export function pendingItem(write, user) {
   const label = write.state === 'waiting' ? 'retrying…' : 'sending…';
   return element(
     'li',
-    { class: 'message mine pending', dataset: { clientId: write.clientId } },
+    // Not committed yet: it will be sent today.
+    { class: 'message mine pending', dataset: { clientId: write.clientId, day: dayKey(new Date()) } },
     element('div', { class: 'meta' }, element('span', { class: 'author' }, user), element('span', { class: 'status' }, label)),
     element('p', { class: 'body' }, bodyText(write.body)),
   );
@@ -94,6 +124,31 @@ export function editForm(text, { onSave, onCancel }) {
     if (event.key === 'Escape') onCancel();
   });
   return { form, input };
+}
+
+let confirmations = 0;
+
+/**
+ * Asks before deleting a message: a row under it, focused on Cancel, the
+ * safe choice; Escape cancels too.
+ */
+export function deleteConfirmation({ onConfirm, onCancel }) {
+  const question = element('span', { class: 'question' }, 'Delete this message for everyone?');
+  const cancel = element('button', { type: 'button', class: 'secondary small', onclick: onCancel }, 'Cancel');
+  const row = element(
+    'div',
+    { class: 'confirm', role: 'group' },
+    question,
+    element('button', { type: 'button', class: 'danger small', onclick: onConfirm }, 'Yes, delete'),
+    cancel,
+  );
+  confirmations += 1;
+  question.id = `confirm-delete-${confirmations}`;
+  row.setAttribute('aria-labelledby', question.id);
+  row.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') onCancel();
+  });
+  return { row, cancel };
 }
 
 function notificationText(data) {
@@ -143,14 +198,16 @@ export function failureToast(container, what) {
  * Inserts `nodes` before `before` (at the end when null) in a scrolled
  * list, so that what the reader sees stays put: the distance from the
  * bottom is kept. aria-busy makes screen readers skip announcing each one.
+ * `arrange` makes the other changes above (the day separators) first.
  */
-export function prependKeepingScroll(list, nodes, before) {
+export function prependKeepingScroll(list, nodes, before, arrange = () => {}) {
   if (!nodes.length) return;
   const fromBottom = list.scrollHeight - list.scrollTop;
   list.setAttribute('aria-busy', 'true');
   const fragment = document.createDocumentFragment();
   fragment.append(...nodes);
   list.insertBefore(fragment, before);
+  arrange();
   list.scrollTop = list.scrollHeight - fromBottom;
   list.removeAttribute('aria-busy');
 }

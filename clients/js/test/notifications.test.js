@@ -65,12 +65,26 @@ test('after a network drop the cursor recovers exactly what was missed', async (
   assert.deepEqual(reconnectUrl.searchParams.getAll('since_cursor'), [cursor]);
 });
 
-test('a relay restart makes recovery say it cannot recover, and live notifications go on', async () => {
+test('after a relay restart, what was missed meanwhile is recovered from the database, and live notifications go on', async () => {
   const relay = await world.relay();
   const { bob, notes } = await bobWithANotification(relay);
   const recovery = next(bob, 'recovery');
+  await relay.stop();
+  await relay.collection('notifications').insertOne({ user: 'bob', n: 2 });
+  await relay.start();
+  // The new process reads MongoDB's own history from the cursor on.
+  assert.deepEqual(await recovery, { route: 'notifications', recovered: true });
+  await until(bob, 'notification', () => notes.length === 2);
+  await relay.collection('notifications').insertOne({ user: 'bob', n: 3 });
+  await until(bob, 'notification', () => notes.length === 3);
+  assert.deepEqual(notes, [1, 2, 3], 'each once, in commit order');
+});
+
+test('a relay that may not read the history says it cannot recover, and live notifications go on', async () => {
+  const relay = await world.relay({ ROOMCAST__RECOVERY__MAX_SCANS: '0' });
+  const { bob, notes } = await bobWithANotification(relay);
+  const recovery = next(bob, 'recovery');
   await relay.restart();
-  // A new relay process cannot know what was sent before it started.
   assert.deepEqual(await recovery, { route: 'notifications', recovered: false });
   await relay.collection('notifications').insertOne({ user: 'bob', n: 2 });
   await until(bob, 'notification', () => notes.length === 2);
