@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::dialect::{Incoming, Target};
+use crate::dialect::{Incoming, Target, Transport};
+use crate::sse;
 use crate::stats::Stats;
 
 pub type Ws = WebSocketStream<TcpStream>;
@@ -26,7 +27,7 @@ pub const CONNECT_CONCURRENCY: usize = 64;
 
 /// Loopback source addresses 127.0.0.2 ..= 127.0.0.(1 + SOURCES), all on this machine.
 const SOURCES: usize = 8;
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(0);
 
@@ -61,15 +62,21 @@ pub async fn connect(target: Target, port: u16, user: &str) -> Result<Ws> {
 }
 
 async fn upgrade(target: Target, port: u16, user: &str) -> Result<Ws> {
+    let stream = tcp(port).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(target.url(port, user), stream, Some(client_config()))
+        .await
+        .with_context(|| format!("upgrade of {user}"))?;
+    Ok(ws)
+}
+
+/// A TCP connection to the server from the next source address, Nagle off.
+pub async fn tcp(port: u16) -> Result<TcpStream> {
     let source = 2 + NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES;
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::from((Ipv4Addr::new(127, 0, 0, source as u8), 0)))?;
     let stream = socket.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     stream.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async_with_config(target.url(port, user), stream, Some(client_config()))
-        .await
-        .with_context(|| format!("upgrade of {user}"))?;
-    Ok(ws)
+    Ok(stream)
 }
 
 /// Reads until `count` frames matched `wanted`, answering pings and the
@@ -107,6 +114,22 @@ pub async fn open_readers(
     who: impl Fn(usize) -> (String, Vec<String>),
 ) -> Result<Vec<JoinHandle<()>>> {
     open_each(target, port, indices, who, |i, ws| tokio::spawn(read_deliveries(ws, target, i, stats.clone()))).await
+}
+
+/// `open_readers` over `transport`: WebSockets, or SSE streams (roomcast only).
+pub async fn open_subscribers(
+    transport: Transport,
+    target: Target,
+    port: u16,
+    indices: std::ops::Range<usize>,
+    stats: &Arc<Stats>,
+    who: impl Fn(usize) -> (String, Vec<String>),
+) -> Result<Vec<JoinHandle<()>>> {
+    match transport {
+        Transport::WebSocket => open_readers(target, port, indices, stats, who).await,
+        Transport::Sse if target == Target::Roomcast => sse::open_readers(port, indices, stats, who).await,
+        Transport::Sse => bail!("{} serves no SSE", target.name()),
+    }
 }
 
 /// Opens connections `indices` as `open_readers` does, and hands each to

@@ -14,6 +14,16 @@ pub enum Target {
     SocketIo,
 }
 
+/// How subscribers reach the server: roomcast serves both; the peer only
+/// WebSocket (socket.io's websocket transport).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    WebSocket,
+    /// roomcast's `GET /sse` stream, frames up in `POST /sse/{session}`.
+    Sse,
+}
+
 /// What a received text frame means to the load generator.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::conn;
-use crate::dialect::Target;
+use crate::dialect::{Target, Transport};
 use crate::figures::{StepFigures, Timing, Watched, Window};
 use crate::publisher::{Pace, Publisher};
 use crate::stats::Stats;
@@ -36,10 +36,22 @@ pub fn room_name(index: usize) -> String {
 
 impl Fleet {
     pub async fn connect(target: Target, port: u16, shape: Shape) -> Result<Fleet> {
+        Fleet::connect_via(Transport::WebSocket, target, port, shape).await
+    }
+
+    /// A fleet whose subscribers come over `transport`; publishers are
+    /// WebSockets whatever it is.
+    pub async fn connect_via(transport: Transport, target: Target, port: u16, shape: Shape) -> Result<Fleet> {
         let stats = Arc::new(Stats::default());
         let subscribers = shape.rooms * shape.subs_per_room;
-        let readers = conn::open_readers(target, port, 0..subscribers, &stats, |i| {
-            (format!("sub-{i}"), vec![room_name(i % shape.rooms)])
+        // Users of their own per transport, so a fleet that follows another
+        // on one server meets none of its presence.
+        let prefix = match transport {
+            Transport::WebSocket => "sub",
+            Transport::Sse => "sse-sub",
+        };
+        let readers = conn::open_subscribers(transport, target, port, 0..subscribers, &stats, |i| {
+            (format!("{prefix}-{i}"), vec![room_name(i % shape.rooms)])
         })
         .await?;
         let publishers = stream::iter(0..shape.publishers)
@@ -87,6 +99,17 @@ impl Fleet {
             if let Ok(publisher) = Arc::try_unwrap(publisher) {
                 publisher.close();
             }
+        }
+    }
+
+    /// As `close`, returning once every subscriber's task is gone, and
+    /// with it its socket.
+    pub async fn closed(mut self) {
+        let readers = std::mem::take(&mut self.readers);
+        self.close();
+        for reader in readers {
+            reader.abort();
+            let _ = reader.await;
         }
     }
 }

@@ -22,6 +22,7 @@ mod report;
 mod scale;
 mod scenario;
 mod servers;
+mod sse;
 mod stats;
 mod suite;
 mod typist;
@@ -58,7 +59,8 @@ struct Args {
     /// Multiplies every warm-up, window and drain duration.
     #[arg(long, default_value_t = 1.0)]
     stretch: f64,
-    /// Comma-separated: floor, fanout, wide, idle, notify, history, presence, typing, growth, or all.
+    /// Comma-separated: floor, fanout, fanout-sse, wide, idle, idle-sse, notify, history, presence, typing,
+    /// growth, or all. The -sse ones run against roomcast only.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Comma-separated: roomcast, socket.io (default both).

@@ -35,11 +35,34 @@ pub struct Overhead {
 }
 
 pub async fn scrape(port: u16) -> Result<Scrape> {
+    let body = exposition(port).await?;
+    Ok(Scrape { overhead: parse(&body, OVERHEAD), commit: parse(&body, COMMIT) })
+}
+
+async fn exposition(port: u16) -> Result<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await?;
     let mut body = String::new();
     stream.read_to_string(&mut body).await.context("reading /metrics")?;
-    Ok(Scrape { overhead: parse(&body, OVERHEAD), commit: parse(&body, COMMIT) })
+    Ok(body)
+}
+
+/// Waits until roomcast's unlabelled gauge `name` reads `value`, looking
+/// every 50 ms for at most `within`: how the generator knows the server let
+/// go of connections it closed.
+pub async fn await_gauge(port: u16, name: &str, value: f64, within: std::time::Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let body = exposition(port).await?;
+        let now = body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok());
+        if now == Some(value) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{name} still {now:?} after {within:?}, waiting for {value}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn parse(exposition: &str, histogram: &str) -> Buckets {

@@ -59,6 +59,7 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
         if section == "fanout" {
             let label = format!("fan-out {shape} ramp: saturation frames/s");
             rows.push((section.into(), row(label, "/saturation_frames_per_s", Higher)));
+            rows.extend(fanout_sse_rows(&shape, rate));
         }
     }
     if let Some(sizes) = result["scale"]["idle_sizes"].as_array() {
@@ -71,6 +72,12 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
                     Lower,
                 ),
             ));
+        }
+    }
+    if let Some(sizes) = result["scale"]["idle_sizes"].as_array() {
+        for (i, size) in sizes.iter().enumerate() {
+            let label = format!("idle {size} SSE streams: RSS KiB per connection (roomcast only)");
+            rows.push(("idle-sse".into(), row(label, format!("/points/{i}/rss_per_connection_kib"), Lower)));
         }
     }
     let users = format!("{}×{}", result["scale"]["notify_users"], result["scale"]["notify_conns_per_user"]);
@@ -116,6 +123,29 @@ fn rows(result: &Value) -> Vec<(String, Row)> {
                 row(format!("{name}: frames/s (closed loop)"), "/figures/delivered_frames_per_s", Higher),
             ));
             rows.push((format!("/growth/{i}"), row("  p99 latency ms", "/figures/latency/p99_ms", Lower)));
+        }
+    }
+    rows
+}
+
+/// roomcast's fixed fan-out step with SSE subscribers, and the same step
+/// with WebSocket ones on the same server just before (the peer has no SSE).
+fn fanout_sse_rows(shape: &str, rate: f64) -> Vec<(String, Row)> {
+    use Better::*;
+    let mut rows = Vec::new();
+    for (transport, name) in [("sse", "SSE"), ("websocket", "WebSocket")] {
+        let label = format!(
+            "fan-out {shape} @ {rate} msg/s, {name} subscribers, WebSocket publishers: delivered frames/s (roomcast only)"
+        );
+        for (label, pointer, better) in [
+            (label.as_str(), "/delivered_frames_per_s", Higher),
+            ("  p50 latency ms (roomcast only)", "/latency/p50_ms", Lower),
+            ("  p99 latency ms (roomcast only)", "/latency/p99_ms", Lower),
+            ("  lost frames (roomcast only)", "/lost_frames", Lower),
+            ("  server CPU s per 1M frames (roomcast only)", "/server_cpu_s_per_m_frames", Lower),
+            ("  load generator CPU s in window (roomcast only)", "/loadgen_cpu_s", Lower),
+        ] {
+            rows.push(("fanout-sse".to_string(), row(label, format!("/{transport}/fixed{pointer}"), better)));
         }
     }
     rows

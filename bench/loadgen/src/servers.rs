@@ -55,6 +55,9 @@ const UNLIMITED: [(&str, &str); 12] = [
     ("READ_MARKER_BURST", "1000000"),
 ];
 
+/// Above the largest idle size (20,000).
+const MAX_SSE_STREAMS: &str = "25000";
+
 /// roomcast's default `limits.typing_interval`.
 const ROOMCAST_TYPING_INTERVAL_MS: u64 = 2000;
 
@@ -94,6 +97,10 @@ impl Server {
                 // Newer keys only where the build knows them (a before/after run).
                 if roomcast_knows(setup, "user_pool_bytes") {
                     c.env("ROOMCAST__LIMITS__USER_POOL_BYTES", "4294967296");
+                }
+                // A few hundred by default (config/base.yaml); the SSE idle scenario holds up to 20k.
+                if roomcast_knows(setup, "max_sse_streams") {
+                    c.env("ROOMCAST__LIMITS__MAX_SSE_STREAMS", MAX_SSE_STREAMS);
                 }
                 if saturating {
                     c.env("ROOMCAST__LIMITS__SEND_QUEUE_FRAMES", setup.send_queue_frames.to_string())

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::dialect::Target;
+use crate::dialect::{Target, Transport};
 use crate::figures::Watched;
 use crate::scale::Scale;
 use crate::scenario::{self, Ctx};
@@ -29,8 +29,10 @@ pub struct Suite {
 #[derive(Debug, Clone, Copy)]
 enum Job {
     Fanout,
+    FanoutSse,
     Wide,
     Idle,
+    IdleSse,
     Notify,
     History,
     Presence,
@@ -42,14 +44,22 @@ impl Job {
     fn name(self) -> String {
         match self {
             Job::Fanout => "fanout".into(),
+            Job::FanoutSse => "fanout_sse".into(),
             Job::Wide => "wide".into(),
             Job::Idle => "idle".into(),
+            Job::IdleSse => "idle_sse".into(),
             Job::Notify => "notify".into(),
             Job::History => "history".into(),
             Job::Presence => "presence".into(),
             Job::Typing => "typing".into(),
             Job::Growth { rooms, subs_per_room } => format!("growth_{rooms}x{subs_per_room}"),
         }
+    }
+
+    /// The peer has no SSE transport: the fan-out with SSE subscribers and
+    /// the idle SSE streams run against roomcast only.
+    fn serves(self, target: Target) -> bool {
+        target == Target::Roomcast || !matches!(self, Job::FanoutSse | Job::IdleSse)
     }
 }
 
@@ -79,15 +89,17 @@ impl Suite {
         let mut turn = 0usize;
         let jobs = [
             ("fanout", Job::Fanout),
+            ("fanout-sse", Job::FanoutSse),
             ("wide", Job::Wide),
             ("idle", Job::Idle),
+            ("idle-sse", Job::IdleSse),
             ("notify", Job::Notify),
             ("history", Job::History),
             ("presence", Job::Presence),
             ("typing", Job::Typing),
         ];
         for (key, job) in jobs {
-            if self.wants(key) {
+            if self.wants(key) && self.targets.iter().any(|t| job.serves(*t)) {
                 out[key] = self.both(job, &admin, &mut turn).await;
             }
         }
@@ -112,9 +124,12 @@ impl Suite {
     /// Runs `job` against both servers, in alternating order.
     async fn both(&self, job: Job, admin: &mongodb::Client, turn: &mut usize) -> Value {
         let order = if (*turn).is_multiple_of(2) { Target::BOTH } else { [Target::SocketIo, Target::Roomcast] };
-        *turn += 1;
+        // A job for one server alone leaves the alternation of the others as it was.
+        if Target::BOTH.iter().all(|t| job.serves(*t)) {
+            *turn += 1;
+        }
         let mut out = json!({});
-        for target in order.into_iter().filter(|t| self.targets.contains(t)) {
+        for target in order.into_iter().filter(|t| self.targets.contains(t) && job.serves(*t)) {
             let database = format!("bench_{}_{}_{}", self.stamp_key(), job.name(), target.name().replace('.', ""));
             eprintln!("bench: {} against {}", job.name(), target.name());
             let result = self.once(job, target, &database).await;
@@ -128,7 +143,7 @@ impl Suite {
     }
 
     async fn once(&self, job: Job, target: Target, database: &str) -> Result<Value> {
-        let saturating = matches!(job, Job::Fanout | Job::Wide | Job::Growth { .. });
+        let saturating = matches!(job, Job::Fanout | Job::FanoutSse | Job::Wide | Job::Growth { .. });
         if let Job::History = job {
             // Before the server starts, so its change stream never sees the fill.
             scenario::history::seed(&self.setup.mongo_uri, database, &self.scale).await?;
@@ -149,7 +164,9 @@ impl Suite {
         let result = match job {
             Job::Fanout => scenario::fanout::run(&ctx).await.map(to_value),
             Job::Wide => scenario::fanout::run_wide(&ctx).await.map(to_value),
-            Job::Idle => scenario::idle::run(&ctx).await.map(to_value),
+            Job::FanoutSse => scenario::fanout::run_transports(&ctx).await.map(to_value),
+            Job::Idle => scenario::idle::run(&ctx, Transport::WebSocket).await.map(to_value),
+            Job::IdleSse => scenario::idle::run(&ctx, Transport::Sse).await.map(to_value),
             Job::Notify => scenario::notify::run(&ctx).await.map(to_value),
             Job::History => scenario::history::run(&ctx).await.map(to_value),
             Job::Presence => scenario::presence::run(&ctx).await.map(to_value),

@@ -1,18 +1,21 @@
 //! Scenario 1, fan-out: R rooms × S subscribers and P publishers, first at a
 //! fixed offered rate, then a ramp of rising rates on the same connections
 //! until delivery stops keeping up. Saturation is the best delivered rate
-//! seen on the ramp.
+//! seen on the ramp. For roomcast, the fixed step also runs with SSE
+//! subscribers beside WebSocket ones (`run_transports`).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::floor::{self, FloorRun};
 use super::Ctx;
+use crate::dialect::Transport;
 use crate::figures::StepFigures;
 use crate::fleet::{Fleet, Shape};
+use crate::overhead;
 use crate::publisher::Pace;
 
 #[derive(Debug, Serialize)]
@@ -47,6 +50,59 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<FanoutRun> {
 pub async fn run_wide(ctx: &Ctx<'_>) -> Result<FanoutRun> {
     let scale = ctx.scale;
     fanout(ctx, (scale.wide_rooms, scale.wide_subs_per_room, scale.wide_publishers), scale.wide_rate, &[]).await
+}
+
+/// The fan-out's fixed step twice on one server (roomcast): subscribers over
+/// WebSocket, then as many over SSE. Publishers are WebSockets both times,
+/// so only the subscribers' transport differs, and both costs per frame
+/// come from one process and one database, a minute apart.
+#[derive(Debug, Serialize)]
+pub struct TransportsRun {
+    pub shape: Shape,
+    pub websocket: TransportStep,
+    pub sse: TransportStep,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransportStep {
+    pub subscribers: Transport,
+    pub connect_s: f64,
+    pub fixed: StepFigures,
+    pub closes: BTreeMap<String, u64>,
+}
+
+/// How long the server may take to let go of a closed fleet.
+const LET_GO: Duration = Duration::from_secs(30);
+
+pub async fn run_transports(ctx: &Ctx<'_>) -> Result<TransportsRun> {
+    let scale = ctx.scale;
+    let shape = Shape {
+        rooms: scale.fanout_rooms,
+        subs_per_room: scale.fanout_subs_per_room,
+        publishers: scale.fanout_publishers,
+        payload_bytes: scale.payload_bytes,
+    };
+    let websocket = fixed_step(ctx, shape, Transport::WebSocket).await?;
+    // The SSE fleet's warm-up starts once the server ended every session
+    // of the first, so none of their teardown falls in its window.
+    overhead::await_gauge(ctx.port, "roomcast_connections_open", 0.0, LET_GO).await?;
+    let sse = fixed_step(ctx, shape, Transport::Sse).await?;
+    Ok(TransportsRun { shape, websocket, sse })
+}
+
+async fn fixed_step(ctx: &Ctx<'_>, shape: Shape, transport: Transport) -> Result<TransportStep> {
+    let scale = ctx.scale;
+    let began = Instant::now();
+    let fleet = Fleet::connect_via(transport, ctx.target, ctx.port, shape).await?;
+    let connect_s = began.elapsed().as_secs_f64();
+    let pace = Pace {
+        rate: Some(scale.fanout_rate / shape.publishers as f64),
+        max_in_flight: scale.max_in_flight_per_publisher,
+    };
+    let fixed = fleet.step(pace, scale.timing, ctx.watched).await;
+    let closes = fleet.closes();
+    fleet.closed().await;
+    Ok(TransportStep { subscribers: transport, connect_s, fixed: fixed?, closes })
 }
 
 /// `(rooms, subscribers per room, publishers)` at `rate` msg/s, then each of `ramp_rates`.

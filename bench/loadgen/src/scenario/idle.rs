@@ -1,7 +1,10 @@
 //! Scenario 2, idle connections: open N connections, each joined to one room,
 //! let the server settle, and divide its resident memory growth by N. Sizes
 //! are reached cumulatively on one server; readers stay alive to answer
-//! keep-alive pings.
+//! keep-alive pings (and, over SSE, to take the keep-alive comments, which
+//! is how the relay knows a stream's client is there). Over SSE each
+//! connection is a `GET /sse` stream, joined by one POST on a connection
+//! closed once answered: only the stream counts among the N.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::conn;
+use crate::dialect::Transport;
 use crate::procstat;
 use crate::stats::Stats;
 
@@ -31,7 +35,7 @@ pub struct IdleRun {
     pub closes: BTreeMap<String, u64>,
 }
 
-pub async fn run(ctx: &Ctx<'_>) -> Result<IdleRun> {
+pub async fn run(ctx: &Ctx<'_>, transport: Transport) -> Result<IdleRun> {
     let scale = ctx.scale;
     let stats = Arc::new(Stats::default());
     tokio::time::sleep(scale.settle).await;
@@ -42,7 +46,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<IdleRun> {
         let began = Instant::now();
         let cpu_before = procstat::sample(ctx.watched.server)?.cpu_s;
         let members = scale.idle_members_per_room;
-        let opened = conn::open_readers(ctx.target, ctx.port, readers.len()..size, &stats, |i| {
+        let opened = conn::open_subscribers(transport, ctx.target, ctx.port, readers.len()..size, &stats, |i| {
             (format!("idle-{i}"), vec![format!("idle-{}", i / members)])
         })
         .await;
