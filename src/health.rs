@@ -18,6 +18,7 @@ pub struct RouteHealth {
     /// When the stream last answered a round trip, in ms since the epoch.
     answered_at_ms: AtomicU64,
     lag_gauge: ::metrics::Gauge,
+    open_gauge: ::metrics::Gauge,
 }
 
 fn now_ms() -> u64 {
@@ -32,6 +33,12 @@ impl RouteHealth {
             event_lag_ms: AtomicU64::new(0),
             answered_at_ms: AtomicU64::new(now_ms()),
             lag_gauge: ::metrics::gauge!(crate::prometheus::ROUTE_LAG_SECONDS, "route" => name.to_string()),
+            // Exported from the start: a stream that never opened shows 0.
+            open_gauge: {
+                let gauge = ::metrics::gauge!(crate::prometheus::ROUTE_OPEN, "route" => name.to_string());
+                gauge.set(0.0);
+                gauge
+            },
         })
     }
 
@@ -56,6 +63,7 @@ impl RouteHealth {
 
     pub fn set_open(&self, open: bool) {
         self.open.store(open, Ordering::Release);
+        self.open_gauge.set(if open { 1.0 } else { 0.0 });
     }
 
     pub fn is_open(&self) -> bool {

@@ -36,32 +36,24 @@ fn raise_descriptor_limit(wanted: u64) {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let config_dir = std::env::var_os("ROOMCAST_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| "config".into());
     let (settings, environment) = match Settings::load(&config_dir) {
         Ok(loaded) => loaded,
-        Err(error) => {
-            eprintln!("roomcast: {error}");
-            std::process::exit(2);
-        }
+        Err(error) => refuse(StartupError::Config(error)),
     };
     telemetry::init(environment);
     raise_descriptor_limit(settings.limits.max_connections as u64 + DESCRIPTORS_BESIDES_CONNECTIONS);
     let app = match Application::build(settings).await {
         Ok(app) => app,
-        // Keys named by the configuration are read while building, and the
-        // database's schema is checked: same one-line rule, same exit code,
-        // since either needs the deployment changed before a restart helps.
-        Err(StartupError::Config(error)) => {
-            eprintln!("roomcast: {error}");
-            std::process::exit(2);
-        }
-        Err(StartupError::Schema(error)) => {
-            eprintln!("roomcast: {error}");
-            std::process::exit(2);
-        }
-        Err(other) => return Err(other.into()),
+        Err(error) => refuse(error),
     };
     app.run_until_stopped().await;
-    Ok(())
+}
+
+/// Stops start-up: one line on stderr, whatever `RUST_BACKTRACE` says, and
+/// the failure's exit code (2 configuration or schema, 3 MongoDB, 4 a port).
+fn refuse(error: StartupError) -> ! {
+    eprintln!("roomcast: {error}");
+    std::process::exit(error.exit_code())
 }

@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const CONNECTIONS_OPEN: &str = "roomcast_connections_open";
+pub const ROUTE_OPEN: &str = "roomcast_route_open";
+pub const CLOSES: &str = "roomcast_closes_total";
+pub const RESIDENT_MEMORY: &str = "roomcast_resident_memory_bytes";
 pub const RECOVERY_SCANS: &str = "roomcast_recovery_scans_total";
 pub const RECOVERY_SCANS_RUNNING: &str = "roomcast_recovery_scans_running";
 pub const RECOVERY_SCANS_PEAK: &str = "roomcast_recovery_scans_peak";
@@ -94,6 +97,10 @@ pub fn install() -> PrometheusHandle {
                     PrometheusBuilder::new().build_recorder().handle()
                 });
             describe();
+            // Counted from the start, so a first close is an increase too.
+            for code in ["1001", "4000", "4001", "4008", "client"] {
+                ::metrics::counter!(CLOSES, "code" => code).absolute(0);
+            }
             handle
         })
         .clone()
@@ -115,6 +122,12 @@ pub async fn keep_up(handle: PrometheusHandle, shutdown: tokio_util::sync::Cance
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(CONNECTIONS_OPEN, "Open sessions, over WebSocket or SSE.");
+    describe_gauge!(ROUTE_OPEN, "1 while the route's change stream is open, 0 while it is being reopened.");
+    describe_counter!(
+        CLOSES,
+        "Sessions ended, by close code: the server's (1001, 1002, 1007, 1009, 4000, 4001, 4008) or client (the client left)."
+    );
+    describe_gauge!(RESIDENT_MEMORY, Unit::Bytes, "The process's resident memory, read when scraped.");
     describe_counter!(
         RECOVERY_SCANS,
         "Notification recoveries read from MongoDB's history, by result: recovered, busy, too_old, too_large, history_lost, timed_out, failed."
@@ -184,6 +197,14 @@ pub fn frame_type(text: &[u8]) -> usize {
         .iter()
         .position(|k| rest.starts_with(k.as_bytes()) && rest.get(k.len()) == Some(&b'"'))
         .unwrap_or(other)
+}
+
+/// The process's resident memory in bytes, from `/proc/self/status` (Linux).
+pub fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]

@@ -107,6 +107,10 @@ PANELS = [
      "and the pod's Ready condition see it, this gauge does not.",
      [target(f"roomcast_route_lag_seconds{{{F}}}", "{{route}} {{instance}}"),
       limit("ready_max_lag", "server.ready_max_lag")]),
+    ("Change streams open", "short",
+     "1 while a route's change stream is open on a replica, 0 while it is "
+     "being reopened (with backoff, after an error or a failover).",
+     [target(f"roomcast_route_open{{{F}}}", "{{route}} {{instance}}")]),
     ("Change events per second, by route", "ops",
      "Events received from MongoDB.",
      [target(f"sum by (route) (rate(roomcast_route_events_total{{{F}}}[{RATE}]))", "{{route}}")]),
@@ -118,14 +122,14 @@ PANELS = [
       target(f"sum by (route) (increase(roomcast_route_history_lost_total{{{F}}}[{RATE}]))", "{{route}} history lost")]),
 
     None, "Closes and refusals",
-    # roomcast counts no close by code; these are the causes it does count.
     ("Closes and refusals per second, by cause", "ops",
-     "There is no counter per close code: these are the causes that are "
-     "counted. 4008 slow consumers; handshakes refused by reason; connections "
-     "refused unread (too many from one address); HTTP requests closed for a "
-     "head not sent in server.header_timeout or an answer not read in "
-     "server.write_timeout.",
-     [target(f"sum(rate(roomcast_slow_consumer_disconnects_total{{{F}}}[{RATE}]))", "4008 slow consumer"),
+     "Sessions ended, by close code (client: the client left or its "
+     "connection broke); 4008 slow consumers; handshakes refused by reason; "
+     "connections refused unread (too many from one address); HTTP requests "
+     "closed for a head not sent in server.header_timeout or an answer not "
+     "read in server.write_timeout.",
+     [target(f"sum by (code) (rate(roomcast_closes_total{{{F}}}[{RATE}]))", "closed: {{code}}"),
+      target(f"sum(rate(roomcast_slow_consumer_disconnects_total{{{F}}}[{RATE}]))", "4008 slow consumer"),
       target(f"sum by (reason) (rate(roomcast_auth_failures_total{{{F}}}[{RATE}]))", "handshake refused: {{reason}}"),
       target(f"sum by (reason) (rate(roomcast_http_refused_total{{{F}}}[{RATE}]))", "refused unread: {{reason}}"),
       target(f"sum(rate(roomcast_http_header_timeouts_total{{{F}}}[{RATE}]))", "HTTP head timeout"),
@@ -140,11 +144,15 @@ PANELS = [
      [target(f"sum by (instance) (roomcast_buffered_bytes{{{F}}})", "{{instance}} held"),
       target(f"sum by (instance) (roomcast_buffer_pool_bytes{{{F}}})", "{{instance}} borrowed from the pool"),
       limit("buffer_pool_bytes", "limits.buffer_pool_bytes")]),
-    # roomcast exports no process_resident_memory_bytes: the container's
-    # memory comes from the kubelet, its limit from kube-state-metrics.
+    ("Relay resident memory", "bytes",
+     "Each replica's resident memory, read when scraped. docs/operations.md "
+     "(\"Memory\") sizes the defaults to hold under 1 GiB whatever clients do.",
+     [target(f"roomcast_resident_memory_bytes{{{F}}}", "{{instance}}")]),
+    # The container's memory, from the kubelet, against its limit, from
+    # kube-state-metrics: what the kernel charges, socket buffers included.
     ("Container memory (Kubernetes)", "bytes",
      "The roomcast containers' working set (cAdvisor) against their memory "
-     "limit (kube-state-metrics); roomcast itself exports no process memory. "
+     "limit (kube-state-metrics). "
      "Shows every container named roomcast that this Prometheus scrapes.",
      [target('sum by (namespace, pod) (container_memory_working_set_bytes{container="roomcast"})', "{{pod}}"),
       target('max by (namespace, pod) (kube_pod_container_resource_limits{container="roomcast", resource="memory"})',

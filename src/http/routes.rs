@@ -77,6 +77,9 @@ fn metrics(gate: Arc<Gate>) -> impl Filter<Extract = (impl Reply,), Error = Reje
         let context = &gate.sessions;
         ::metrics::gauge!(crate::prometheus::BUFFERED_BYTES).set(context.registry.held_bytes() as f64);
         ::metrics::gauge!(crate::prometheus::BUFFER_POOL_BYTES).set(context.pool.used() as f64);
+        if let Some(bytes) = crate::prometheus::resident_memory() {
+            ::metrics::gauge!(crate::prometheus::RESIDENT_MEMORY).set(bytes as f64);
+        }
         warp::reply::with_header(gate.metrics.render(), "content-type", "text/plain; version=0.0.4")
     })
 }

@@ -93,6 +93,19 @@ impl CloseReason {
         }
     }
 
+    /// The code as text, for a metric's label.
+    pub fn code_text(self) -> &'static str {
+        match self {
+            CloseReason::GoingAway => "1001",
+            CloseReason::ProtocolError => "1002",
+            CloseReason::InvalidUtf8 => "1007",
+            CloseReason::TooBig => "1009",
+            CloseReason::IdleTimeout => "4000",
+            CloseReason::TokenExpired => "4001",
+            CloseReason::SlowConsumer => "4008",
+        }
+    }
+
     pub fn text(self) -> &'static str {
         match self {
             CloseReason::GoingAway => "going away",

@@ -98,6 +98,8 @@ pub fn serve<'a, R: ClientFrames, W: FrameWriter>(
         // The connection leaves the replica's count (its slot) here.
         drop(opening);
         ::metrics::gauge!(prometheus::CONNECTIONS_OPEN).decrement(1.0);
+        let code = connection.close_reason().map_or("client", |reason| reason.code_text());
+        ::metrics::counter!(prometheus::CLOSES, "code" => code).increment(1);
         tracing::debug!(id, reason = ?connection.close_reason(), "disconnected");
     }
 }

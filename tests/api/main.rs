@@ -41,5 +41,6 @@ mod sends;
 mod setup_script;
 mod slow;
 mod sse;
+mod startup;
 mod timeouts;
 mod trust;

@@ -144,3 +144,26 @@ async fn metrics_can_have_a_port_of_their_own_away_from_the_public_one() {
     let other = http_get(metrics_port, "/healthz").await;
     assert!(other.starts_with("HTTP/1.1 404"), "only /metrics there: {other}");
 }
+
+#[tokio::test]
+async fn closes_are_counted_by_code_and_streams_and_memory_are_exported_from_the_start() {
+    let relay =
+        spawn_app().set_all(&[("server.ping_interval", "100ms"), ("server.idle_timeout", "300ms")]).process().await;
+    let body = relay.metrics().await;
+    for code in ["1001", "4000", "4001", "4008", "client"] {
+        assert_eq!(metric(&body, &format!(r#"roomcast_closes_total{{code="{code}"}}"#)), Some(0.0), "{code}");
+    }
+    assert_eq!(metric(&body, r#"roomcast_route_open{route="messages"}"#), Some(1.0), "{body}");
+    assert!(metric(&body, "roomcast_resident_memory_bytes").is_some_and(|bytes| bytes > 1e6), "{body}");
+    // A client that reads nothing answers no ping, and is closed with 4000;
+    // one that leaves is the client's close.
+    let socket = tokio::net::TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    let url = format!("ws://127.0.0.1:{}/ws?user=quiet", relay.port);
+    let (_silent, _) = tokio_tungstenite::client_async(url, socket).await.unwrap();
+    let mut leaving = relay.client("leaving").await;
+    leaving.ping().await;
+    drop(leaving);
+    let scraped = crate::helpers::wait_for_total(&[&relay], r#"roomcast_closes_total{code="4000"}"#, 1.0).await;
+    crate::helpers::wait_for_total(&[&relay], r#"roomcast_closes_total{code="client"}"#, 1.0).await;
+    assert_eq!(metric(&scraped[0], r#"roomcast_closes_total{code="4008"}"#), Some(0.0));
+}
