@@ -211,9 +211,22 @@ fn figure(result: &Value, section_path: &str, target: &str, pointer: &str) -> Op
     section[target].pointer(pointer)?.as_f64()
 }
 
+/// A figure as the table shows it. A step's p50 over the floor is the
+/// difference of two medians from independent samples: with the floor's
+/// few samples (a smoke run has seven) the floor's can be the higher, and a
+/// negative difference would read as a server faster than the bare driver.
+/// It is shown as NaN ("–"), and kept as measured in the JSON.
+fn shown(value: Option<f64>, pointer: &str) -> Option<f64> {
+    match value {
+        Some(v) if v < 0.0 && pointer.ends_with("p50_over_floor_under_load_ms") => Some(f64::NAN),
+        other => other,
+    }
+}
+
 fn format_number(value: Option<f64>) -> String {
     match value {
         None => "error".into(),
+        Some(v) if v.is_nan() => "–".into(),
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
         Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
         Some(v) => format!("{v:.2}"),
@@ -232,11 +245,11 @@ pub fn table(result: &Value) -> String {
         if !ran {
             continue;
         }
-        let ours = figure(result, &section, "roomcast", &row.pointer);
-        let theirs = figure(result, &section, "socket.io", &row.pointer);
+        let ours = shown(figure(result, &section, "roomcast", &row.pointer), &row.pointer);
+        let theirs = shown(figure(result, &section, "socket.io", &row.pointer), &row.pointer);
         let ours_only = row.figure.ends_with("(roomcast only)");
         let ratio = match (ours, theirs) {
-            (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+            (Some(a), Some(b)) if b != 0.0 && a.is_finite() && b.is_finite() => format!("{:.2}", a / b),
             _ => "–".into(),
         };
         let better = match row.better {
