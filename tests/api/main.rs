@@ -19,6 +19,7 @@ mod chaos;
 mod check_only;
 mod config;
 mod crash;
+mod dev_script;
 mod edits;
 mod errors;
 mod history;
