@@ -150,6 +150,14 @@ impl Context {
         }
     }
 
+    /// Shows the history reads running now, and the most at once so far.
+    pub(super) fn count_scans(&self) {
+        let running = self.recovery.max_scans - self.scans.available_permits();
+        ::metrics::gauge!(crate::prometheus::RECOVERY_SCANS_RUNNING).set(running as f64);
+        let peak = self.scans_peak.fetch_max(running, Ordering::Relaxed).max(running);
+        ::metrics::gauge!(crate::prometheus::RECOVERY_SCANS_PEAK).set(peak as f64);
+    }
+
     /// How long a database request may take (`mongo.timeout`).
     pub(super) fn store_timeout(&self) -> std::time::Duration {
         self.mongo_timeout

@@ -83,14 +83,11 @@ impl Session {
             outcome("too_old");
             return None;
         }
-        let Ok(_permit) = self.context.scans.try_acquire() else {
+        let Ok(permit) = self.context.scans.try_acquire() else {
             outcome("busy");
             return None;
         };
-        let running = self.context.recovery.max_scans - self.context.scans.available_permits();
-        ::metrics::gauge!(prometheus::RECOVERY_SCANS_RUNNING).set(running as f64);
-        let peak = self.context.scans_peak.fetch_max(running, std::sync::atomic::Ordering::Relaxed).max(running);
-        ::metrics::gauge!(prometheus::RECOVERY_SCANS_PEAK).set(peak as f64);
+        self.context.count_scans();
         let recall = Recall {
             route: self.context.user_routes.get(route)?,
             user: &self.connection.user,
@@ -123,9 +120,8 @@ impl Session {
                 None
             }
         };
-        drop(_permit);
-        let running = self.context.recovery.max_scans - self.context.scans.available_permits();
-        ::metrics::gauge!(prometheus::RECOVERY_SCANS_RUNNING).set(running as f64);
+        drop(permit);
+        self.context.count_scans();
         result
     }
 }
