@@ -39,6 +39,7 @@ test('an expired token (4001) is reported, refreshed, and the room rejoined', as
   try {
     await dana.join('r');
     await dana.send('r', { text: 'before' });
+    await until(dana, 'message', () => dana.messages('r').length === 1);
     const expired = next(dana, 'error', (error) => error.code === 'token_expired', { timeout: 10_000 });
     const waiting = next(dana, 'state', ({ state }) => state === 'waiting', { timeout: 10_000 });
     await expired;

@@ -240,6 +240,8 @@ test('over SSE: a relay shutdown is close 1001, and the client comes back and go
   const alice = world.client(relay, 'alice', sse);
   await alice.join('r');
   await alice.send('r', { text: 'before' });
+  // A re-join asks from the last message held, not the last ack: wait for the relayed copy.
+  await until(alice, 'message', () => alice.messages('r').length === 1);
   const waiting = next(alice, 'state', ({ state }) => state === 'waiting');
   const rejoined = next(alice, 'joined', (info) => info.rejoin, { timeout: 60_000 });
   await relay.restart('SIGTERM');
