@@ -15,6 +15,10 @@ use crate::protocol::Frame;
 
 type Members = HashMap<u64, Arc<dyn Listener>>;
 
+/// A user's connections here: a vector, as a user has a few at most (a
+/// hash table's smallest allocation holds four entries).
+type Devices = Vec<Arc<dyn Listener>>;
+
 const NO_SEQ: i64 = i64::MIN;
 
 /// The listeners of one room, how many of them each user has, and the
@@ -31,7 +35,7 @@ struct Room {
 #[derive(Default)]
 pub struct Registry {
     rooms: RwLock<HashMap<String, Room>>,
-    users: RwLock<HashMap<String, Members>>,
+    users: RwLock<HashMap<String, Devices>>,
     /// Where a user's first arrival in a room and last departure are marked (presence).
     presence: Option<Arc<ChangedPresence>>,
     /// Rooms joined, over all connections, and how many may be: each costs
@@ -150,9 +154,9 @@ impl Registry {
             self.leave_room(&room, connection);
         }
         let mut users = self.users.write().expect("registry poisoned");
-        if let Some(members) = users.get_mut(connection.user()) {
-            members.remove(&connection.id());
-            if members.is_empty() {
+        if let Some(devices) = users.get_mut(connection.user()) {
+            devices.retain(|device| device.id() != connection.id());
+            if devices.is_empty() {
                 users.remove(connection.user());
             }
         }
@@ -173,7 +177,7 @@ impl Registry {
     }
 
     pub fn user_connection_count(&self, user: &str) -> usize {
-        self.users.read().expect("registry poisoned").get(user).map_or(0, HashMap::len)
+        self.users.read().expect("registry poisoned").get(user).map_or(0, Vec::len)
     }
 
     /// A join's replay reached `seq`: the room is known to be delivered up to
@@ -197,17 +201,20 @@ impl Registry {
     /// Registers the connection for its user's channel.
     pub fn add_user(&self, connection: &Arc<dyn Listener>) {
         let mut users = self.users.write().expect("registry poisoned");
-        users.entry(connection.user().to_string()).or_default().insert(connection.id(), connection.clone());
+        let devices = users.entry(connection.user().to_string()).or_default();
+        // One more slot at a time: a vector's first growth would make room for four.
+        devices.reserve_exact(1);
+        devices.push(connection.clone());
     }
 
     /// Bytes all connections hold, summed at the moment of asking.
     pub fn held_bytes(&self) -> usize {
         let users = self.users.read().expect("registry poisoned");
-        users.values().flat_map(HashMap::values).map(|c| c.held_bytes()).sum()
+        users.values().flatten().map(|c| c.held_bytes()).sum()
     }
 
     pub fn connection_count(&self) -> usize {
-        self.users.read().expect("registry poisoned").values().map(HashMap::len).sum()
+        self.users.read().expect("registry poisoned").values().map(Vec::len).sum()
     }
 
     pub fn has_room(&self, room: &str) -> bool {
@@ -286,36 +293,97 @@ impl Registry {
     /// Offers the event to every open connection of the user; returns how many.
     pub fn publish_user(&self, user: &str, event: Arc<UserEvent>) -> usize {
         let users = self.users.read().expect("registry poisoned");
-        let Some(members) = users.get(user) else { return 0 };
-        for connection in members.values() {
+        let Some(devices) = users.get(user) else { return 0 };
+        for connection in devices {
             connection.deliver(Delivery::User(event.clone()));
         }
-        ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(members.len() as u64);
-        members.len()
+        ::metrics::counter!(prometheus::FANOUT_FRAMES).increment(devices.len() as u64);
+        devices.len()
     }
 
     /// Calls `visit` on every open connection, under the registry's read
     /// lock: it must not wait, nor join or leave anything.
     pub fn each_connection(&self, mut visit: impl FnMut(&dyn Listener)) {
-        for members in self.users.read().expect("registry poisoned").values() {
-            members.values().for_each(|connection| visit(connection.as_ref()));
+        for devices in self.users.read().expect("registry poisoned").values() {
+            devices.iter().for_each(|connection| visit(connection.as_ref()));
         }
     }
 
     /// Tells every open connection that the replica shuts down.
     pub fn go_away_everyone(&self) {
-        for members in self.users.read().expect("registry poisoned").values() {
-            members.values().for_each(|connection| connection.go_away());
+        for devices in self.users.read().expect("registry poisoned").values() {
+            devices.iter().for_each(|connection| connection.go_away());
         }
     }
 
     /// Offers a frame to every open connection (a `resync`), through the same
     /// bounded queue as every relayed frame.
     pub fn publish_everyone(&self, frame: &Frame) {
-        for members in self.users.read().expect("registry poisoned").values() {
-            for connection in members.values() {
+        for devices in self.users.read().expect("registry poisoned").values() {
+            for connection in devices {
                 connection.deliver(Delivery::Notice(frame.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::fanout::JoinedRooms;
+
+    /// A connection that counts what it is handed.
+    #[derive(Debug, Default)]
+    struct Counted {
+        id: u64,
+        rooms: JoinedRooms,
+        delivered: AtomicUsize,
+    }
+
+    impl Listener for Counted {
+        fn id(&self) -> u64 {
+            self.id
+        }
+        fn user(&self) -> &str {
+            "alice"
+        }
+        fn deliver(&self, _: Delivery) {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        fn held_bytes(&self) -> usize {
+            0
+        }
+        fn rooms(&self) -> &JoinedRooms {
+            &self.rooms
+        }
+        fn go_away(&self) {}
+        fn tick(&self, _: tokio::time::Instant) {}
+    }
+
+    #[test]
+    fn each_connection_of_a_user_gets_the_users_events_until_it_leaves() {
+        let registry = Registry::default();
+        let devices: Vec<Arc<Counted>> = (1..=3).map(|id| Arc::new(Counted { id, ..Counted::default() })).collect();
+        for device in &devices {
+            registry.add_user(&(device.clone() as Arc<dyn Listener>));
+        }
+        let event = || {
+            let frame = Frame::from("n");
+            let received = std::time::Instant::now();
+            let position = crate::recovery::Position { time: 1, increment: 1, index: 0 };
+            Arc::new(UserEvent { route: "n".into(), position, frame, received })
+        };
+        assert_eq!(registry.publish_user("alice", event()), 3);
+        registry.disconnect(devices[1].as_ref());
+        assert_eq!(registry.user_connection_count("alice"), 2);
+        assert_eq!(registry.publish_user("alice", event()), 2);
+        let delivered: Vec<usize> = devices.iter().map(|d| d.delivered.load(Ordering::Relaxed)).collect();
+        assert_eq!(delivered, [2, 1, 2]);
+        registry.disconnect(devices[0].as_ref());
+        registry.disconnect(devices[2].as_ref());
+        assert!(!registry.has_user("alice"));
+        assert_eq!(registry.publish_user("alice", event()), 0);
     }
 }

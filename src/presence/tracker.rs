@@ -12,7 +12,7 @@
 //! lock, so a connection's snapshot and the changes after it reach its
 //! queue in order.
 
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -49,9 +49,41 @@ enum State {
 struct RoomPresence {
     state: State,
     /// User → the replicas where the user has a connection in the room.
-    users: HashMap<String, HashSet<String>>,
+    users: HashMap<String, Replicas>,
     /// The count last sent as `occupancy`, for a large room.
     told: Option<usize>,
+}
+
+/// The replicas where a user has a connection in a room: one or a few, so
+/// a vector, where a hash set's smallest table holds four.
+#[derive(Default)]
+struct Replicas(Vec<String>);
+
+impl Replicas {
+    /// Adds the replica; false if it was there.
+    fn insert(&mut self, replica: String) -> bool {
+        if self.0.contains(&replica) {
+            return false;
+        }
+        self.0.reserve_exact(1);
+        self.0.push(replica);
+        true
+    }
+
+    /// Removes the replica; false if it was not there.
+    fn remove(&mut self, replica: &str) -> bool {
+        let Some(at) = self.0.iter().position(|held| held == replica) else { return false };
+        self.0.swap_remove(at);
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// What a joining connection must do before it can be sent the room's presence.
