@@ -211,8 +211,10 @@ impl Connection {
 
     /// Waits until the queue holds something, or the connection ends (or
     /// either happened since the writer last looked).
-    pub async fn ready(&self) {
-        self.ready.notified().await
+    /// (The signal itself rather than an `async fn` around it: this is what
+    /// every idle writer waits on, and a wrapper's state would sit in each.)
+    pub fn ready(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ready.notified()
     }
 
     /// Every queued item, oldest first; their places are given back. The

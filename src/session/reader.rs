@@ -24,42 +24,51 @@ impl Session {
     /// Everything it waits on while idle sits in every connection's task,
     /// so it waits on as little as it can: the connection's stop, the
     /// oldest pending send, the transport.
-    pub(super) async fn read_loop<R: ClientFrames>(&mut self, frames: &mut R) {
-        // What the transport holds of frames not read whole yet.
-        let mut held = self.connection.empty_reservation();
-        // Its own handle: the stop signal borrows it while `self` is busy.
-        let connection = self.connection.clone();
-        loop {
-            // Registered before looking, so a stop in between is not missed.
-            let stop = connection.stop_signal();
-            tokio::pin!(stop);
-            stop.as_mut().enable();
-            if connection.is_stopping() {
-                return self.stop().await;
-            }
-            let incoming = tokio::select! {
-                biased;
-                _ = stop => return self.stop().await,
-                outcome = self.pending.oldest_outcome(), if !self.pending.is_empty() => {
-                    Box::pin(self.finish_send(outcome)).await;
-                    continue;
+    /// (A function returning a future rather than an `async fn`: an `async
+    /// fn` keeps a second copy of its arguments in its state, which every
+    /// idle connection's task holds.)
+    #[allow(clippy::manual_async_fn)] // see the comment above
+    pub(super) fn read_loop<'a, R: ClientFrames>(
+        &'a mut self,
+        frames: &'a mut R,
+    ) -> impl std::future::Future<Output = ()> + Send + 'a {
+        async move {
+            // What the transport holds of frames not read whole yet.
+            let mut held = self.connection.empty_reservation();
+            // Its own handle: the stop signal borrows it while `self` is busy.
+            let connection = self.connection.clone();
+            loop {
+                // Registered before looking, so a stop in between is not missed.
+                let stop = connection.stop_signal();
+                tokio::pin!(stop);
+                stop.as_mut().enable();
+                if connection.is_stopping() {
+                    return self.stop().await;
                 }
-                incoming = frames.next(&mut held), if self.pending.len() < MAX_PENDING_SENDS => incoming,
-            };
-            let message = match incoming {
-                None => return,
-                Some(Err(reason)) => return self.connection.close(reason),
-                Some(Ok(message)) => message,
-            };
-            self.connection.heard();
-            match message {
-                Inbound::Close => return,
-                Inbound::Pong => {}
-                Inbound::Ping(payload) => Box::pin(self.connection.reply(Outbound::Pong(payload))).await,
-                // Boxed: handling a frame awaits the database, and that state
-                // would otherwise sit in every idle connection's task.
-                Inbound::Text(text) => Box::pin(self.handle_text(&text)).await,
-                Inbound::Binary => Box::pin(self.refuse_binary()).await,
+                let incoming = tokio::select! {
+                    biased;
+                    _ = stop => return self.stop().await,
+                    outcome = self.pending.oldest_outcome(), if !self.pending.is_empty() => {
+                        Box::pin(self.finish_send(outcome)).await;
+                        continue;
+                    }
+                    incoming = frames.next(&mut held), if self.pending.len() < MAX_PENDING_SENDS => incoming,
+                };
+                let message = match incoming {
+                    None => return,
+                    Some(Err(reason)) => return self.connection.close(reason),
+                    Some(Ok(message)) => message,
+                };
+                self.connection.heard();
+                match message {
+                    Inbound::Close => return,
+                    Inbound::Pong => {}
+                    Inbound::Ping(payload) => Box::pin(self.connection.reply(Outbound::Pong(payload))).await,
+                    // Boxed: handling a frame awaits the database, and that state
+                    // would otherwise sit in every idle connection's task.
+                    Inbound::Text(text) => Box::pin(self.handle_text(&text)).await,
+                    Inbound::Binary => Box::pin(self.refuse_binary()).await,
+                }
             }
         }
     }

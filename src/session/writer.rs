@@ -12,38 +12,48 @@ use super::transport::{FrameWriter, WriteError};
 use crate::prometheus;
 use crate::protocol::CloseReason;
 
-pub(super) async fn write_loop<W: FrameWriter>(transport: &mut W, connection: &Connection, context: &Context) {
-    let mut state = Writer { outbox: Outbox::new(context.limits.send_queue_frames), batch: Batch::default() };
-    let patience = context.server.ping_interval;
-    loop {
-        if connection.is_ending() {
-            break;
-        }
-        // The one thing an idle writer waits on: its queue (the keep-alive
-        // clock wakes it through the queue's signal too).
-        connection.ready().await;
-        if connection.take_ping() {
-            state.batch.ping = true;
-        }
-        if absorb(connection, &mut state.outbox, &mut state.batch) == Verdict::Overflow {
-            connection.close(CloseReason::SlowConsumer);
-            break;
-        }
-        if state.batch.is_empty() {
-            connection.release(std::mem::take(&mut state.batch.release));
-            continue;
-        }
-        match write_batch(transport, &mut state.batch, connection, patience).await {
-            Ok(()) => connection.release(std::mem::take(&mut state.batch.release)),
-            Err(WriteError::Stalled) => {
+/// (A function returning a future rather than an `async fn`: an `async fn`
+/// keeps a second copy of its arguments in its state, which every idle
+/// connection's task holds.)
+#[allow(clippy::manual_async_fn)] // see the comment above
+pub(super) fn write_loop<'a, W: FrameWriter>(
+    transport: &'a mut W,
+    connection: &'a Connection,
+    context: &'a Context,
+) -> impl std::future::Future<Output = ()> + Send + 'a {
+    async move {
+        let mut state = Writer { outbox: Outbox::new(context.limits.send_queue_frames), batch: Batch::default() };
+        let patience = context.server.ping_interval;
+        loop {
+            if connection.is_ending() {
+                break;
+            }
+            // The one thing an idle writer waits on: its queue (the keep-alive
+            // clock wakes it through the queue's signal too).
+            connection.ready().await;
+            if connection.take_ping() {
+                state.batch.ping = true;
+            }
+            if absorb(connection, &mut state.outbox, &mut state.batch) == Verdict::Overflow {
                 connection.close(CloseReason::SlowConsumer);
                 break;
             }
-            Err(WriteError::Gone) => break,
+            if state.batch.is_empty() {
+                connection.release(std::mem::take(&mut state.batch.release));
+                continue;
+            }
+            match write_batch(transport, &mut state.batch, connection, patience).await {
+                Ok(()) => connection.release(std::mem::take(&mut state.batch.release)),
+                Err(WriteError::Stalled) => {
+                    connection.close(CloseReason::SlowConsumer);
+                    break;
+                }
+                Err(WriteError::Gone) => break,
+            }
         }
+        // Boxed: it runs once, and its state would sit in every idle task.
+        Box::pin(goodbye(transport, connection, state, patience)).await;
     }
-    // Boxed: it runs once, and its state would sit in every idle task.
-    Box::pin(goodbye(transport, connection, state, patience)).await;
 }
 
 /// What the writer keeps between batches.

@@ -43,11 +43,14 @@ pub fn serve(
     context: Arc<Context>,
     opening: Box<Opening>,
 ) -> impl std::future::Future<Output = ()> + Send {
+    // Filled before the future is made, so the read-ahead (a slice of the
+    // HTTP server's read buffer, which it would keep whole) has no place in
+    // the task's state.
+    let mut decoder = Decoder::new(context.limits.max_frame_bytes);
+    decoder.buffer().extend_from_slice(&read_ahead);
+    drop(read_ahead);
     async move {
-        let mut reader = SocketReader { stream: &stream, decoder: Decoder::new(context.limits.max_frame_bytes) };
-        reader.decoder.buffer().extend_from_slice(&read_ahead);
-        // A slice of the HTTP server's read buffer: kept, it would keep all of it.
-        drop(read_ahead);
+        let mut reader = SocketReader { stream: &stream, decoder: &mut decoder };
         let mut writer = SocketWriter::new(&stream, context.server.write_timeout);
         session::serve(&mut reader, &mut writer, &context, opening).await;
         linger(&stream).await;
@@ -57,7 +60,7 @@ pub fn serve(
 /// The client's frames, read from the shared socket.
 struct SocketReader<'a> {
     stream: &'a TcpStream,
-    decoder: Decoder,
+    decoder: &'a mut Decoder,
 }
 
 impl ClientFrames for SocketReader<'_> {

@@ -87,15 +87,15 @@ impl Upgrade {
     {
         if let Some(upgrade) = self.pending.take() {
             tokio::spawn(async move {
-                // The upgrade's result is taken apart in a block of its own, so
-                // that it is gone before `serve` runs: a value alive across that
-                // await would sit in every connection's task for its whole life.
                 let (io, read_buf) = match upgrade.await.map(|upgraded| upgraded.downcast::<TokioIo<TcpStream>>()) {
                     Ok(Ok(hyper::upgrade::Parts { io, read_buf, .. })) => (io.into_inner(), read_buf),
                     Ok(Err(_)) => return tracing::error!("an upgraded connection is not a TCP socket; closed"),
                     Err(error) => return tracing::debug!(%error, "the upgrade did not complete"),
                 };
-                serve(io, read_buf).await
+                // A task of its own, and this one ends: what waiting for the
+                // upgrade took (its handle, the closure's place) would
+                // otherwise sit in the connection's task for its whole life.
+                tokio::spawn(serve(io, read_buf));
             });
         }
         let mut response = Response::builder()
