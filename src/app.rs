@@ -409,6 +409,7 @@ impl Application {
         if tokio::time::timeout(left, self.relay.stopped()).await.is_err() {
             tracing::warn!("some routes did not stop within the shutdown grace");
         }
+        self.context.store.close().await;
         tracing::info!("stopped");
     }
 }

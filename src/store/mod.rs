@@ -51,6 +51,8 @@ use crate::settings::MongoSettings;
 /// Connections for the change streams (one each, waiting in `getMore`),
 /// the heartbeat, the sweep of dead replicas, and a spare.
 const BACKGROUND_POOL: u32 = 16;
+/// How long shutdown waits for MongoDB to end the relay's sessions.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Handle on the database shared by every connection.
 #[derive(Clone)]
@@ -118,6 +120,22 @@ impl Store {
             background,
             heads,
             query_timeout,
+        }
+    }
+
+    /// Ends the server sessions and closes both pools, once the relay has
+    /// stopped using them. Left to the last handle's drop, the driver ends
+    /// the sessions from a task of its own, which can run after its pool's
+    /// worker has gone and panic there, printing a backtrace on every
+    /// shutdown where it loses that race.
+    pub async fn close(&self) {
+        let closing = async {
+            for database in [&self.database, &self.background] {
+                database.client().clone().shutdown().immediate(true).await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            tracing::warn!("MongoDB's sessions were not ended within {CLOSE_TIMEOUT:?}; its server times them out");
         }
     }
 
